@@ -1,0 +1,150 @@
+//! Maps, globals and helpers shared by every probe.
+use core::ptr::{addr_of, read_volatile};
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel,
+        generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
+    },
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use tripline_common::{counter, flags, Header, KernelOffsets, ProbeConfig, WIRE_VERSION};
+
+/// Events for userspace. Userspace sets the real size at load time (`ring_buffer_bytes`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 23, 0);
+
+/// Per-CPU counters, read by userspace at scrape time; see `tripline_common::counter`.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Filled by userspace from kernel BTF before load.
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
+
+/// Filled by userspace before load.
+#[unsafe(no_mangle)]
+pub static CONFIG: ProbeConfig = ProbeConfig { self_pid: 0, _pad: 0 };
+
+/// Reads one offset from `.rodata` without letting the compiler fold the zero it was compiled with.
+macro_rules! off {
+    ($field:ident) => {
+        {
+            #[allow(unused_unsafe)]
+            let v = unsafe {
+                core::ptr::read_volatile(core::ptr::addr_of!($crate::common::OFFSETS.$field))
+            };
+            v as usize
+        }
+    };
+}
+pub(crate) use off;
+
+#[inline(always)]
+pub fn offsets_valid() -> bool {
+    unsafe { read_volatile(addr_of!(OFFSETS.valid)) != 0 }
+}
+
+#[inline(always)]
+pub fn self_pid() -> u32 {
+    unsafe { read_volatile(addr_of!(CONFIG.self_pid)) }
+}
+
+#[inline(always)]
+pub fn count(index: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(index) {
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn count_seen(kind: u16) {
+    count(counter::SEEN + kind as u32);
+}
+
+#[inline(always)]
+pub fn count_lost(kind: u16) {
+    count(counter::LOST + kind as u32);
+}
+
+/// True when the caller is the exporter itself.
+#[inline(always)]
+pub fn is_self() -> bool {
+    (bpf_get_current_pid_tgid() >> 32) as u32 == self_pid()
+}
+
+#[inline(always)]
+pub unsafe fn read_at<T>(base: *const u8, offset: usize) -> Result<T, i32> {
+    unsafe { bpf_probe_read_kernel(base.add(offset) as *const T) }
+}
+
+#[inline(always)]
+pub unsafe fn read_ptr(base: *const u8, offset: usize) -> Result<*const u8, i32> {
+    unsafe { read_at::<*const u8>(base, offset) }
+}
+
+/// The current task's `struct task_struct *`.
+#[inline(always)]
+pub fn current_task() -> *const u8 {
+    unsafe { bpf_get_current_task() as *const u8 }
+}
+
+/// Fills the common header from the current task.
+#[inline(always)]
+pub unsafe fn fill_header(h: *mut Header, kind: u16, len: usize) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    let uid = uid_gid as u32;
+    let gid = (uid_gid >> 32) as u32;
+    unsafe {
+        (*h).version = WIRE_VERSION;
+        (*h).kind = kind;
+        (*h).len = len as u32;
+        (*h).ktime_ns = bpf_ktime_get_boot_ns();
+        (*h).tid = pid_tgid as u32;
+        (*h).pid = (pid_tgid >> 32) as u32;
+        (*h).uid = uid;
+        (*h).gid = gid;
+        (*h).euid = uid;
+        (*h).egid = gid;
+        (*h).auid = u32::MAX;
+        (*h).ppid = 0;
+        (*h).start_ns = 0;
+        (*h).parent_start_ns = 0;
+        (*h).flags = 0;
+        (*h)._pad0 = 0;
+        (*h)._pad1 = 0;
+        (*h).cgroup_id = bpf_get_current_cgroup_id();
+        (*h).comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
+        if !offsets_valid() {
+            (*h).flags |= flags::NO_OFFSETS;
+            return;
+        }
+        if fill_task_fields(h, current_task()).is_err() {
+            (*h).flags |= flags::READ_ERROR;
+            count(counter::READ_ERRORS);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn fill_task_fields(h: *mut Header, task: *const u8) -> Result<(), i32> {
+    unsafe {
+        let leader = read_ptr(task, off!(task_group_leader))?;
+        (*h).start_ns = read_at::<u64>(leader, off!(task_start_boottime))?;
+        let cred = read_ptr(task, off!(task_cred))?;
+        (*h).euid = read_at::<u32>(cred, off!(cred_euid))?;
+        (*h).egid = read_at::<u32>(cred, off!(cred_egid))?;
+        let loginuid = off!(task_loginuid);
+        if loginuid != 0 {
+            (*h).auid = read_at::<u32>(task, loginuid)?;
+        }
+        let parent = read_ptr(task, off!(task_real_parent))?;
+        (*h).ppid = read_at::<u32>(parent, off!(task_tgid))?;
+        let parent_leader = read_ptr(parent, off!(task_group_leader))?;
+        (*h).parent_start_ns = read_at::<u64>(parent_leader, off!(task_start_boottime))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! TCP: connect (outbound, with its outcome), accept (inbound) and listen, attributed to the calling
+//! process, with kernel-resolved addresses.
+//!
+//! * listen: `inet_sock_set_state` CLOSE→LISTEN runs in the caller's context; reported at once.
+//! * connect: CLOSE→SYN_SENT (caller's context) parks the socket per thread; `sys_exit_connect` adds the
+//!   result and the local port (read from the socket behind the fd). A non-blocking connect
+//!   (EINPROGRESS) is parked per socket instead, and reported when SYN_SENT resolves to ESTABLISHED
+//!   (result 0) or CLOSE (result `-sk_err`), still attributed to the process that called connect.
+//! * accept: the socket behind the fd `accept`/`accept4` returned.
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{map, tracepoint},
+    maps::LruHashMap,
+    programs::TracePointContext,
+};
+use tripline_common::{
+    counter, kind, tp_inet_sock_set_state as tp, tp_syscalls, NetEvent, AF_INET, AF_INET6,
+    EINPROGRESS, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT,
+};
+
+use crate::common::{
+    count, count_lost, count_seen, current_task, fill_header, is_self, off, offsets_valid, read_at,
+    read_ptr, EVENTS,
+};
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Endpoints {
+    family: u16,
+    local_port: u16,
+    peer_port: u16,
+    _pad: u16,
+    local_addr: [u8; 16],
+    peer_addr: [u8; 16],
+}
+
+/// A connect between SYN_SENT and the syscall's return, per thread (pid_tgid).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    ep: Endpoints,
+    skaddr: u64,
+}
+
+#[map]
+static CONNECTS: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+
+/// Non-blocking connects waiting for the handshake's outcome, per socket address.
+#[map]
+static INFLIGHT: LruHashMap<u64, NetEvent> = LruHashMap::with_max_entries(16384, 0);
+
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let _ = try_set_state(&ctx);
+    0
+}
+
+fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
+    let (old, new, protocol): (i32, i32, u16) = unsafe {
+        (ctx.read_at(tp::OLDSTATE)?, ctx.read_at(tp::NEWSTATE)?, ctx.read_at(tp::PROTOCOL)?)
+    };
+    if protocol != IPPROTO_TCP {
+        return Ok(());
+    }
+    if old == TCP_SYN_SENT && (new == TCP_ESTABLISHED || new == TCP_CLOSE) {
+        // Softirq or any context: the process is the one parked with the socket.
+        let skaddr: u64 = unsafe { ctx.read_at(tp::SKADDR)? };
+        return resolve_inflight(ctx, skaddr, new);
+    }
+    if old != TCP_CLOSE || (new != TCP_SYN_SENT && new != TCP_LISTEN) || is_self() {
+        return Ok(());
+    }
+    let ep = read_endpoints(ctx)?;
+    if new == TCP_LISTEN {
+        emit(kind::LISTEN, &ep, 0);
+    } else {
+        let p = Pending { ep, skaddr: unsafe { ctx.read_at(tp::SKADDR)? } };
+        if CONNECTS.insert(&bpf_get_current_pid_tgid(), &p, 0).is_err() {
+            count(counter::PENDING_FULL);
+        }
+    }
+    Ok(())
+}
+
+fn read_endpoints(ctx: &TracePointContext) -> Result<Endpoints, i32> {
+    let family: u16 = unsafe { ctx.read_at(tp::FAMILY)? };
+    let mut ep = Endpoints {
+        family,
+        local_port: unsafe { ctx.read_at(tp::SPORT)? },
+        peer_port: unsafe { ctx.read_at(tp::DPORT)? },
+        _pad: 0,
+        local_addr: [0; 16],
+        peer_addr: [0; 16],
+    };
+    unsafe {
+        if family == AF_INET6 {
+            ep.local_addr = ctx.read_at(tp::SADDR_V6)?;
+            ep.peer_addr = ctx.read_at(tp::DADDR_V6)?;
+        } else {
+            let s: [u8; 4] = ctx.read_at(tp::SADDR)?;
+            let d: [u8; 4] = ctx.read_at(tp::DADDR)?;
+            ep.local_addr[..4].copy_from_slice(&s);
+            ep.peer_addr[..4].copy_from_slice(&d);
+        }
+    }
+    Ok(ep)
+}
+
+fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<(), i32> {
+    let Some(parked) = (unsafe { INFLIGHT.get(&skaddr) }) else {
+        return Ok(());
+    };
+    let parked = *parked;
+    let _ = INFLIGHT.remove(&skaddr);
+    let result = outcome(skaddr, new);
+    let sport: u16 = unsafe { ctx.read_at(tp::SPORT).unwrap_or(0) };
+    let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
+        count_lost(kind::CONNECT);
+        return Ok(());
+    };
+    let ev = entry.as_mut_ptr();
+    unsafe {
+        *ev = parked;
+        (*ev).result = result;
+        if sport != 0 {
+            (*ev).local_port = sport;
+        }
+    }
+    entry.submit(0);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sys_enter_connect(_ctx: TracePointContext) -> u32 {
+    // A stale entry (SYN_SENT from sendmsg(MSG_FASTOPEN)) must not be blamed on this connect.
+    let _ = CONNECTS.remove(&bpf_get_current_pid_tgid());
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    let key = bpf_get_current_pid_tgid();
+    let Some(p) = (unsafe { CONNECTS.get(&key) }) else {
+        return 0;
+    };
+    let mut p = *p;
+    let _ = CONNECTS.remove(&key);
+    let ret: i64 = unsafe { ctx.read_at(tp_syscalls::RET).unwrap_or(0) };
+    // The local port is assigned after SYN_SENT is set: read it back from the socket.
+    if offsets_valid() && p.skaddr != 0 {
+        let sk = p.skaddr as *const u8;
+        if let (Ok(port), Ok(addr)) = unsafe {
+            (read_at::<u16>(sk, off!(sk_num)), read_at::<[u8; 4]>(sk, off!(sk_rcv_saddr)))
+        } {
+            if port != 0 {
+                p.ep.local_port = port;
+                if p.ep.family == AF_INET {
+                    p.ep.local_addr[..4].copy_from_slice(&addr);
+                }
+            }
+        }
+    }
+    if ret == -EINPROGRESS {
+        // On loopback the handshake often completes before connect returns.
+        let state: u8 = if offsets_valid() {
+            unsafe { read_at(p.skaddr as *const u8, off!(sk_state)).unwrap_or(0) }
+        } else {
+            0
+        };
+        let state = state as i32;
+        if state == TCP_ESTABLISHED || state == TCP_CLOSE {
+            emit(kind::CONNECT, &p.ep, outcome(p.skaddr, state));
+        } else {
+            park_inflight(&p);
+        }
+    } else {
+        emit(kind::CONNECT, &p.ep, ret);
+    }
+    0
+}
+
+/// The result of a connect whose handshake ended in `state`: 0, or `-sk_err`.
+#[inline(always)]
+fn outcome(skaddr: u64, state: i32) -> i64 {
+    if state == TCP_ESTABLISHED {
+        return 0;
+    }
+    let err: i32 = if offsets_valid() {
+        unsafe { read_at(skaddr as *const u8, off!(sk_err)).unwrap_or(0) }
+    } else {
+        0
+    };
+    if err > 0 {
+        -(err as i64)
+    } else {
+        -111 // ECONNREFUSED: the usual cause when the error was already consumed
+    }
+}
+
+/// Builds the event now (the caller's identity is only known here) and keeps it until the handshake
+/// resolves. The event is counted as seen now.
+fn park_inflight(p: &Pending) {
+    count_seen(kind::CONNECT);
+    let mut ev = NetEvent::default();
+    unsafe {
+        fill_header(&raw mut ev.header, kind::CONNECT, core::mem::size_of::<NetEvent>());
+    }
+    set_endpoints(&mut ev, &p.ep, -EINPROGRESS);
+    if INFLIGHT.insert(&p.skaddr, &ev, 0).is_err() {
+        count(counter::PENDING_FULL);
+    }
+}
+
+#[tracepoint]
+pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
+    let _ = try_accept(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    let _ = try_accept(&ctx);
+    0
+}
+
+fn try_accept(ctx: &TracePointContext) -> Result<(), i32> {
+    let ret: i64 = unsafe { ctx.read_at(tp_syscalls::RET)? };
+    if ret < 0 || !offsets_valid() || is_self() {
+        return Ok(());
+    }
+    let sk = match unsafe { sock_of_fd(ret as u64) } {
+        Ok(sk) => sk,
+        Err(e) => {
+            count(counter::READ_ERRORS);
+            return Err(e);
+        }
+    };
+    let ep = unsafe { read_sock(sk)? };
+    if ep.family != AF_INET && ep.family != AF_INET6 {
+        return Ok(());
+    }
+    let protocol: u16 = unsafe { read_at(sk, off!(sk_protocol))? };
+    if protocol != IPPROTO_TCP {
+        return Ok(());
+    }
+    emit(kind::ACCEPT, &ep, ret);
+    Ok(())
+}
+
+/// `current->files->fdt->fd[fd]->private_data->sk`
+#[inline(always)]
+unsafe fn sock_of_fd(fd: u64) -> Result<*const u8, i32> {
+    unsafe {
+        let files = read_ptr(current_task(), off!(task_files))?;
+        let fdt = read_ptr(files, off!(files_fdt))?;
+        let max_fds: u32 = read_at(fdt, off!(fdtable_max_fds))?;
+        if fd >= max_fds as u64 {
+            return Err(-1);
+        }
+        let fds = read_ptr(fdt, off!(fdtable_fd))?;
+        let file = read_ptr(fds, (fd as usize) * 8)?;
+        let socket = read_ptr(file, off!(file_private_data))?;
+        read_ptr(socket, off!(socket_sk))
+    }
+}
+
+#[inline(always)]
+unsafe fn read_sock(sk: *const u8) -> Result<Endpoints, i32> {
+    let mut ep = Endpoints {
+        family: 0,
+        local_port: 0,
+        peer_port: 0,
+        _pad: 0,
+        local_addr: [0; 16],
+        peer_addr: [0; 16],
+    };
+    unsafe {
+        ep.family = read_at(sk, off!(sk_family))?;
+        ep.local_port = read_at(sk, off!(sk_num))?;
+        ep.peer_port = u16::from_be(read_at(sk, off!(sk_dport))?);
+        if ep.family == AF_INET6 {
+            ep.local_addr = read_at(sk, off!(sk_v6_rcv_saddr))?;
+            ep.peer_addr = read_at(sk, off!(sk_v6_daddr))?;
+        } else {
+            let s: [u8; 4] = read_at(sk, off!(sk_rcv_saddr))?;
+            let d: [u8; 4] = read_at(sk, off!(sk_daddr))?;
+            ep.local_addr[..4].copy_from_slice(&s);
+            ep.peer_addr[..4].copy_from_slice(&d);
+        }
+    }
+    Ok(ep)
+}
+
+#[inline(always)]
+fn set_endpoints(ev: &mut NetEvent, ep: &Endpoints, result: i64) {
+    ev.family = ep.family;
+    ev.protocol = IPPROTO_TCP;
+    ev.local_port = ep.local_port;
+    ev.peer_port = ep.peer_port;
+    ev.local_addr = ep.local_addr;
+    ev.peer_addr = ep.peer_addr;
+    ev.result = result;
+}
+
+#[inline(always)]
+fn emit(k: u16, ep: &Endpoints, result: i64) {
+    count_seen(k);
+    let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
+        count_lost(k);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&raw mut (*ev).header, k, core::mem::size_of::<NetEvent>());
+        set_endpoints(&mut *ev, ep, result);
+    }
+    entry.submit(0);
+}

@@ -1,0 +1,131 @@
+//! Command line: Prometheus-style dotted flags, shared by the daemon and `tripline events`.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::sinks::EventLevel;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tripline",
+    version,
+    about = "Per-host Linux security-signals exporter: eBPF events to Prometheus metrics, OTLP logs and findings",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the exporter (the default when no command is given).
+    Run,
+    /// Run the sensor and stream every decoded event as JSON lines to stdout (metrics are still served).
+    Events,
+    /// Validate the configuration (embedded default or --config.file) and exit.
+    CheckConfig,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Address to serve metrics and the API on; `:9799` means every interface.
+    #[arg(long = "web.listen-address", default_value = ":9799", global = true, value_parser = parse_listen_address)]
+    pub listen_address: ListenAddress,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", default_value = "/metrics", global = true, value_parser = parse_telemetry_path)]
+    pub telemetry_path: String,
+
+    /// Configuration file (YAML). Without it the embedded defaults are used.
+    #[arg(long = "config.file", global = true)]
+    pub config_file: Option<PathBuf>,
+
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", default_value = "info", global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+
+    /// Write findings (and events, see --events.level) as JSON lines to this file, or `-` for stdout.
+    #[arg(long = "events.output", global = true)]
+    pub events_output: Option<PathBuf>,
+
+    /// Which events go to --events.output besides findings.
+    #[arg(long = "events.level", global = true, value_enum)]
+    pub events_level: Option<EventLevel>,
+
+    /// Kernel ring buffer size in bytes (power of two, >= 4096); overrides sensor.ring_buffer_bytes.
+    #[arg(long = "sensor.ring-buffer-bytes", global = true)]
+    pub ring_buffer_bytes: Option<u32>,
+
+    /// procfs mount point (for the process-tree seed).
+    #[arg(long = "path.procfs", global = true)]
+    pub procfs: Option<PathBuf>,
+
+    /// Kernel BTF used to resolve struct offsets.
+    #[arg(long = "path.btf", default_value = "/sys/kernel/btf/vmlinux", global = true)]
+    pub btf: PathBuf,
+}
+
+/// Where to listen. `:PORT` binds every interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    Disabled,
+    Any(u16),
+    Addr(SocketAddr),
+}
+
+fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
+    if s.is_empty() {
+        return Ok(ListenAddress::Disabled);
+    }
+    if let Some(port) = s.strip_prefix(':') {
+        return port
+            .parse::<u16>()
+            .map(ListenAddress::Any)
+            .map_err(|_| format!("{s:?}: the port must be a number from 0 to 65535 (e.g. :9799 or 127.0.0.1:9799)"));
+    }
+    s.parse::<SocketAddr>().map(ListenAddress::Addr).map_err(|_| {
+        format!("{s:?} is not an address: use :PORT, IPv4:PORT or [IPv6]:PORT (e.g. :9799, 127.0.0.1:9799, [::1]:9799)")
+    })
+}
+
+fn parse_telemetry_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || s.len() < 2 {
+        return Err(format!("{s:?}: the telemetry path must start with '/' and not be '/' (e.g. /metrics)"));
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listen_addresses() {
+        assert_eq!(parse_listen_address(":9799").unwrap(), ListenAddress::Any(9799));
+        assert_eq!(
+            parse_listen_address("127.0.0.1:1").unwrap(),
+            ListenAddress::Addr("127.0.0.1:1".parse().unwrap())
+        );
+        assert!(parse_listen_address(":x").unwrap_err().contains("port must be a number"));
+        assert!(parse_listen_address("localhost").unwrap_err().contains("is not an address"));
+        assert_eq!(parse_listen_address("").unwrap(), ListenAddress::Disabled);
+    }
+
+    #[test]
+    fn rejects_bad_telemetry_path() {
+        assert!(parse_telemetry_path("metrics").is_err());
+        assert!(parse_telemetry_path("/").is_err());
+        assert_eq!(parse_telemetry_path("/m").unwrap(), "/m");
+    }
+
+    #[test]
+    fn flags_are_global() {
+        let cli = Cli::try_parse_from(["tripline", "events", "--web.listen-address", "127.0.0.1:9"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Events)));
+        assert_eq!(cli.run.listen_address, ListenAddress::Addr("127.0.0.1:9".parse().unwrap()));
+    }
+}

@@ -1,0 +1,165 @@
+//! The configuration file: YAML, unknown keys rejected, an embedded default, and `validate()` with
+//! errors that say which file, where, what is wrong and what is allowed.
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::detect::DetectConfig;
+use crate::sinks::SinksConfig;
+
+/// The configuration used when no `--config.file` is given.
+pub const DEFAULT_CONFIG: &str = include_str!("../../docs/examples/tripline.yml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}: {message}")]
+    ParseNoLocation { path: PathBuf, message: String },
+    #[error("{path}: {field}: {message}")]
+    Invalid { path: PathBuf, field: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sensor: SensorConfig,
+    pub detect: DetectConfig,
+    pub sinks: SinksConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { sensor: SensorConfig::default(), detect: DetectConfig::default(), sinks: SinksConfig::default() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorConfig {
+    /// Kernel ring buffer size in bytes: a power of two, at least one page (4096).
+    pub ring_buffer_bytes: u32,
+    /// Capacity of the queue between the sensor and detection/sinks (events).
+    pub pipeline_queue: usize,
+    /// Most processes the process tree keeps; beyond it, exited then oldest entries are evicted.
+    pub process_tree_max: usize,
+    /// procfs mount point, for the process-tree seed at start (`--path.procfs`).
+    pub procfs: PathBuf,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            ring_buffer_bytes: 8 << 20,
+            pipeline_queue: 65536,
+            process_tree_max: 65536,
+            procfs: PathBuf::from("/proc"),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Config::parse(DEFAULT_CONFIG, Path::new("<embedded default>")),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                Config::parse(&text, p)
+            }
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, &e))?
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        let rb = self.sensor.ring_buffer_bytes;
+        if rb < 4096 || !rb.is_power_of_two() {
+            return Err(invalid(
+                "sensor.ring_buffer_bytes",
+                format!("{rb} is not allowed: must be a power of two of at least 4096 (e.g. 8388608)"),
+            ));
+        }
+        if self.sensor.pipeline_queue == 0 || self.sensor.pipeline_queue > 1 << 22 {
+            return Err(invalid(
+                "sensor.pipeline_queue",
+                format!("{} is not allowed: must be between 1 and 4194304", self.sensor.pipeline_queue),
+            ));
+        }
+        if self.sensor.process_tree_max < 64 {
+            return Err(invalid(
+                "sensor.process_tree_max",
+                format!("{} is not allowed: must be at least 64", self.sensor.process_tree_max),
+            ));
+        }
+        self.detect.validate().map_err(|(field, message)| invalid(&field, message))?;
+        self.sinks.validate().map_err(|(field, message)| invalid(&field, message))?;
+        Ok(())
+    }
+}
+
+/// Turns a YAML error into file:line:column and the parser's message (which lists allowed keys for
+/// unknown fields and allowed values for enums).
+pub fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ConfigError {
+    match e.location() {
+        Some(loc) => ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+            message: strip_location(&e.to_string()),
+        },
+        None => ConfigError::ParseNoLocation { path: path.to_path_buf(), message: e.to_string() },
+    }
+}
+
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        Config::load(None).expect("embedded default config must load");
+    }
+
+    #[test]
+    fn unknown_key_reports_line_and_allowed_keys() {
+        let err = Config::parse("sensor:\n  ring_bufer_bytes: 4096\n", Path::new("t.yml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("t.yml:2:3: unknown field `ring_bufer_bytes`"), "{msg}");
+        assert!(msg.contains("ring_buffer_bytes"), "must list allowed keys: {msg}");
+    }
+
+    #[test]
+    fn bad_ring_buffer_size_is_rejected() {
+        let err = Config::parse("sensor:\n  ring_buffer_bytes: 5000\n", Path::new("t.yml")).unwrap_err();
+        assert!(err.to_string().contains("sensor.ring_buffer_bytes: 5000 is not allowed"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_rejected_with_location() {
+        let err = Config::parse("sensor:\n  pipeline_queue: lots\n", Path::new("t.yml")).unwrap_err();
+        assert!(err.to_string().starts_with("t.yml:2:"), "{err}");
+    }
+}

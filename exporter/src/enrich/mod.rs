@@ -1,0 +1,385 @@
+//! The process tree: who is who at the time of each event.
+//!
+//! Keyed by pid and checked against the start time, so a reused pid never inherits a dead process's
+//! identity. Seeded from procfs at start, kept current by exec/fork/exit events, bounded in size.
+pub mod procfs;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+
+use crate::decode::Decoded;
+use crate::event::{Event, EventData, Parent, Process};
+
+/// How deep `Event::ancestors` goes.
+pub const MAX_ANCESTRY: usize = 16;
+/// How long an exited process stays resolvable (events still in flight may name it), in ns of boot time.
+const EXIT_GRACE_NS: u64 = 5_000_000_000;
+
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    /// Start time in clock ticks: the unit procfs and the kernel share.
+    start_ticks: u64,
+    start_ns: u64,
+    ppid: u32,
+    parent_start_ticks: Option<u64>,
+    comm: String,
+    exe: String,
+    args: Vec<String>,
+    args_truncated: bool,
+    uid: u32,
+    euid: u32,
+    auid: Option<u32>,
+    exited: bool,
+}
+
+pub struct ProcessTree {
+    procs: HashMap<u32, Entry>,
+    /// (pid, start_ticks, exit ktime) of exited processes, oldest first.
+    exited: VecDeque<(u32, u64, u64)>,
+    max: usize,
+    ns_per_tick: u64,
+    procfs: PathBuf,
+    evictions: u64,
+}
+
+impl ProcessTree {
+    pub fn new(max: usize, procfs: PathBuf) -> ProcessTree {
+        ProcessTree {
+            procs: HashMap::new(),
+            exited: VecDeque::new(),
+            max,
+            ns_per_tick: 1_000_000_000 / procfs::clock_ticks_per_sec(),
+            procfs,
+            evictions: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    /// Evictions since creation (the metric is moved forward by the caller).
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    fn ticks(&self, ns: u64) -> u64 {
+        ns / self.ns_per_tick
+    }
+
+    /// Loads every process procfs shows.
+    pub fn seed(&mut self) {
+        for p in procfs::snapshot(&self.procfs) {
+            self.insert_proc(p);
+        }
+    }
+
+    fn insert_proc(&mut self, p: procfs::ProcInfo) {
+        let entry = Entry {
+            start_ticks: p.start_ticks,
+            start_ns: p.start_ticks * self.ns_per_tick,
+            ppid: p.ppid,
+            parent_start_ticks: None,
+            comm: p.comm,
+            exe: p.exe,
+            args: p.args,
+            args_truncated: false,
+            uid: p.uid,
+            euid: p.euid,
+            auid: p.auid,
+            exited: false,
+        };
+        self.insert(p.pid, entry);
+    }
+
+    fn insert(&mut self, pid: u32, entry: Entry) {
+        if self.procs.len() >= self.max && !self.procs.contains_key(&pid) {
+            self.evict();
+        }
+        self.procs.insert(pid, entry);
+    }
+
+    /// Frees room: exited processes first, then the oldest-started tenth of the tree.
+    fn evict(&mut self) {
+        while let Some((pid, start, _)) = self.exited.pop_front() {
+            if self.procs.get(&pid).is_some_and(|e| e.start_ticks == start && e.exited) {
+                self.procs.remove(&pid);
+                self.evictions += 1;
+                return;
+            }
+        }
+        let mut by_age: Vec<(u64, u32)> = self.procs.iter().map(|(pid, e)| (e.start_ticks, *pid)).collect();
+        by_age.sort_unstable();
+        let n = (self.max / 10).max(1);
+        for (_, pid) in by_age.into_iter().take(n) {
+            self.procs.remove(&pid);
+            self.evictions += 1;
+        }
+    }
+
+    /// Drops exited processes whose grace period has passed.
+    fn reap(&mut self, now_ns: u64) {
+        while let Some(&(pid, start, at)) = self.exited.front() {
+            if now_ns.saturating_sub(at) < EXIT_GRACE_NS {
+                break;
+            }
+            self.exited.pop_front();
+            if self.procs.get(&pid).is_some_and(|e| e.start_ticks == start && e.exited) {
+                self.procs.remove(&pid);
+            }
+        }
+    }
+
+    /// The live entry for `(pid, start)`; looks in procfs when the tree does not know it.
+    fn lookup(&mut self, pid: u32, start_ticks: Option<u64>) -> Option<&Entry> {
+        let known = match (self.procs.get(&pid), start_ticks) {
+            (Some(e), Some(s)) => e.start_ticks == s,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !known && pid != 0 {
+            if let Some(p) = procfs::read_process(&self.procfs, pid) {
+                if start_ticks.is_none_or(|s| s == p.start_ticks) {
+                    self.insert_proc(p);
+                }
+            }
+        }
+        self.procs.get(&pid).filter(|e| start_ticks.is_none_or(|s| e.start_ticks == s))
+    }
+
+    /// Updates the tree with a decoded record and builds the enriched event.
+    pub fn enrich(&mut self, d: Decoded, time: std::time::SystemTime) -> Event {
+        let h = d.header;
+        let have_start = h.start_ns != 0;
+        let start_ticks = have_start.then(|| self.ticks(h.start_ns));
+        let parent_start_ticks = (h.parent_start_ns != 0).then(|| self.ticks(h.parent_start_ns));
+        self.reap(h.ktime_ns);
+
+        match &d.data {
+            EventData::Exec { filename, .. } => {
+                let exe = if filename.starts_with('/') {
+                    filename.clone()
+                } else {
+                    // Relative path: the kernel resolved it against the caller's cwd; ask procfs.
+                    std::fs::read_link(self.procfs.join(h.pid.to_string()).join("exe"))
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| filename.clone())
+                };
+                let entry = Entry {
+                    start_ticks: start_ticks.unwrap_or_default(),
+                    start_ns: h.start_ns,
+                    ppid: h.ppid,
+                    parent_start_ticks,
+                    comm: crate::decode::c_string(&h.comm),
+                    exe,
+                    args: d.args.clone(),
+                    args_truncated: h.flags & tripline_common::flags::ARGS_TRUNCATED != 0,
+                    uid: h.uid,
+                    euid: h.euid,
+                    auid: (h.auid != u32::MAX).then_some(h.auid),
+                    exited: false,
+                };
+                self.insert(h.pid, entry);
+            }
+            EventData::Fork { child_pid, child_start_ns } => {
+                let parent = self.lookup(h.pid, start_ticks).cloned().unwrap_or_default();
+                let child_ticks = self.ticks(*child_start_ns);
+                let known_child = self.procs.get(child_pid).is_some_and(|e| e.start_ticks == child_ticks);
+                if !known_child {
+                    let entry = Entry {
+                        start_ticks: child_ticks,
+                        start_ns: *child_start_ns,
+                        ppid: h.pid,
+                        parent_start_ticks: start_ticks,
+                        comm: crate::decode::c_string(&h.comm),
+                        exited: false,
+                        ..parent
+                    };
+                    self.insert(*child_pid, entry);
+                }
+            }
+            _ => {}
+        }
+
+        let entry = self.lookup(h.pid, start_ticks).cloned();
+        let comm = crate::decode::c_string(&h.comm);
+        let process = match &entry {
+            Some(e) => Process {
+                pid: h.pid,
+                tid: h.tid,
+                ppid: if h.ppid != 0 { h.ppid } else { e.ppid },
+                start_ns: if h.start_ns != 0 { h.start_ns } else { e.start_ns },
+                uid: h.uid,
+                euid: h.euid,
+                gid: h.gid,
+                egid: h.egid,
+                auid: (h.auid != u32::MAX).then_some(h.auid).or(e.auid),
+                comm,
+                exe: e.exe.clone(),
+                args: e.args.clone(),
+                args_truncated: e.args_truncated,
+                cgroup_id: h.cgroup_id,
+            },
+            None => Process {
+                pid: h.pid,
+                tid: h.tid,
+                ppid: h.ppid,
+                start_ns: h.start_ns,
+                uid: h.uid,
+                euid: h.euid,
+                gid: h.gid,
+                egid: h.egid,
+                auid: (h.auid != u32::MAX).then_some(h.auid),
+                comm,
+                cgroup_id: h.cgroup_id,
+                ..Process::default()
+            },
+        };
+
+        let parent_key = entry.as_ref().and_then(|e| e.parent_start_ticks).or(parent_start_ticks);
+        let parent = self.lookup(process.ppid, parent_key).cloned().map(|p| Parent {
+            pid: process.ppid,
+            start_ns: p.start_ns,
+            exe: p.exe.clone(),
+            args: p.args.clone(),
+            uid: p.uid,
+            euid: p.euid,
+        });
+        let ancestors = self.ancestry(process.ppid, parent_key);
+
+        if let EventData::Exit { .. } = d.data {
+            if let Some(e) = self.procs.get_mut(&h.pid) {
+                if start_ticks.is_none_or(|s| s == e.start_ticks) {
+                    e.exited = true;
+                    self.exited.push_back((h.pid, e.start_ticks, h.ktime_ns));
+                }
+            }
+        }
+
+        Event {
+            kind: d.kind,
+            ktime_ns: h.ktime_ns,
+            time,
+            process,
+            parent,
+            ancestors,
+            data: d.data,
+            wire_flags: h.flags,
+        }
+    }
+
+    /// Executables from `pid` upwards (parent first), stopping at pid 0/1 loops or unknown entries.
+    fn ancestry(&self, mut pid: u32, mut start: Option<u64>) -> Vec<String> {
+        let mut out = Vec::new();
+        while pid > 0 && out.len() < MAX_ANCESTRY {
+            let Some(e) = self.procs.get(&pid) else { break };
+            if start.is_some_and(|s| s != e.start_ticks) {
+                break;
+            }
+            out.push(if e.exe.is_empty() { e.comm.clone() } else { e.exe.clone() });
+            if e.ppid == pid {
+                break;
+            }
+            start = e.parent_start_ticks;
+            pid = e.ppid;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode, encode};
+    use std::mem::size_of;
+    use std::time::SystemTime;
+    use tripline_common::{kind, ExecEvent, ExitEvent, ForkEvent};
+
+    const TICK: u64 = 10_000_000;
+
+    fn tree() -> ProcessTree {
+        // An empty procfs: nothing is seeded or looked up.
+        ProcessTree::new(1000, PathBuf::from("/nonexistent-procfs"))
+    }
+
+    fn hdr(k: u16, len: usize, pid: u32, ppid: u32, start: u64, pstart: u64) -> tripline_common::Header {
+        let mut h = encode::header(k, len, pid);
+        h.ppid = ppid;
+        h.start_ns = start;
+        h.parent_start_ns = pstart;
+        h
+    }
+
+    fn exec(t: &mut ProcessTree, pid: u32, ppid: u32, start: u64, pstart: u64, path: &str) -> Event {
+        let h = hdr(kind::EXEC, size_of::<ExecEvent>(), pid, ppid, start, pstart);
+        t.enrich(decode(&encode::exec(h, path, &[path, "-x"])).unwrap(), SystemTime::now())
+    }
+
+    #[test]
+    fn exec_builds_lineage() {
+        let mut t = tree();
+        exec(&mut t, 100, 1, 100 * TICK, 0, "/usr/sbin/nginx");
+        // nginx forks a worker, which execs a shell.
+        let h = hdr(kind::FORK, size_of::<ForkEvent>(), 100, 1, 100 * TICK, 0);
+        t.enrich(decode(&encode::fork(h, 200, 200 * TICK)).unwrap(), SystemTime::now());
+        let ev = exec(&mut t, 200, 100, 200 * TICK, 100 * TICK, "/bin/sh");
+        assert_eq!(ev.process.exe, "/bin/sh");
+        assert_eq!(ev.process.args, vec!["/bin/sh", "-x"]);
+        let parent = ev.parent.expect("parent known");
+        assert_eq!(parent.exe, "/usr/sbin/nginx");
+        assert_eq!(ev.ancestors, vec!["/usr/sbin/nginx".to_string()]);
+    }
+
+    #[test]
+    fn forked_child_inherits_parent_image_until_exec() {
+        let mut t = tree();
+        exec(&mut t, 10, 1, 10 * TICK, 0, "/usr/bin/python3");
+        let h = hdr(kind::FORK, size_of::<ForkEvent>(), 10, 1, 10 * TICK, 0);
+        t.enrich(decode(&encode::fork(h, 11, 11 * TICK)).unwrap(), SystemTime::now());
+        // An exit from the child before it execs: still python3, parent python3.
+        let h = hdr(kind::EXIT, size_of::<ExitEvent>(), 11, 10, 11 * TICK, 10 * TICK);
+        let ev = t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
+        assert_eq!(ev.process.exe, "/usr/bin/python3");
+        assert_eq!(ev.parent.unwrap().exe, "/usr/bin/python3");
+    }
+
+    #[test]
+    fn pid_reuse_does_not_inherit_identity() {
+        let mut t = tree();
+        exec(&mut t, 50, 1, 50 * TICK, 0, "/usr/bin/old");
+        let h = hdr(kind::EXIT, size_of::<ExitEvent>(), 50, 1, 50 * TICK, 0);
+        t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
+        // Same pid, later start: an exit event for a process the tree never saw exec.
+        let h = hdr(kind::EXIT, size_of::<ExitEvent>(), 50, 1, 900 * TICK, 0);
+        let ev = t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
+        assert_eq!(ev.process.exe, "", "must not report the dead process's executable");
+    }
+
+    #[test]
+    fn exited_processes_are_reaped_after_grace() {
+        let mut t = tree();
+        exec(&mut t, 60, 1, 60 * TICK, 0, "/bin/x");
+        let mut h = hdr(kind::EXIT, size_of::<ExitEvent>(), 60, 1, 60 * TICK, 0);
+        h.ktime_ns = 1_000_000_000;
+        t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
+        assert_eq!(t.len(), 1);
+        let mut h = hdr(kind::EXEC, size_of::<ExecEvent>(), 61, 1, 61 * TICK, 0);
+        h.ktime_ns = 1_000_000_000 + EXIT_GRACE_NS + 1;
+        t.enrich(decode(&encode::exec(h, "/bin/y", &[])).unwrap(), SystemTime::now());
+        assert_eq!(t.len(), 1, "pid 60 reaped, pid 61 added");
+    }
+
+    #[test]
+    fn bounded_with_evictions() {
+        let mut t = ProcessTree::new(64, PathBuf::from("/nonexistent-procfs"));
+        for pid in 1000..1200 {
+            exec(&mut t, pid, 1, u64::from(pid) * TICK, 0, "/bin/true");
+        }
+        assert!(t.len() <= 64);
+        assert!(t.evictions() >= 136);
+    }
+}

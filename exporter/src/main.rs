@@ -1,0 +1,31 @@
+//! Thin entry point: parse the command line, set up logging, run, map errors to exit codes.
+use std::process::ExitCode;
+
+use clap::Parser;
+use tripline::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("tripline={}", cli.run.log_level)));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run_async(tripline::pipeline::run(cli.run, false)),
+        Command::Events => run_async(tripline::pipeline::run(cli.run, true)),
+        Command::CheckConfig => tripline::pipeline::effective_config(&cli.run, false).map(|_| {
+            println!("configuration OK");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tripline: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(fut)
+}

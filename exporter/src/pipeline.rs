@@ -1,0 +1,225 @@
+//! Wires the stages: probes → decode → enrich → detect → sinks, plus the HTTP server.
+//!
+//! The sensor task reads the ring buffer, decodes and enriches (cheap, synchronous) and hands events to
+//! a bounded queue; the detection task runs detectors and sinks. A full queue drops the event and counts
+//! it (`tripline_events_lost_total{stage="pipeline"}`).
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::decode;
+use crate::detect::Engine;
+use crate::enrich::ProcessTree;
+use crate::event::Event;
+use crate::probes::{Sensor, SensorOptions};
+use crate::server::{self, AppState};
+use crate::sinks::metrics::{DecodeLabels, Metrics, Stage};
+use crate::sinks::{process_metrics::ProcessCollector, EventLevel, Sinks};
+
+/// Converts the kernel's boot-time clock to wall-clock time.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    /// Wall-clock ns at boot-time 0.
+    offset_ns: i128,
+}
+
+fn clock_ns(id: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+impl Clock {
+    pub fn now() -> Clock {
+        Clock { offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME) }
+    }
+
+    pub fn wall(&self, boot_ns: u64) -> SystemTime {
+        let ns = (self.offset_ns + i128::from(boot_ns)).max(0) as u128;
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    }
+}
+
+/// Applies command-line overrides to the loaded configuration.
+pub fn effective_config(args: &RunArgs, events_to_stdout: bool) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config_file.as_deref())?;
+    if let Some(rb) = args.ring_buffer_bytes {
+        config.sensor.ring_buffer_bytes = rb;
+    }
+    if let Some(p) = &args.procfs {
+        config.sensor.procfs = p.clone();
+    }
+    if let Some(out) = &args.events_output {
+        config.sinks.jsonl.path = Some(out.clone());
+    }
+    if let Some(level) = args.events_level {
+        config.sinks.jsonl.events = level;
+    }
+    if events_to_stdout {
+        config.sinks.jsonl.path = Some("-".into());
+        config.sinks.jsonl.events = args.events_level.unwrap_or(EventLevel::All);
+    }
+    let origin = args.config_file.clone().unwrap_or_else(|| "<command line>".into());
+    config.validate(&origin)?;
+    Ok(config)
+}
+
+/// Processes one ring-buffer record through decode and enrich.
+pub fn ingest(bytes: &[u8], tree: &mut ProcessTree, clock: &Clock, metrics: &Metrics) -> Option<Event> {
+    match decode::decode(bytes) {
+        Ok(d) => {
+            let time = clock.wall(d.header.ktime_ns);
+            Some(tree.enrich(d, time))
+        }
+        Err(e) => {
+            metrics
+                .decode_errors
+                .get_or_create(&DecodeLabels { kind: e.kind_label(), reason: e.reason() })
+                .inc();
+            metrics.lost(Stage::decode).inc();
+            tracing::debug!(error = %e, "undecodable record");
+            None
+        }
+    }
+}
+
+pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
+    let config = effective_config(&args, events_to_stdout)?;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    registry.register_collector(Box::new(ProcessCollector));
+
+    let mut sensor = Sensor::load(&SensorOptions {
+        ring_buffer_bytes: config.sensor.ring_buffer_bytes,
+        btf_path: &args.btf,
+    })?;
+    sensor.report(&metrics);
+    let probes = Arc::new(sensor.status.clone());
+    let ring = sensor.ring.take().context("ring buffer already taken")?;
+    let sensor = Arc::new(Mutex::new(sensor));
+
+    let mut tree = ProcessTree::new(config.sensor.process_tree_max, config.sensor.procfs.clone());
+    tree.seed();
+    metrics.process_tree_processes.set(tree.len() as i64);
+    tracing::info!(processes = tree.len(), "process tree seeded from procfs");
+
+    let mut engine = Engine::new(&config.detect, metrics.clone())?;
+    let mut sinks = Sinks::new(&config.sinks, &metrics)?;
+
+    let ready = Arc::new(AtomicBool::new(true));
+    let (tx, mut rx) = mpsc::channel::<Arc<Event>>(config.sensor.pipeline_queue);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+
+    // HTTP.
+    let queue_cap = config.sensor.pipeline_queue;
+    let qtx = tx.clone();
+    let qmetrics = metrics.clone();
+    let state = AppState {
+        registry: Arc::new(registry),
+        metrics: metrics.clone(),
+        sensor: Some(sensor.clone()),
+        probes,
+        ready: ready.clone(),
+        telemetry_path: args.telemetry_path.clone(),
+        before_scrape: Arc::new(move || {
+            qmetrics.pipeline_queue_length.set((queue_cap - qtx.capacity()) as i64);
+        }),
+    };
+    let server_task = match server::bind(&args.listen_address).await? {
+        Some(listener) => {
+            tracing::info!(address = %listener.local_addr()?, path = %args.telemetry_path, "serving metrics");
+            let app = server::router(state);
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+            }))
+        }
+        None => None,
+    };
+
+    // Sensor: ring buffer → decode → enrich → queue.
+    let clock = Clock::now();
+    let sensor_metrics = metrics.clone();
+    let sensor_task = tokio::spawn(async move {
+        // SAFETY: the RingBuf owns its map fd and is moved into the AsyncFd, so the fd stays open for as
+        // long as it is registered.
+        let mut fd = match unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) } {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot poll the ring buffer");
+                return;
+            }
+        };
+        let lost = sensor_metrics.lost(Stage::pipeline);
+        let mut evictions_seen = 0;
+        loop {
+            tokio::select! {
+                _ = stop_rx.changed() => break,
+                guard = fd.readable_mut() => {
+                    let Ok(mut guard) = guard else { break };
+                    let ring = guard.get_inner_mut();
+                    while let Some(item) = ring.next() {
+                        if let Some(ev) = ingest(&item, &mut tree, &clock, &sensor_metrics) {
+                            if tx.try_send(Arc::new(ev)).is_err() {
+                                lost.inc();
+                            }
+                        }
+                    }
+                    guard.clear_ready();
+                    sensor_metrics.process_tree_processes.set(tree.len() as i64);
+                    let ev = tree.evictions();
+                    sensor_metrics.process_tree_evictions.inc_by(ev - evictions_seen);
+                    evictions_seen = ev;
+                }
+            }
+        }
+    });
+
+    // Detection and sinks.
+    let detect_task = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            sinks.event(&ev);
+            for finding in engine.process(&ev) {
+                sinks.finding(&finding);
+            }
+        }
+        sinks.shutdown();
+    });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: detaching probes, draining queues");
+    let _ = stop_tx.send(true);
+    let _ = sensor_task.await; // drops the sender held by the sensor task
+    drop(sensor); // detaches the probes
+    let _ = tokio::time::timeout(Duration::from_secs(10), detect_task).await;
+    if let Some(t) = server_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    ready.store(false, Ordering::Relaxed);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

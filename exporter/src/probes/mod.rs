@@ -1,0 +1,360 @@
+//! Loading and attaching the probes, the ring-buffer reader and scrape-time reads of kernel counters.
+//!
+//! The attach table lists every hook with its fallback. Each probe loads and attaches on its own, so one
+//! refused hook costs that probe only; what attached is logged once and exported as
+//! `tripline_probe_attached{probe}`.
+pub mod btf;
+pub mod tracefs;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use tripline_common::{counter, tp_inet_sock_set_state as tp_sock, KernelOffsets, ProbeConfig};
+
+use crate::sinks::metrics::{Metrics, ProbeLabels, Stage};
+
+/// The compiled probes, embedded at build time by `build.rs`.
+static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tripline"));
+
+/// How a program attaches.
+#[derive(Debug, Clone, Copy)]
+pub enum Hook {
+    Tracepoint { category: &'static str, name: &'static str },
+    BtfTracepoint { name: &'static str },
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hook::Tracepoint { category, name } => write!(f, "tracepoint/{category}/{name}"),
+            Hook::BtfTracepoint { name } => write!(f, "tp_btf/{name}"),
+        }
+    }
+}
+
+/// One row of the attach table. Rows with the same `probe` are alternatives, tried in order until one
+/// attaches.
+pub struct ProbeSpec {
+    /// The `probe` label value.
+    pub probe: &'static str,
+    /// Program name in the object.
+    pub program: &'static str,
+    pub hook: Hook,
+    /// Tracepoint fields the program reads at fixed offsets: checked against tracefs before attach.
+    pub format: &'static [(&'static str, usize)],
+    /// Needs kernel struct offsets from BTF.
+    pub needs_offsets: bool,
+    /// Oldest kernel known to provide the hook, for the docs and the log.
+    pub min_kernel: &'static str,
+}
+
+const fn tp(category: &'static str, name: &'static str) -> Hook {
+    Hook::Tracepoint { category, name }
+}
+
+pub const ATTACH_TABLE: &[ProbeSpec] = &[
+    ProbeSpec {
+        probe: "exec",
+        program: "sched_process_exec",
+        hook: tp("sched", "sched_process_exec"),
+        format: &[("filename", 8)],
+        needs_offsets: false,
+        min_kernel: "3.4",
+    },
+    ProbeSpec {
+        probe: "fork",
+        program: "sched_process_fork",
+        hook: Hook::BtfTracepoint { name: "sched_process_fork" },
+        format: &[],
+        needs_offsets: true,
+        min_kernel: "5.5",
+    },
+    ProbeSpec {
+        probe: "fork",
+        program: "sched_process_fork_tp",
+        hook: tp("sched", "sched_process_fork"),
+        format: &[("child_pid", 20)],
+        needs_offsets: false,
+        min_kernel: "3.4",
+    },
+    ProbeSpec {
+        probe: "exit",
+        program: "sched_process_exit",
+        hook: tp("sched", "sched_process_exit"),
+        format: &[("group_dead", 32)],
+        needs_offsets: false,
+        min_kernel: "6.10",
+    },
+    ProbeSpec {
+        probe: "tcp_state",
+        program: "inet_sock_set_state",
+        hook: tp("sock", "inet_sock_set_state"),
+        format: &[
+            ("oldstate", tp_sock::OLDSTATE),
+            ("newstate", tp_sock::NEWSTATE),
+            ("sport", tp_sock::SPORT),
+            ("dport", tp_sock::DPORT),
+            ("family", tp_sock::FAMILY),
+            ("protocol", tp_sock::PROTOCOL),
+            ("saddr", tp_sock::SADDR),
+            ("daddr", tp_sock::DADDR),
+            ("saddr_v6", tp_sock::SADDR_V6),
+            ("daddr_v6", tp_sock::DADDR_V6),
+        ],
+        needs_offsets: false,
+        min_kernel: "4.16",
+    },
+    ProbeSpec {
+        probe: "connect_enter",
+        program: "sys_enter_connect",
+        hook: tp("syscalls", "sys_enter_connect"),
+        format: &[],
+        needs_offsets: false,
+        min_kernel: "4.7",
+    },
+    ProbeSpec {
+        probe: "connect_exit",
+        program: "sys_exit_connect",
+        hook: tp("syscalls", "sys_exit_connect"),
+        format: &[("ret", 16)],
+        needs_offsets: false,
+        min_kernel: "4.7",
+    },
+    ProbeSpec {
+        probe: "accept",
+        program: "sys_exit_accept",
+        hook: tp("syscalls", "sys_exit_accept"),
+        format: &[("ret", 16)],
+        needs_offsets: true,
+        min_kernel: "4.7",
+    },
+    ProbeSpec {
+        probe: "accept4",
+        program: "sys_exit_accept4",
+        hook: tp("syscalls", "sys_exit_accept4"),
+        format: &[("ret", 16)],
+        needs_offsets: true,
+        min_kernel: "4.7",
+    },
+];
+
+/// What happened to one probe label.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeStatus {
+    pub probe: &'static str,
+    pub attached: bool,
+    /// The hook that attached, or the last one tried.
+    pub hook: String,
+    /// Why each alternative failed, in order.
+    pub errors: Vec<String>,
+}
+
+/// Settings for [`Sensor::load`].
+pub struct SensorOptions<'a> {
+    pub ring_buffer_bytes: u32,
+    pub btf_path: &'a Path,
+}
+
+/// Loaded probes: the ring buffer to read and the counters to sample.
+pub struct Sensor {
+    _ebpf: Ebpf,
+    pub ring: Option<RingBuf<MapData>>,
+    counters: PerCpuArray<MapData, u64>,
+    pub status: Vec<ProbeStatus>,
+    /// Last counter values seen, to turn absolute kernel counts into counter increments.
+    last: Vec<u64>,
+}
+
+/// Refuses to start without what the probes need, with a message that says what to do.
+pub fn preflight(btf_path: &Path) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!(
+            "tripline must run as root (it loads eBPF programs): re-run with sudo, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
+        );
+    }
+    if !btf_path.exists() {
+        anyhow::bail!(
+            "{} not found: this kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y is required)",
+            btf_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn raise_memlock() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::warn!(
+            "could not raise RLIMIT_MEMLOCK ({}); on kernels >= 5.11 BPF memory is memcg-accounted and this is harmless",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+impl Sensor {
+    pub fn load(opts: &SensorOptions<'_>) -> anyhow::Result<Sensor> {
+        preflight(opts.btf_path)?;
+        raise_memlock();
+        let events_dir = tracefs::ensure_mounted().map_err(anyhow::Error::msg)?;
+
+        let offsets = match btf::Resolver::from_file(opts.btf_path).and_then(|r| r.kernel_offsets()) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "kernel struct offsets unavailable: fork, accept, argv and credential fields will be missing");
+                KernelOffsets::default()
+            }
+        };
+        let config = ProbeConfig { self_pid: std::process::id(), _pad: 0 };
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("OFFSETS", &offsets, true)
+            .override_global("CONFIG", &config, true)
+            .map_max_entries("EVENTS", opts.ring_buffer_bytes)
+            .load(PROBES_OBJECT)
+            .map_err(|e| permission_hint(anyhow::Error::new(e)))
+            .context("loading the eBPF object")?;
+
+        let kernel_btf = Btf::from_sys_fs().ok();
+        let mut status: Vec<ProbeStatus> = Vec::new();
+        for spec in ATTACH_TABLE {
+            if let Some(s) = status.iter().find(|s| s.probe == spec.probe) {
+                if s.attached {
+                    continue; // an earlier alternative attached
+                }
+            }
+            let result = attach_one(&mut ebpf, spec, &events_dir, offsets.valid != 0, kernel_btf.as_ref());
+            let entry = match status.iter_mut().find(|s| s.probe == spec.probe) {
+                Some(s) => s,
+                None => {
+                    status.push(ProbeStatus {
+                        probe: spec.probe,
+                        attached: false,
+                        hook: String::new(),
+                        errors: Vec::new(),
+                    });
+                    status.last_mut().expect("just pushed")
+                }
+            };
+            entry.hook = spec.hook.to_string();
+            match result {
+                Ok(()) => entry.attached = true,
+                Err(e) => entry.errors.push(format!("{}: {e:#}", spec.hook)),
+            }
+        }
+        if !status.iter().any(|s| s.attached) {
+            let why: Vec<String> = status.iter().flat_map(|s| s.errors.clone()).collect();
+            anyhow::bail!("no probe could be attached: {}", why.join("; "));
+        }
+
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map missing")?)
+            .context("EVENTS is not a ring buffer")?;
+        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS map missing")?)
+            .context("COUNTERS is not a per-CPU array")?;
+        Ok(Sensor {
+            _ebpf: ebpf,
+            ring: Some(ring),
+            counters,
+            status,
+            last: vec![0; counter::COUNT as usize],
+        })
+    }
+
+    /// Logs what attached and sets `tripline_probe_attached`.
+    pub fn report(&self, metrics: &Metrics) {
+        for s in &self.status {
+            metrics
+                .probe_attached
+                .get_or_create(&ProbeLabels { probe: s.probe.to_string() })
+                .set(i64::from(s.attached));
+            if s.attached {
+                tracing::info!(probe = s.probe, hook = %s.hook, "probe attached");
+            } else {
+                tracing::warn!(probe = s.probe, errors = ?s.errors, "probe NOT attached: its events will be missing");
+            }
+        }
+    }
+
+    pub fn all_attached(&self) -> bool {
+        self.status.iter().all(|s| s.attached)
+    }
+
+    /// Reads the in-kernel per-CPU counters and moves the matching metrics forward (called at scrape time).
+    pub fn sync_counters(&mut self, metrics: &Metrics) {
+        let read = |idx: u32| -> u64 {
+            self.counters.get(&idx, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0)
+        };
+        let mut values = vec![0u64; counter::COUNT as usize];
+        for e in crate::event::EventKind::ALL {
+            let k = u32::from(e.wire());
+            values[(counter::SEEN + k) as usize] = read(counter::SEEN + k);
+            values[(counter::LOST + k) as usize] = read(counter::LOST + k);
+        }
+        values[counter::READ_ERRORS as usize] = read(counter::READ_ERRORS);
+        values[counter::PENDING_FULL as usize] = read(counter::PENDING_FULL);
+
+        let delta = |i: u32, last: &mut Vec<u64>| -> u64 {
+            let v = values[i as usize];
+            let d = v.saturating_sub(last[i as usize]);
+            last[i as usize] = v;
+            d
+        };
+        let lost = metrics.lost(Stage::kernel);
+        for e in crate::event::EventKind::ALL {
+            let k = u32::from(e.wire());
+            metrics
+                .events
+                .get_or_create(&crate::sinks::metrics::KindLabels { kind: e.as_str() })
+                .inc_by(delta(counter::SEEN + k, &mut self.last));
+            lost.inc_by(delta(counter::LOST + k, &mut self.last));
+        }
+        metrics.kernel_read_errors.inc_by(delta(counter::READ_ERRORS, &mut self.last));
+        metrics.pending_connect_full.inc_by(delta(counter::PENDING_FULL, &mut self.last));
+    }
+}
+
+fn attach_one(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    events_dir: &Path,
+    have_offsets: bool,
+    kernel_btf: Option<&Btf>,
+) -> anyhow::Result<()> {
+    if spec.needs_offsets && !have_offsets {
+        anyhow::bail!("needs kernel struct offsets from BTF, which are unavailable");
+    }
+    let program = ebpf
+        .program_mut(spec.program)
+        .with_context(|| format!("program {} missing from the object", spec.program))?;
+    match spec.hook {
+        Hook::Tracepoint { category, name } => {
+            if !spec.format.is_empty() {
+                tracefs::Format::read(events_dir, category, name)
+                    .and_then(|f| f.check(spec.format))
+                    .map_err(|e| anyhow::anyhow!("tracepoint format mismatch: {e}"))?;
+            }
+            let p: &mut TracePoint = program.try_into()?;
+            p.load().map_err(|e| permission_hint(e.into()))?;
+            p.attach(category, name)?;
+        }
+        Hook::BtfTracepoint { name } => {
+            let btf = kernel_btf.context("kernel BTF unavailable")?;
+            let p: &mut BtfTracePoint = program.try_into()?;
+            p.load(name, btf).map_err(|e| permission_hint(e.into()))?;
+            p.attach()?;
+        }
+    }
+    Ok(())
+}
+
+fn permission_hint(e: anyhow::Error) -> anyhow::Error {
+    let text = format!("{e:#}");
+    if text.contains("Operation not permitted") || text.contains("EPERM") {
+        e.context("the kernel refused (EPERM): tripline needs root or CAP_BPF+CAP_PERFMON, and kernel.unprivileged_bpf_disabled / lockdown may forbid this hook")
+    } else {
+        e
+    }
+}

@@ -1,0 +1,123 @@
+//! HTTP: `/metrics` (OpenMetrics or text 0.0.4), `/` landing page, `/healthz`, `/readyz`, `/api/v1/...`.
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+
+use crate::probes::{ProbeStatus, Sensor};
+use crate::sinks::exposition;
+use crate::sinks::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub metrics: Metrics,
+    /// The loaded probes, for scrape-time counter reads. None in tests without a kernel.
+    pub sensor: Option<Arc<Mutex<Sensor>>>,
+    pub probes: Arc<Vec<ProbeStatus>>,
+    pub ready: Arc<AtomicBool>,
+    pub telemetry_path: String,
+    /// Called before each scrape to refresh gauges owned by other stages.
+    pub before_scrape: Arc<dyn Fn() + Send + Sync>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route(&state.telemetry_path.clone(), get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/status", get(status))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(sensor) = &s.sensor {
+        if let Ok(mut sensor) = sensor.lock() {
+            sensor.sync_counters(&s.metrics);
+        }
+    }
+    (s.before_scrape)();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let om = exposition::wants_openmetrics(accept);
+    match exposition::encode(&s.registry, om) {
+        Ok(body) => {
+            let ct = if om { exposition::OPENMETRICS } else { exposition::TEXT_004 };
+            ([(header::CONTENT_TYPE, ct)], body).into_response()
+        }
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response(),
+    }
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.ready.load(Ordering::Relaxed) {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "probes not attached yet\n").into_response()
+    }
+}
+
+async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "ready": s.ready.load(Ordering::Relaxed),
+        "probes": &*s.probes,
+    }))
+}
+
+async fn landing(State(s): State<AppState>) -> Html<String> {
+    let mut rows = String::new();
+    for p in s.probes.iter() {
+        let state = if p.attached { "attached" } else { "NOT attached" };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(p.probe),
+            esc(&p.hook),
+            state,
+            esc(&p.errors.join("; "))
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html><head><title>tripline</title></head><body>\
+         <h1>tripline {}</h1><p>Linux security-signals exporter.</p>\
+         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/api/v1/status\">Status</a></li>\
+         <li><a href=\"/healthz\">Health</a></li><li><a href=\"/readyz\">Readiness</a></li></ul>\
+         <h2>Probes</h2><table border=1><tr><th>probe</th><th>hook</th><th>state</th><th>errors</th></tr>{rows}</table>\
+         </body></html>",
+        env!("CARGO_PKG_VERSION"),
+        path = esc(&s.telemetry_path),
+    ))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Binds the listener: `Any(port)` tries dual-stack `[::]` and falls back to `0.0.0.0`.
+pub async fn bind(addr: &crate::cli::ListenAddress) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    use crate::cli::ListenAddress;
+    let l = match addr {
+        ListenAddress::Disabled => return Ok(None),
+        ListenAddress::Addr(a) => tokio::net::TcpListener::bind(a).await.map_err(|e| bind_err(&a.to_string(), e))?,
+        ListenAddress::Any(port) => {
+            let v6 = SocketAddr::from(([0u16; 8], *port));
+            match tokio::net::TcpListener::bind(v6).await {
+                Ok(l) => l,
+                Err(_) => tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], *port)))
+                    .await
+                    .map_err(|e| bind_err(&format!(":{port}"), e))?,
+            }
+        }
+    };
+    Ok(Some(l))
+}
+
+fn bind_err(addr: &str, e: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot listen on {addr}: {e} (is another exporter running? choose another --web.listen-address)")
+}

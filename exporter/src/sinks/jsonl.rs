@@ -1,0 +1,106 @@
+//! JSON lines to a file (with size-based rotation) or stdout, written by its own thread behind a bounded
+//! queue so a slow disk or a stalled pipe never blocks detection; what does not fit is counted.
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+
+use prometheus_client::metrics::counter::Counter;
+
+use super::metrics::{Metrics, Stage};
+use super::record::{to_json, Record};
+use super::JsonlConfig;
+
+pub struct JsonlSink {
+    tx: Option<SyncSender<String>>,
+    thread: Option<JoinHandle<()>>,
+    lost: Counter,
+}
+
+enum Out {
+    Stdout(std::io::Stdout),
+    File { path: PathBuf, w: BufWriter<File>, written: u64, max: u64 },
+}
+
+impl Out {
+    fn open(path: &Path, max: u64) -> std::io::Result<Out> {
+        if path == Path::new("-") {
+            return Ok(Out::Stdout(std::io::stdout()));
+        }
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        let written = f.metadata()?.len();
+        Ok(Out::File { path: path.to_path_buf(), w: BufWriter::new(f), written, max })
+    }
+
+    fn write_line(&mut self, line: &str, more_queued: bool) -> std::io::Result<()> {
+        match self {
+            Out::Stdout(s) => {
+                let mut l = s.lock();
+                l.write_all(line.as_bytes())?;
+                l.write_all(b"\n")?;
+                l.flush()
+            }
+            Out::File { path, w, written, max } => {
+                if *max > 0 && *written + line.len() as u64 + 1 > *max && *written > 0 {
+                    w.flush()?;
+                    let mut rotated = path.as_os_str().to_owned();
+                    rotated.push(".1");
+                    std::fs::rename(&*path, &rotated)?;
+                    *w = BufWriter::new(OpenOptions::new().create(true).append(true).open(&*path)?);
+                    *written = 0;
+                }
+                w.write_all(line.as_bytes())?;
+                w.write_all(b"\n")?;
+                *written += line.len() as u64 + 1;
+                if !more_queued {
+                    w.flush()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl JsonlSink {
+    pub fn open(config: &JsonlConfig, path: &Path, metrics: &Metrics) -> anyhow::Result<JsonlSink> {
+        let mut out = Out::open(path, config.max_bytes)
+            .map_err(|e| anyhow::anyhow!("cannot open JSON-lines output {}: {e}", path.display()))?;
+        let (tx, rx) = sync_channel::<String>(config.queue);
+        let lost = metrics.lost(Stage::jsonl);
+        let thread_lost = lost.clone();
+        let thread = std::thread::Builder::new().name("jsonl".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut next = Some(first);
+                while let Some(line) = next.take() {
+                    next = rx.try_recv().ok();
+                    // Flush only when the queue is empty: batches writes under load.
+                    if let Err(e) = out.write_line(&line, next.is_some()) {
+                        thread_lost.inc();
+                        tracing::warn!(error = %e, "JSON-lines write failed");
+                    }
+                }
+            }
+        })?;
+        Ok(JsonlSink { tx: Some(tx), thread: Some(thread), lost })
+    }
+
+    pub fn write(&mut self, record: &Record) {
+        let line = to_json(record).to_string();
+        if let Some(tx) = &self.tx {
+            match tx.try_send(line) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    self.lost.inc();
+                }
+            }
+        }
+    }
+
+    pub fn close(mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

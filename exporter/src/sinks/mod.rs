@@ -1,0 +1,113 @@
+//! Sinks: where events and findings go (metrics registry, JSON lines, OTLP).
+pub mod jsonl;
+pub mod metrics;
+pub mod exposition;
+pub mod process_metrics;
+pub mod record;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::detect::Finding;
+use crate::event::{Event, EventKind};
+
+/// Which events (besides findings, which always go) a log sink receives.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EventLevel {
+    /// Findings only.
+    #[default]
+    None,
+    /// Findings and process executions (the classic audit trail).
+    Exec,
+    /// Findings and every event.
+    All,
+}
+
+impl EventLevel {
+    pub fn wants(self, kind: EventKind) -> bool {
+        match self {
+            EventLevel::None => false,
+            EventLevel::Exec => kind == EventKind::Exec,
+            EventLevel::All => true,
+        }
+    }
+}
+
+/// The `sinks:` section of the configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    pub jsonl: JsonlConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonlConfig {
+    /// File to append JSON lines to, `-` for stdout; unset disables the sink.
+    pub path: Option<PathBuf>,
+    /// Which events to write besides findings.
+    pub events: EventLevel,
+    /// Rotate the file (to `<path>.1`) when it grows past this many bytes; 0 disables rotation.
+    pub max_bytes: u64,
+    /// Lines waiting to be written; beyond it lines are dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for JsonlConfig {
+    fn default() -> Self {
+        JsonlConfig { path: None, events: EventLevel::None, max_bytes: 100 << 20, queue: 16384 }
+    }
+}
+
+impl SinksConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.jsonl.queue == 0 {
+            return Err(("sinks.jsonl.queue".into(), "0 is not allowed: must be at least 1".into()));
+        }
+        if self.jsonl.max_bytes != 0 && self.jsonl.max_bytes < 4096 {
+            return Err((
+                "sinks.jsonl.max_bytes".into(),
+                format!("{} is not allowed: use 0 (no rotation) or at least 4096", self.jsonl.max_bytes),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Every configured log sink.
+pub struct Sinks {
+    jsonl: Option<(jsonl::JsonlSink, EventLevel)>,
+}
+
+impl Sinks {
+    pub fn new(config: &SinksConfig, metrics: &metrics::Metrics) -> anyhow::Result<Sinks> {
+        let jsonl = match &config.jsonl.path {
+            Some(path) => Some((jsonl::JsonlSink::open(&config.jsonl, path, metrics)?, config.jsonl.events)),
+            None => None,
+        };
+        Ok(Sinks { jsonl })
+    }
+
+    pub fn event(&mut self, ev: &Event) {
+        if let Some((sink, level)) = &mut self.jsonl {
+            if level.wants(ev.kind) {
+                sink.write(&record::event_record(ev));
+            }
+        }
+    }
+
+    pub fn finding(&mut self, f: &Finding) {
+        if let Some((sink, _)) = &mut self.jsonl {
+            sink.write(&record::finding_record(f));
+        }
+    }
+
+    /// Flushes and closes every sink (bounded in time).
+    pub fn shutdown(self) {
+        if let Some((sink, _)) = self.jsonl {
+            sink.close();
+        }
+    }
+}
