@@ -147,7 +147,7 @@ mod tests {
     fn unknown_key_reports_line_and_allowed_keys() {
         let err = Config::parse("sensor:\n  ring_bufer_bytes: 4096\n", Path::new("t.yml")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("t.yml:2:3: unknown field `ring_bufer_bytes`"), "{msg}");
+        assert!(msg.starts_with("t.yml:2:3: sensor: unknown field `ring_bufer_bytes`"), "{msg}");
         assert!(msg.contains("ring_buffer_bytes"), "must list allowed keys: {msg}");
     }
 
