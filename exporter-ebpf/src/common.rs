@@ -26,19 +26,20 @@ pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
 
 /// Filled by userspace before load.
 #[unsafe(no_mangle)]
-pub static CONFIG: ProbeConfig = ProbeConfig { self_pid: 0, _pad: 0 };
+pub static CONFIG: ProbeConfig = ProbeConfig {
+    self_pid: 0,
+    _pad: 0,
+};
 
 /// Reads one offset from `.rodata` without letting the compiler fold the zero it was compiled with.
 macro_rules! off {
-    ($field:ident) => {
-        {
-            #[allow(unused_unsafe)]
-            let v = unsafe {
-                core::ptr::read_volatile(core::ptr::addr_of!($crate::common::OFFSETS.$field))
-            };
-            v as usize
-        }
-    };
+    ($field:ident) => {{
+        #[allow(unused_unsafe)]
+        let v = unsafe {
+            core::ptr::read_volatile(core::ptr::addr_of!($crate::common::OFFSETS.$field))
+        };
+        v as usize
+    }};
 }
 pub(crate) use off;
 

@@ -10,7 +10,7 @@
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
     macros::{map, tracepoint},
-    maps::LruHashMap,
+    maps::{LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
 use tripline_common::{
@@ -45,6 +45,10 @@ pub struct Pending {
 #[map]
 static CONNECTS: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
 
+/// Per-CPU scratch for building a parked event off the 512-byte stack.
+#[map]
+static SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
+
 /// Non-blocking connects waiting for the handshake's outcome, per socket address.
 #[map]
 static INFLIGHT: LruHashMap<u64, NetEvent> = LruHashMap::with_max_entries(16384, 0);
@@ -57,7 +61,11 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
 
 fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     let (old, new, protocol): (i32, i32, u16) = unsafe {
-        (ctx.read_at(tp::OLDSTATE)?, ctx.read_at(tp::NEWSTATE)?, ctx.read_at(tp::PROTOCOL)?)
+        (
+            ctx.read_at(tp::OLDSTATE)?,
+            ctx.read_at(tp::NEWSTATE)?,
+            ctx.read_at(tp::PROTOCOL)?,
+        )
     };
     if protocol != IPPROTO_TCP {
         return Ok(());
@@ -74,8 +82,11 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     if new == TCP_LISTEN {
         emit(kind::LISTEN, &ep, 0);
     } else {
-        let p = Pending { ep, skaddr: unsafe { ctx.read_at(tp::SKADDR)? } };
-        if CONNECTS.insert(&bpf_get_current_pid_tgid(), &p, 0).is_err() {
+        let p = Pending {
+            ep,
+            skaddr: unsafe { ctx.read_at(tp::SKADDR)? },
+        };
+        if CONNECTS.insert(bpf_get_current_pid_tgid(), p, 0).is_err() {
             count(counter::PENDING_FULL);
         }
     }
@@ -107,11 +118,11 @@ fn read_endpoints(ctx: &TracePointContext) -> Result<Endpoints, i32> {
 }
 
 fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<(), i32> {
-    let Some(parked) = (unsafe { INFLIGHT.get(&skaddr) }) else {
+    let Some(parked) = (unsafe { INFLIGHT.get(skaddr) }) else {
         return Ok(());
     };
     let parked = *parked;
-    let _ = INFLIGHT.remove(&skaddr);
+    let _ = INFLIGHT.remove(skaddr);
     let result = outcome(skaddr, new);
     let sport: u16 = unsafe { ctx.read_at(tp::SPORT).unwrap_or(0) };
     let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
@@ -133,24 +144,27 @@ fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<()
 #[tracepoint]
 pub fn sys_enter_connect(_ctx: TracePointContext) -> u32 {
     // A stale entry (SYN_SENT from sendmsg(MSG_FASTOPEN)) must not be blamed on this connect.
-    let _ = CONNECTS.remove(&bpf_get_current_pid_tgid());
+    let _ = CONNECTS.remove(bpf_get_current_pid_tgid());
     0
 }
 
 #[tracepoint]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     let key = bpf_get_current_pid_tgid();
-    let Some(p) = (unsafe { CONNECTS.get(&key) }) else {
+    let Some(p) = (unsafe { CONNECTS.get(key) }) else {
         return 0;
     };
     let mut p = *p;
-    let _ = CONNECTS.remove(&key);
+    let _ = CONNECTS.remove(key);
     let ret: i64 = unsafe { ctx.read_at(tp_syscalls::RET).unwrap_or(0) };
     // The local port is assigned after SYN_SENT is set: read it back from the socket.
     if offsets_valid() && p.skaddr != 0 {
         let sk = p.skaddr as *const u8;
         if let (Ok(port), Ok(addr)) = unsafe {
-            (read_at::<u16>(sk, off!(sk_num)), read_at::<[u8; 4]>(sk, off!(sk_rcv_saddr)))
+            (
+                read_at::<u16>(sk, off!(sk_num)),
+                read_at::<[u8; 4]>(sk, off!(sk_rcv_saddr)),
+            )
         } {
             if port != 0 {
                 p.ep.local_port = port;
@@ -201,13 +215,19 @@ fn outcome(skaddr: u64, state: i32) -> i64 {
 /// resolves. The event is counted as seen now.
 fn park_inflight(p: &Pending) {
     count_seen(kind::CONNECT);
-    let mut ev = NetEvent::default();
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
     unsafe {
-        fill_header(&raw mut ev.header, kind::CONNECT, core::mem::size_of::<NetEvent>());
-    }
-    set_endpoints(&mut ev, &p.ep, -EINPROGRESS);
-    if INFLIGHT.insert(&p.skaddr, &ev, 0).is_err() {
-        count(counter::PENDING_FULL);
+        fill_header(
+            &raw mut (*ev).header,
+            kind::CONNECT,
+            core::mem::size_of::<NetEvent>(),
+        );
+        set_endpoints(&mut *ev, &p.ep, -EINPROGRESS);
+        if INFLIGHT.insert(p.skaddr, &*ev, 0).is_err() {
+            count(counter::PENDING_FULL);
+        }
     }
 }
 

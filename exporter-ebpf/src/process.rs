@@ -34,7 +34,11 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i32> {
     };
     let ev = entry.as_mut_ptr();
     unsafe {
-        fill_header(&raw mut (*ev).header, kind::EXEC, core::mem::size_of::<ExecEvent>());
+        fill_header(
+            &raw mut (*ev).header,
+            kind::EXEC,
+            core::mem::size_of::<ExecEvent>(),
+        );
         (*ev)._pad = 0;
         (*ev).filename_len = 0;
         (*ev).args_len = 0;
@@ -139,7 +143,11 @@ fn emit_fork(child_pid: u32, child_start_ns: u64) {
     };
     let ev = entry.as_mut_ptr();
     unsafe {
-        fill_header(&raw mut (*ev).header, kind::FORK, core::mem::size_of::<ForkEvent>());
+        fill_header(
+            &raw mut (*ev).header,
+            kind::FORK,
+            core::mem::size_of::<ForkEvent>(),
+        );
         (*ev).child_pid = child_pid;
         (*ev)._pad = 0;
         (*ev).child_start_ns = child_start_ns;
@@ -170,7 +178,11 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i32> {
     };
     let ev = entry.as_mut_ptr();
     unsafe {
-        fill_header(&raw mut (*ev).header, kind::EXIT, core::mem::size_of::<ExitEvent>());
+        fill_header(
+            &raw mut (*ev).header,
+            kind::EXIT,
+            core::mem::size_of::<ExitEvent>(),
+        );
         (*ev)._pad = 0;
         (*ev).exit_code = if offsets_valid() {
             read_at::<u32>(current_task(), off!(task_exit_code)).unwrap_or(0)

@@ -65,7 +65,11 @@ pub struct RunArgs {
     pub procfs: Option<PathBuf>,
 
     /// Kernel BTF used to resolve struct offsets.
-    #[arg(long = "path.btf", default_value = "/sys/kernel/btf/vmlinux", global = true)]
+    #[arg(
+        long = "path.btf",
+        default_value = "/sys/kernel/btf/vmlinux",
+        global = true
+    )]
     pub btf: PathBuf,
 }
 
@@ -82,10 +86,11 @@ fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
         return Ok(ListenAddress::Disabled);
     }
     if let Some(port) = s.strip_prefix(':') {
-        return port
-            .parse::<u16>()
-            .map(ListenAddress::Any)
-            .map_err(|_| format!("{s:?}: the port must be a number from 0 to 65535 (e.g. :9799 or 127.0.0.1:9799)"));
+        return port.parse::<u16>().map(ListenAddress::Any).map_err(|_| {
+            format!(
+                "{s:?}: the port must be a number from 0 to 65535 (e.g. :9799 or 127.0.0.1:9799)"
+            )
+        });
     }
     s.parse::<SocketAddr>().map(ListenAddress::Addr).map_err(|_| {
         format!("{s:?} is not an address: use :PORT, IPv4:PORT or [IPv6]:PORT (e.g. :9799, 127.0.0.1:9799, [::1]:9799)")
@@ -94,7 +99,9 @@ fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
 
 fn parse_telemetry_path(s: &str) -> Result<String, String> {
     if !s.starts_with('/') || s.len() < 2 {
-        return Err(format!("{s:?}: the telemetry path must start with '/' and not be '/' (e.g. /metrics)"));
+        return Err(format!(
+            "{s:?}: the telemetry path must start with '/' and not be '/' (e.g. /metrics)"
+        ));
     }
     Ok(s.to_string())
 }
@@ -105,13 +112,20 @@ mod tests {
 
     #[test]
     fn parses_listen_addresses() {
-        assert_eq!(parse_listen_address(":9799").unwrap(), ListenAddress::Any(9799));
+        assert_eq!(
+            parse_listen_address(":9799").unwrap(),
+            ListenAddress::Any(9799)
+        );
         assert_eq!(
             parse_listen_address("127.0.0.1:1").unwrap(),
             ListenAddress::Addr("127.0.0.1:1".parse().unwrap())
         );
-        assert!(parse_listen_address(":x").unwrap_err().contains("port must be a number"));
-        assert!(parse_listen_address("localhost").unwrap_err().contains("is not an address"));
+        assert!(parse_listen_address(":x")
+            .unwrap_err()
+            .contains("port must be a number"));
+        assert!(parse_listen_address("localhost")
+            .unwrap_err()
+            .contains("is not an address"));
         assert_eq!(parse_listen_address("").unwrap(), ListenAddress::Disabled);
     }
 
@@ -124,8 +138,13 @@ mod tests {
 
     #[test]
     fn flags_are_global() {
-        let cli = Cli::try_parse_from(["tripline", "events", "--web.listen-address", "127.0.0.1:9"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["tripline", "events", "--web.listen-address", "127.0.0.1:9"])
+                .unwrap();
         assert!(matches!(cli.command, Some(Command::Events)));
-        assert_eq!(cli.run.listen_address, ListenAddress::Addr("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(
+            cli.run.listen_address,
+            ListenAddress::Addr("127.0.0.1:9".parse().unwrap())
+        );
     }
 }

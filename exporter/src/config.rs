@@ -13,27 +13,33 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../docs/examples/tripline.yml"
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}:{column}: {message}")]
-    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}: {message}")]
     ParseNoLocation { path: PathBuf, message: String },
     #[error("{path}: {field}: {message}")]
-    Invalid { path: PathBuf, field: String, message: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub sensor: SensorConfig,
     pub detect: DetectConfig,
     pub sinks: SinksConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { sensor: SensorConfig::default(), detect: DetectConfig::default(), sinks: SinksConfig::default() }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -65,8 +71,10 @@ impl Config {
         match path {
             None => Config::parse(DEFAULT_CONFIG, Path::new("<embedded default>")),
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
                 Config::parse(&text, p)
             }
         }
@@ -92,23 +100,35 @@ impl Config {
         if rb < 4096 || !rb.is_power_of_two() {
             return Err(invalid(
                 "sensor.ring_buffer_bytes",
-                format!("{rb} is not allowed: must be a power of two of at least 4096 (e.g. 8388608)"),
+                format!(
+                    "{rb} is not allowed: must be a power of two of at least 4096 (e.g. 8388608)"
+                ),
             ));
         }
         if self.sensor.pipeline_queue == 0 || self.sensor.pipeline_queue > 1 << 22 {
             return Err(invalid(
                 "sensor.pipeline_queue",
-                format!("{} is not allowed: must be between 1 and 4194304", self.sensor.pipeline_queue),
+                format!(
+                    "{} is not allowed: must be between 1 and 4194304",
+                    self.sensor.pipeline_queue
+                ),
             ));
         }
         if self.sensor.process_tree_max < 64 {
             return Err(invalid(
                 "sensor.process_tree_max",
-                format!("{} is not allowed: must be at least 64", self.sensor.process_tree_max),
+                format!(
+                    "{} is not allowed: must be at least 64",
+                    self.sensor.process_tree_max
+                ),
             ));
         }
-        self.detect.validate().map_err(|(field, message)| invalid(&field, message))?;
-        self.sinks.validate().map_err(|(field, message)| invalid(&field, message))?;
+        self.detect
+            .validate()
+            .map_err(|(field, message)| invalid(&field, message))?;
+        self.sinks
+            .validate()
+            .map_err(|(field, message)| invalid(&field, message))?;
         Ok(())
     }
 }
@@ -123,7 +143,10 @@ pub fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> ConfigError {
             column: loc.column(),
             message: strip_location(&e.to_string()),
         },
-        None => ConfigError::ParseNoLocation { path: path.to_path_buf(), message: e.to_string() },
+        None => ConfigError::ParseNoLocation {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
     }
 }
 
@@ -145,21 +168,34 @@ mod tests {
 
     #[test]
     fn unknown_key_reports_line_and_allowed_keys() {
-        let err = Config::parse("sensor:\n  ring_bufer_bytes: 4096\n", Path::new("t.yml")).unwrap_err();
+        let err =
+            Config::parse("sensor:\n  ring_bufer_bytes: 4096\n", Path::new("t.yml")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("t.yml:2:3: sensor: unknown field `ring_bufer_bytes`"), "{msg}");
-        assert!(msg.contains("ring_buffer_bytes"), "must list allowed keys: {msg}");
+        assert!(
+            msg.starts_with("t.yml:2:3: sensor: unknown field `ring_bufer_bytes`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("ring_buffer_bytes"),
+            "must list allowed keys: {msg}"
+        );
     }
 
     #[test]
     fn bad_ring_buffer_size_is_rejected() {
-        let err = Config::parse("sensor:\n  ring_buffer_bytes: 5000\n", Path::new("t.yml")).unwrap_err();
-        assert!(err.to_string().contains("sensor.ring_buffer_bytes: 5000 is not allowed"), "{err}");
+        let err =
+            Config::parse("sensor:\n  ring_buffer_bytes: 5000\n", Path::new("t.yml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("sensor.ring_buffer_bytes: 5000 is not allowed"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_is_rejected_with_location() {
-        let err = Config::parse("sensor:\n  pipeline_queue: lots\n", Path::new("t.yml")).unwrap_err();
+        let err =
+            Config::parse("sensor:\n  pipeline_queue: lots\n", Path::new("t.yml")).unwrap_err();
         assert!(err.to_string().starts_with("t.yml:2:"), "{err}");
     }
 }

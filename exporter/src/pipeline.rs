@@ -32,7 +32,10 @@ pub struct Clock {
 }
 
 fn clock_ns(id: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer.
     unsafe { libc::clock_gettime(id, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
@@ -40,7 +43,9 @@ fn clock_ns(id: libc::clockid_t) -> i128 {
 
 impl Clock {
     pub fn now() -> Clock {
-        Clock { offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME) }
+        Clock {
+            offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
+        }
     }
 
     pub fn wall(&self, boot_ns: u64) -> SystemTime {
@@ -68,13 +73,21 @@ pub fn effective_config(args: &RunArgs, events_to_stdout: bool) -> anyhow::Resul
         config.sinks.jsonl.path = Some("-".into());
         config.sinks.jsonl.events = args.events_level.unwrap_or(EventLevel::All);
     }
-    let origin = args.config_file.clone().unwrap_or_else(|| "<command line>".into());
+    let origin = args
+        .config_file
+        .clone()
+        .unwrap_or_else(|| "<command line>".into());
     config.validate(&origin)?;
     Ok(config)
 }
 
 /// Processes one ring-buffer record through decode and enrich.
-pub fn ingest(bytes: &[u8], tree: &mut ProcessTree, clock: &Clock, metrics: &Metrics) -> Option<Event> {
+pub fn ingest(
+    bytes: &[u8],
+    tree: &mut ProcessTree,
+    clock: &Clock,
+    metrics: &Metrics,
+) -> Option<Event> {
     match decode::decode(bytes) {
         Ok(d) => {
             let time = clock.wall(d.header.ktime_ns);
@@ -83,7 +96,10 @@ pub fn ingest(bytes: &[u8], tree: &mut ProcessTree, clock: &Clock, metrics: &Met
         Err(e) => {
             metrics
                 .decode_errors
-                .get_or_create(&DecodeLabels { kind: e.kind_label(), reason: e.reason() })
+                .get_or_create(&DecodeLabels {
+                    kind: e.kind_label(),
+                    reason: e.reason(),
+                })
                 .inc();
             metrics.lost(Stage::decode).inc();
             tracing::debug!(error = %e, "undecodable record");
@@ -132,7 +148,9 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         ready: ready.clone(),
         telemetry_path: args.telemetry_path.clone(),
         before_scrape: Arc::new(move || {
-            qmetrics.pipeline_queue_length.set((queue_cap - qtx.capacity()) as i64);
+            qmetrics
+                .pipeline_queue_length
+                .set((queue_cap - qtx.capacity()) as i64);
         }),
     };
     let server_task = match server::bind(&args.listen_address).await? {

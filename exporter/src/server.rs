@@ -48,10 +48,18 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let om = exposition::wants_openmetrics(accept);
     match exposition::encode(&s.registry, om) {
         Ok(body) => {
-            let ct = if om { exposition::OPENMETRICS } else { exposition::TEXT_004 };
+            let ct = if om {
+                exposition::OPENMETRICS
+            } else {
+                exposition::TEXT_004
+            };
             ([(header::CONTENT_TYPE, ct)], body).into_response()
         }
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed\n",
+        )
+            .into_response(),
     }
 }
 
@@ -74,7 +82,11 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
 async fn landing(State(s): State<AppState>) -> Html<String> {
     let mut rows = String::new();
     for p in s.probes.iter() {
-        let state = if p.attached { "attached" } else { "NOT attached" };
+        let state = if p.attached {
+            "attached"
+        } else {
+            "NOT attached"
+        };
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(p.probe),
@@ -96,15 +108,22 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Binds the listener: `Any(port)` tries dual-stack `[::]` and falls back to `0.0.0.0`.
-pub async fn bind(addr: &crate::cli::ListenAddress) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+pub async fn bind(
+    addr: &crate::cli::ListenAddress,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     use crate::cli::ListenAddress;
     let l = match addr {
         ListenAddress::Disabled => return Ok(None),
-        ListenAddress::Addr(a) => tokio::net::TcpListener::bind(a).await.map_err(|e| bind_err(&a.to_string(), e))?,
+        ListenAddress::Addr(a) => tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|e| bind_err(&a.to_string(), e))?,
         ListenAddress::Any(port) => {
             let v6 = SocketAddr::from(([0u16; 8], *port));
             match tokio::net::TcpListener::bind(v6).await {

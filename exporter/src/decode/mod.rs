@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tripline_common::{
-    flags, kind, ExecEvent, ExitEvent, ForkEvent, Header, NetEvent, AF_INET6, ARGS_LEN, FILENAME_LEN,
-    WIRE_VERSION,
+    flags, kind, ExecEvent, ExitEvent, ForkEvent, Header, NetEvent, AF_INET6, ARGS_LEN,
+    FILENAME_LEN, WIRE_VERSION,
 };
 
 use crate::event::{EventData, EventKind, Net, Transport};
@@ -21,7 +21,11 @@ pub enum DecodeError {
     #[error("unknown event kind {0}")]
     UnknownKind(u16),
     #[error("{kind:?} record of {got} bytes, expected {want}")]
-    Length { kind: EventKind, got: usize, want: usize },
+    Length {
+        kind: EventKind,
+        got: usize,
+        want: usize,
+    },
 }
 
 impl DecodeError {
@@ -66,9 +70,17 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 fn checked<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
     let want = std::mem::size_of::<T>();
     if bytes.len() < want {
-        return Err(DecodeError::Length { kind, got: bytes.len(), want });
+        return Err(DecodeError::Length {
+            kind,
+            got: bytes.len(),
+            want,
+        });
     }
-    read::<T>(bytes).ok_or(DecodeError::Length { kind, got: bytes.len(), want })
+    read::<T>(bytes).ok_or(DecodeError::Length {
+        kind,
+        got: bytes.len(),
+        want,
+    })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
@@ -91,11 +103,16 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         }
         kind::FORK => {
             let e: ForkEvent = checked(bytes, kind)?;
-            EventData::Fork { child_pid: e.child_pid, child_start_ns: e.child_start_ns }
+            EventData::Fork {
+                child_pid: e.child_pid,
+                child_start_ns: e.child_start_ns,
+            }
         }
         kind::EXIT => {
             let e: ExitEvent = checked(bytes, kind)?;
-            EventData::Exit { status: e.exit_code }
+            EventData::Exit {
+                status: e.exit_code,
+            }
         }
         kind::CONNECT | kind::ACCEPT | kind::LISTEN => {
             let e: NetEvent = checked(bytes, kind)?;
@@ -115,7 +132,12 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };
-    Ok(Decoded { kind, header, data, args })
+    Ok(Decoded {
+        kind,
+        header,
+        data,
+        args,
+    })
 }
 
 /// Bytes up to the first NUL, lossily as UTF-8.
@@ -130,7 +152,10 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
     if bytes.is_empty() {
         return Vec::new();
     }
-    bytes.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    bytes
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 /// Wire encoding, the exact inverse of [`decode`] for the fields the probes fill: for round-trip tests,
@@ -140,7 +165,8 @@ pub mod encode {
 
     fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
         // SAFETY: T is a padding-free repr(C) wire type; reading its bytes is defined.
-        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }.to_vec()
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+            .to_vec()
     }
 
     pub fn header(kind: u16, len: usize, pid: u32) -> Header {
@@ -192,11 +218,20 @@ pub mod encode {
     }
 
     pub fn fork(h: Header, child_pid: u32, child_start_ns: u64) -> Vec<u8> {
-        bytes_of(&ForkEvent { header: h, child_pid, _pad: 0, child_start_ns })
+        bytes_of(&ForkEvent {
+            header: h,
+            child_pid,
+            _pad: 0,
+            child_start_ns,
+        })
     }
 
     pub fn exit(h: Header, exit_code: u32) -> Vec<u8> {
-        bytes_of(&ExitEvent { header: h, exit_code, _pad: 0 })
+        bytes_of(&ExitEvent {
+            header: h,
+            exit_code,
+            _pad: 0,
+        })
     }
 
     pub fn net(h: Header, local: SocketAddr, peer: SocketAddr, result: i64) -> Vec<u8> {
@@ -212,7 +247,11 @@ pub mod encode {
         };
         bytes_of(&NetEvent {
             header: h,
-            family: if local.is_ipv6() { AF_INET6 } else { tripline_common::AF_INET },
+            family: if local.is_ipv6() {
+                AF_INET6
+            } else {
+                tripline_common::AF_INET
+            },
             protocol: tripline_common::IPPROTO_TCP,
             local_port: local.port(),
             peer_port: peer.port(),
@@ -236,7 +275,13 @@ mod tests {
         assert_eq!(d.kind, EventKind::Exec);
         assert_eq!(d.header.pid, 42);
         assert_eq!(d.args, vec!["/bin/true", "a b", ""]);
-        assert_eq!(d.data, EventData::Exec { filename: "/bin/true".into(), filename_truncated: false });
+        assert_eq!(
+            d.data,
+            EventData::Exec {
+                filename: "/bin/true".into(),
+                filename_truncated: false
+            }
+        );
     }
 
     #[test]
@@ -252,7 +297,13 @@ mod tests {
     #[test]
     fn fork_exit_round_trip() {
         let d = decode(&fork(header(kind::FORK, size_of::<ForkEvent>(), 7), 8, 99)).unwrap();
-        assert_eq!(d.data, EventData::Fork { child_pid: 8, child_start_ns: 99 });
+        assert_eq!(
+            d.data,
+            EventData::Fork {
+                child_pid: 8,
+                child_start_ns: 99
+            }
+        );
         let d = decode(&exit(header(kind::EXIT, size_of::<ExitEvent>(), 7), 256)).unwrap();
         assert_eq!(d.data, EventData::Exit { status: 256 });
     }
@@ -266,7 +317,9 @@ mod tests {
         ] {
             let (l, p): (SocketAddr, SocketAddr) = (local.parse().unwrap(), peer.parse().unwrap());
             let d = decode(&net(header(k, size_of::<NetEvent>(), 3), l, p, res)).unwrap();
-            let EventData::Net(n) = d.data else { panic!("not net") };
+            let EventData::Net(n) = d.data else {
+                panic!("not net")
+            };
             assert_eq!((n.local, n.peer, n.result), (l, p, res));
         }
     }
@@ -278,7 +331,10 @@ mod tests {
         h.version = 99;
         assert_eq!(decode(&exit(h, 0)).unwrap_err(), DecodeError::Version(99));
         let h = header(77, size_of::<ExitEvent>(), 1);
-        assert_eq!(decode(&exit(h, 0)).unwrap_err(), DecodeError::UnknownKind(77));
+        assert_eq!(
+            decode(&exit(h, 0)).unwrap_err(),
+            DecodeError::UnknownKind(77)
+        );
         let h = header(kind::EXEC, size_of::<ExecEvent>(), 1);
         let bytes = exit(h, 0); // an exec header on an exit-sized record
         let err = decode(&bytes).unwrap_err();

@@ -106,13 +106,21 @@ impl ProcessTree {
     /// Frees room: exited processes first, then the oldest-started tenth of the tree.
     fn evict(&mut self) {
         while let Some((pid, start, _)) = self.exited.pop_front() {
-            if self.procs.get(&pid).is_some_and(|e| e.start_ticks == start && e.exited) {
+            if self
+                .procs
+                .get(&pid)
+                .is_some_and(|e| e.start_ticks == start && e.exited)
+            {
                 self.procs.remove(&pid);
                 self.evictions += 1;
                 return;
             }
         }
-        let mut by_age: Vec<(u64, u32)> = self.procs.iter().map(|(pid, e)| (e.start_ticks, *pid)).collect();
+        let mut by_age: Vec<(u64, u32)> = self
+            .procs
+            .iter()
+            .map(|(pid, e)| (e.start_ticks, *pid))
+            .collect();
         by_age.sort_unstable();
         let n = (self.max / 10).max(1);
         for (_, pid) in by_age.into_iter().take(n) {
@@ -128,7 +136,11 @@ impl ProcessTree {
                 break;
             }
             self.exited.pop_front();
-            if self.procs.get(&pid).is_some_and(|e| e.start_ticks == start && e.exited) {
+            if self
+                .procs
+                .get(&pid)
+                .is_some_and(|e| e.start_ticks == start && e.exited)
+            {
                 self.procs.remove(&pid);
             }
         }
@@ -148,7 +160,9 @@ impl ProcessTree {
                 }
             }
         }
-        self.procs.get(&pid).filter(|e| start_ticks.is_none_or(|s| e.start_ticks == s))
+        self.procs
+            .get(&pid)
+            .filter(|e| start_ticks.is_none_or(|s| e.start_ticks == s))
     }
 
     /// Updates the tree with a decoded record and builds the enriched event.
@@ -185,10 +199,16 @@ impl ProcessTree {
                 };
                 self.insert(h.pid, entry);
             }
-            EventData::Fork { child_pid, child_start_ns } => {
+            EventData::Fork {
+                child_pid,
+                child_start_ns,
+            } => {
                 let parent = self.lookup(h.pid, start_ticks).cloned().unwrap_or_default();
                 let child_ticks = self.ticks(*child_start_ns);
-                let known_child = self.procs.get(child_pid).is_some_and(|e| e.start_ticks == child_ticks);
+                let known_child = self
+                    .procs
+                    .get(child_pid)
+                    .is_some_and(|e| e.start_ticks == child_ticks);
                 if !known_child {
                     let entry = Entry {
                         start_ticks: child_ticks,
@@ -212,7 +232,11 @@ impl ProcessTree {
                 pid: h.pid,
                 tid: h.tid,
                 ppid: if h.ppid != 0 { h.ppid } else { e.ppid },
-                start_ns: if h.start_ns != 0 { h.start_ns } else { e.start_ns },
+                start_ns: if h.start_ns != 0 {
+                    h.start_ns
+                } else {
+                    e.start_ns
+                },
                 uid: h.uid,
                 euid: h.euid,
                 gid: h.gid,
@@ -240,15 +264,21 @@ impl ProcessTree {
             },
         };
 
-        let parent_key = entry.as_ref().and_then(|e| e.parent_start_ticks).or(parent_start_ticks);
-        let parent = self.lookup(process.ppid, parent_key).cloned().map(|p| Parent {
-            pid: process.ppid,
-            start_ns: p.start_ns,
-            exe: p.exe.clone(),
-            args: p.args.clone(),
-            uid: p.uid,
-            euid: p.euid,
-        });
+        let parent_key = entry
+            .as_ref()
+            .and_then(|e| e.parent_start_ticks)
+            .or(parent_start_ticks);
+        let parent = self
+            .lookup(process.ppid, parent_key)
+            .cloned()
+            .map(|p| Parent {
+                pid: process.ppid,
+                start_ns: p.start_ns,
+                exe: p.exe.clone(),
+                args: p.args.clone(),
+                uid: p.uid,
+                euid: p.euid,
+            });
         let ancestors = self.ancestry(process.ppid, parent_key);
 
         if let EventData::Exit { .. } = d.data {
@@ -280,7 +310,11 @@ impl ProcessTree {
             if start.is_some_and(|s| s != e.start_ticks) {
                 break;
             }
-            out.push(if e.exe.is_empty() { e.comm.clone() } else { e.exe.clone() });
+            out.push(if e.exe.is_empty() {
+                e.comm.clone()
+            } else {
+                e.exe.clone()
+            });
             if e.ppid == pid {
                 break;
             }
@@ -306,7 +340,14 @@ mod tests {
         ProcessTree::new(1000, PathBuf::from("/nonexistent-procfs"))
     }
 
-    fn hdr(k: u16, len: usize, pid: u32, ppid: u32, start: u64, pstart: u64) -> tripline_common::Header {
+    fn hdr(
+        k: u16,
+        len: usize,
+        pid: u32,
+        ppid: u32,
+        start: u64,
+        pstart: u64,
+    ) -> tripline_common::Header {
         let mut h = encode::header(k, len, pid);
         h.ppid = ppid;
         h.start_ns = start;
@@ -314,9 +355,19 @@ mod tests {
         h
     }
 
-    fn exec(t: &mut ProcessTree, pid: u32, ppid: u32, start: u64, pstart: u64, path: &str) -> Event {
+    fn exec(
+        t: &mut ProcessTree,
+        pid: u32,
+        ppid: u32,
+        start: u64,
+        pstart: u64,
+        path: &str,
+    ) -> Event {
         let h = hdr(kind::EXEC, size_of::<ExecEvent>(), pid, ppid, start, pstart);
-        t.enrich(decode(&encode::exec(h, path, &[path, "-x"])).unwrap(), SystemTime::now())
+        t.enrich(
+            decode(&encode::exec(h, path, &[path, "-x"])).unwrap(),
+            SystemTime::now(),
+        )
     }
 
     #[test]
@@ -325,7 +376,10 @@ mod tests {
         exec(&mut t, 100, 1, 100 * TICK, 0, "/usr/sbin/nginx");
         // nginx forks a worker, which execs a shell.
         let h = hdr(kind::FORK, size_of::<ForkEvent>(), 100, 1, 100 * TICK, 0);
-        t.enrich(decode(&encode::fork(h, 200, 200 * TICK)).unwrap(), SystemTime::now());
+        t.enrich(
+            decode(&encode::fork(h, 200, 200 * TICK)).unwrap(),
+            SystemTime::now(),
+        );
         let ev = exec(&mut t, 200, 100, 200 * TICK, 100 * TICK, "/bin/sh");
         assert_eq!(ev.process.exe, "/bin/sh");
         assert_eq!(ev.process.args, vec!["/bin/sh", "-x"]);
@@ -339,9 +393,19 @@ mod tests {
         let mut t = tree();
         exec(&mut t, 10, 1, 10 * TICK, 0, "/usr/bin/python3");
         let h = hdr(kind::FORK, size_of::<ForkEvent>(), 10, 1, 10 * TICK, 0);
-        t.enrich(decode(&encode::fork(h, 11, 11 * TICK)).unwrap(), SystemTime::now());
+        t.enrich(
+            decode(&encode::fork(h, 11, 11 * TICK)).unwrap(),
+            SystemTime::now(),
+        );
         // An exit from the child before it execs: still python3, parent python3.
-        let h = hdr(kind::EXIT, size_of::<ExitEvent>(), 11, 10, 11 * TICK, 10 * TICK);
+        let h = hdr(
+            kind::EXIT,
+            size_of::<ExitEvent>(),
+            11,
+            10,
+            11 * TICK,
+            10 * TICK,
+        );
         let ev = t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
         assert_eq!(ev.process.exe, "/usr/bin/python3");
         assert_eq!(ev.parent.unwrap().exe, "/usr/bin/python3");
@@ -356,7 +420,10 @@ mod tests {
         // Same pid, later start: an exit event for a process the tree never saw exec.
         let h = hdr(kind::EXIT, size_of::<ExitEvent>(), 50, 1, 900 * TICK, 0);
         let ev = t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
-        assert_eq!(ev.process.exe, "", "must not report the dead process's executable");
+        assert_eq!(
+            ev.process.exe, "",
+            "must not report the dead process's executable"
+        );
     }
 
     #[test]
@@ -369,7 +436,10 @@ mod tests {
         assert_eq!(t.len(), 1);
         let mut h = hdr(kind::EXEC, size_of::<ExecEvent>(), 61, 1, 61 * TICK, 0);
         h.ktime_ns = 1_000_000_000 + EXIT_GRACE_NS + 1;
-        t.enrich(decode(&encode::exec(h, "/bin/y", &[])).unwrap(), SystemTime::now());
+        t.enrich(
+            decode(&encode::exec(h, "/bin/y", &[])).unwrap(),
+            SystemTime::now(),
+        );
         assert_eq!(t.len(), 1, "pid 60 reaped, pid 61 added");
     }
 

@@ -43,7 +43,9 @@ pub fn parse_stat(text: &str) -> Option<(String, u32, u64)> {
 
 fn parse_ids(status: &str, key: &str) -> Option<(u32, u32)> {
     let line = status.lines().find(|l| l.starts_with(key))?;
-    let mut it = line[key.len()..].split_whitespace().map(|v| v.parse::<u32>());
+    let mut it = line[key.len()..]
+        .split_whitespace()
+        .map(|v| v.parse::<u32>());
     Some((it.next()?.ok()?, it.next()?.ok()?))
 }
 
@@ -54,18 +56,36 @@ pub fn read_process(procfs: &Path, pid: u32) -> Option<ProcInfo> {
     let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
     let (uid, euid) = parse_ids(&status, "Uid:").unwrap_or((0, 0));
     let (gid, egid) = parse_ids(&status, "Gid:").unwrap_or((0, 0));
-    let exe = std::fs::read_link(dir.join("exe")).map(|p| p.display().to_string()).unwrap_or_default();
-    let args = std::fs::read(dir.join("cmdline")).map(|b| crate::decode::split_args(&b)).unwrap_or_default();
+    let exe = std::fs::read_link(dir.join("exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let args = std::fs::read(dir.join("cmdline"))
+        .map(|b| crate::decode::split_args(&b))
+        .unwrap_or_default();
     let auid = std::fs::read_to_string(dir.join("loginuid"))
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|&a| a != u32::MAX);
-    Some(ProcInfo { pid, ppid, start_ticks, comm, exe, args, uid, euid, gid, egid, auid })
+    Some(ProcInfo {
+        pid,
+        ppid,
+        start_ticks,
+        comm,
+        exe,
+        args,
+        uid,
+        euid,
+        gid,
+        egid,
+        auid,
+    })
 }
 
 /// Every process in procfs (thread-group leaders only: /proc lists those).
 pub fn snapshot(procfs: &Path) -> Vec<ProcInfo> {
-    let Ok(dir) = std::fs::read_dir(procfs) else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir(procfs) else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| read_process(procfs, pid))
         .collect()

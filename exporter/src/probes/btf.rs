@@ -32,7 +32,10 @@ impl Resolver {
     /// Byte offset of `member` in `struct strukt`, searching anonymous members too.
     pub fn offset(&self, strukt: &str, member: &str) -> Result<u32, BtfError> {
         let missing = || BtfError::Missing(format!("{strukt}.{member}"));
-        let types = self.btf.resolve_types_by_name(strukt).map_err(|_| missing())?;
+        let types = self
+            .btf
+            .resolve_types_by_name(strukt)
+            .map_err(|_| missing())?;
         for t in types {
             if let Type::Struct(s) = t {
                 if let Some(bits) = self.find_member(&s, member, 0) {
@@ -68,7 +71,9 @@ impl Resolver {
         for _ in 0..8 {
             match &t {
                 Type::Typedef(x) => t = self.btf.resolve_chained_type(x)?,
-                Type::Volatile(x) | Type::Const(x) | Type::Restrict(x) => t = self.btf.resolve_chained_type(x)?,
+                Type::Volatile(x) | Type::Const(x) | Type::Restrict(x) => {
+                    t = self.btf.resolve_chained_type(x)?
+                }
                 _ => break,
             }
         }

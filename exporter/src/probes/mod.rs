@@ -22,8 +22,13 @@ static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 /// How a program attaches.
 #[derive(Debug, Clone, Copy)]
 pub enum Hook {
-    Tracepoint { category: &'static str, name: &'static str },
-    BtfTracepoint { name: &'static str },
+    Tracepoint {
+        category: &'static str,
+        name: &'static str,
+    },
+    BtfTracepoint {
+        name: &'static str,
+    },
 }
 
 impl std::fmt::Display for Hook {
@@ -67,7 +72,9 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
     ProbeSpec {
         probe: "fork",
         program: "sched_process_fork",
-        hook: Hook::BtfTracepoint { name: "sched_process_fork" },
+        hook: Hook::BtfTracepoint {
+            name: "sched_process_fork",
+        },
         format: &[],
         needs_offsets: true,
         min_kernel: "5.5",
@@ -185,7 +192,10 @@ pub fn preflight(btf_path: &Path) -> anyhow::Result<()> {
 }
 
 fn raise_memlock() {
-    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
         tracing::warn!(
@@ -201,14 +211,18 @@ impl Sensor {
         raise_memlock();
         let events_dir = tracefs::ensure_mounted().map_err(anyhow::Error::msg)?;
 
-        let offsets = match btf::Resolver::from_file(opts.btf_path).and_then(|r| r.kernel_offsets()) {
+        let offsets = match btf::Resolver::from_file(opts.btf_path).and_then(|r| r.kernel_offsets())
+        {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "kernel struct offsets unavailable: fork, accept, argv and credential fields will be missing");
                 KernelOffsets::default()
             }
         };
-        let config = ProbeConfig { self_pid: std::process::id(), _pad: 0 };
+        let config = ProbeConfig {
+            self_pid: std::process::id(),
+            _pad: 0,
+        };
 
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
@@ -226,7 +240,13 @@ impl Sensor {
                     continue; // an earlier alternative attached
                 }
             }
-            let result = attach_one(&mut ebpf, spec, &events_dir, offsets.valid != 0, kernel_btf.as_ref());
+            let result = attach_one(
+                &mut ebpf,
+                spec,
+                &events_dir,
+                offsets.valid != 0,
+                kernel_btf.as_ref(),
+            );
             let entry = match status.iter_mut().find(|s| s.probe == spec.probe) {
                 Some(s) => s,
                 None => {
@@ -252,8 +272,9 @@ impl Sensor {
 
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map missing")?)
             .context("EVENTS is not a ring buffer")?;
-        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS map missing")?)
-            .context("COUNTERS is not a per-CPU array")?;
+        let counters =
+            PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS map missing")?)
+                .context("COUNTERS is not a per-CPU array")?;
         Ok(Sensor {
             _ebpf: ebpf,
             ring: Some(ring),
@@ -268,7 +289,9 @@ impl Sensor {
         for s in &self.status {
             metrics
                 .probe_attached
-                .get_or_create(&ProbeLabels { probe: s.probe.to_string() })
+                .get_or_create(&ProbeLabels {
+                    probe: s.probe.to_string(),
+                })
                 .set(i64::from(s.attached));
             if s.attached {
                 tracing::info!(probe = s.probe, hook = %s.hook, "probe attached");
@@ -285,7 +308,10 @@ impl Sensor {
     /// Reads the in-kernel per-CPU counters and moves the matching metrics forward (called at scrape time).
     pub fn sync_counters(&mut self, metrics: &Metrics) {
         let read = |idx: u32| -> u64 {
-            self.counters.get(&idx, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0)
+            self.counters
+                .get(&idx, 0)
+                .map(|v| v.iter().sum::<u64>())
+                .unwrap_or(0)
         };
         let mut values = vec![0u64; counter::COUNT as usize];
         for e in crate::event::EventKind::ALL {
@@ -311,8 +337,12 @@ impl Sensor {
                 .inc_by(delta(counter::SEEN + k, &mut self.last));
             lost.inc_by(delta(counter::LOST + k, &mut self.last));
         }
-        metrics.kernel_read_errors.inc_by(delta(counter::READ_ERRORS, &mut self.last));
-        metrics.pending_connect_full.inc_by(delta(counter::PENDING_FULL, &mut self.last));
+        metrics
+            .kernel_read_errors
+            .inc_by(delta(counter::READ_ERRORS, &mut self.last));
+        metrics
+            .pending_connect_full
+            .inc_by(delta(counter::PENDING_FULL, &mut self.last));
     }
 }
 

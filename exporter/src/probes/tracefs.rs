@@ -10,13 +10,21 @@ pub fn ensure_mounted() -> Result<PathBuf, String> {
     if events.is_dir() {
         return Ok(events);
     }
-    nix::mount::mount(Some("tracefs"), root, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
-        .map_err(|e| format!("tracefs is not mounted and mounting it at {TRACEFS} failed: {e}"))?;
+    nix::mount::mount(
+        Some("tracefs"),
+        root,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("tracefs is not mounted and mounting it at {TRACEFS} failed: {e}"))?;
     tracing::info!(path = TRACEFS, "mounted tracefs");
     if events.is_dir() {
         Ok(events)
     } else {
-        Err(format!("tracefs mounted at {TRACEFS} but has no events/ directory"))
+        Err(format!(
+            "tracefs mounted at {TRACEFS} but has no events/ directory"
+        ))
     }
 }
 
@@ -29,7 +37,8 @@ pub struct Format {
 impl Format {
     pub fn read(events: &Path, category: &str, name: &str) -> Result<Format, String> {
         let path = events.join(category).join(name).join("format");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Format::parse(&text))
     }
 
@@ -37,7 +46,9 @@ impl Format {
         let mut fields = Vec::new();
         for line in text.lines() {
             let line = line.trim();
-            let Some(rest) = line.strip_prefix("field:") else { continue };
+            let Some(rest) = line.strip_prefix("field:") else {
+                continue;
+            };
             let mut decl = "";
             let mut offset = None;
             for part in rest.split(';') {
@@ -59,7 +70,10 @@ impl Format {
     }
 
     pub fn offset(&self, field: &str) -> Option<usize> {
-        self.fields.iter().find(|(n, _)| n == field).map(|(_, o)| *o)
+        self.fields
+            .iter()
+            .find(|(n, _)| n == field)
+            .map(|(_, o)| *o)
     }
 
     /// Checks that each `(field, offset)` the probe was compiled with matches this kernel.
@@ -67,7 +81,11 @@ impl Format {
         for (field, want) in expected {
             match self.offset(field) {
                 Some(got) if got == *want => {}
-                Some(got) => return Err(format!("field {field} is at offset {got}, the probe expects {want}")),
+                Some(got) => {
+                    return Err(format!(
+                        "field {field} is at offset {got}, the probe expects {want}"
+                    ))
+                }
                 None => return Err(format!("field {field} is missing")),
             }
         }
@@ -88,7 +106,10 @@ mod tests {
         assert_eq!(f.offset("comm"), Some(8));
         assert_eq!(f.offset("group_dead"), Some(32));
         assert!(f.check(&[("group_dead", 32)]).is_ok());
-        assert!(f.check(&[("group_dead", 24)]).unwrap_err().contains("offset 32"));
+        assert!(f
+            .check(&[("group_dead", 24)])
+            .unwrap_err()
+            .contains("offset 32"));
         assert!(f.check(&[("nope", 1)]).unwrap_err().contains("missing"));
     }
 }

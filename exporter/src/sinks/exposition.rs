@@ -10,7 +10,12 @@ pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// True when the Accept header prefers OpenMetrics (as Prometheus' scraper does).
 pub fn wants_openmetrics(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| a.split(',').any(|part| part.trim_start().starts_with("application/openmetrics-text")))
+    accept.is_some_and(|a| {
+        a.split(',').any(|part| {
+            part.trim_start()
+                .starts_with("application/openmetrics-text")
+        })
+    })
 }
 
 pub fn encode(registry: &Registry, openmetrics: bool) -> Result<String, std::fmt::Error> {

@@ -20,7 +20,12 @@ pub struct JsonlSink {
 
 enum Out {
     Stdout(std::io::Stdout),
-    File { path: PathBuf, w: BufWriter<File>, written: u64, max: u64 },
+    File {
+        path: PathBuf,
+        w: BufWriter<File>,
+        written: u64,
+        max: u64,
+    },
 }
 
 impl Out {
@@ -30,7 +35,12 @@ impl Out {
         }
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         let written = f.metadata()?.len();
-        Ok(Out::File { path: path.to_path_buf(), w: BufWriter::new(f), written, max })
+        Ok(Out::File {
+            path: path.to_path_buf(),
+            w: BufWriter::new(f),
+            written,
+            max,
+        })
     }
 
     fn write_line(&mut self, line: &str, more_queued: bool) -> std::io::Result<()> {
@@ -41,7 +51,12 @@ impl Out {
                 l.write_all(b"\n")?;
                 l.flush()
             }
-            Out::File { path, w, written, max } => {
+            Out::File {
+                path,
+                w,
+                written,
+                max,
+            } => {
                 if *max > 0 && *written + line.len() as u64 + 1 > *max && *written > 0 {
                     w.flush()?;
                     let mut rotated = path.as_os_str().to_owned();
@@ -64,25 +79,32 @@ impl Out {
 
 impl JsonlSink {
     pub fn open(config: &JsonlConfig, path: &Path, metrics: &Metrics) -> anyhow::Result<JsonlSink> {
-        let mut out = Out::open(path, config.max_bytes)
-            .map_err(|e| anyhow::anyhow!("cannot open JSON-lines output {}: {e}", path.display()))?;
+        let mut out = Out::open(path, config.max_bytes).map_err(|e| {
+            anyhow::anyhow!("cannot open JSON-lines output {}: {e}", path.display())
+        })?;
         let (tx, rx) = sync_channel::<String>(config.queue);
         let lost = metrics.lost(Stage::jsonl);
         let thread_lost = lost.clone();
-        let thread = std::thread::Builder::new().name("jsonl".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut next = Some(first);
-                while let Some(line) = next.take() {
-                    next = rx.try_recv().ok();
-                    // Flush only when the queue is empty: batches writes under load.
-                    if let Err(e) = out.write_line(&line, next.is_some()) {
-                        thread_lost.inc();
-                        tracing::warn!(error = %e, "JSON-lines write failed");
+        let thread = std::thread::Builder::new()
+            .name("jsonl".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut next = Some(first);
+                    while let Some(line) = next.take() {
+                        next = rx.try_recv().ok();
+                        // Flush only when the queue is empty: batches writes under load.
+                        if let Err(e) = out.write_line(&line, next.is_some()) {
+                            thread_lost.inc();
+                            tracing::warn!(error = %e, "JSON-lines write failed");
+                        }
                     }
                 }
-            }
-        })?;
-        Ok(JsonlSink { tx: Some(tx), thread: Some(thread), lost })
+            })?;
+        Ok(JsonlSink {
+            tx: Some(tx),
+            thread: Some(thread),
+            lost,
+        })
     }
 
     pub fn write(&mut self, record: &Record) {

@@ -34,7 +34,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: &'static [Stage] = &[Stage::kernel, Stage::decode, Stage::pipeline, Stage::jsonl];
+    pub const ALL: &'static [Stage] =
+        &[Stage::kernel, Stage::decode, Stage::pipeline, Stage::jsonl];
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,7 +83,17 @@ pub struct BuildLabels {
 
 /// Finding severities, lowest first.
 #[derive(
-    Clone, Copy, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelValue, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Hash,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    EncodeLabelValue,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 #[allow(non_camel_case_types)]
@@ -95,8 +106,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: &'static [Severity] =
-        &[Severity::info, Severity::low, Severity::medium, Severity::high, Severity::critical];
+    pub const ALL: &'static [Severity] = &[
+        Severity::info,
+        Severity::low,
+        Severity::medium,
+        Severity::high,
+        Severity::critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -182,102 +198,102 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("tripline");
         r.register(
             "events",
-            "Events seen by the kernel probes, by kind (read from in-kernel per-CPU counters at scrape time; includes events later lost).",
+            "Events seen by the kernel probes, by kind (read from in-kernel per-CPU counters at scrape time; includes events later lost)",
             m.events.clone(),
         );
         r.register(
             "events_lost",
-            "Events lost, by pipeline stage: kernel = ring buffer full, decode = undecodable record, pipeline/jsonl = bounded queue full.",
+            "Events lost, by pipeline stage: kernel = ring buffer full, decode = undecodable record, pipeline/jsonl = bounded queue full",
             m.events_lost.clone(),
         );
         r.register(
             "decode_errors",
-            "Ring-buffer records that could not be decoded, by kind and reason.",
+            "Ring-buffer records that could not be decoded, by kind and reason",
             m.decode_errors.clone(),
         );
         r.register(
             "kernel_read_errors",
-            "Kernel memory reads that failed while a probe built an event (the event was sent with fields missing).",
+            "Kernel memory reads that failed while a probe built an event (the event was sent with fields missing)",
             m.kernel_read_errors.clone(),
         );
         r.register(
             "connect_pending_full",
-            "Connects whose SYN_SENT state could not be parked until the syscall returned (map full); such connects are not reported.",
+            "Connects whose SYN_SENT state could not be parked until the syscall returned (map full); such connects are not reported",
             m.pending_connect_full.clone(),
         );
         r.register(
             "process_tree_processes",
-            "Processes currently tracked by the process tree.",
+            "Processes currently tracked by the process tree",
             m.process_tree_processes.clone(),
         );
         r.register(
             "process_tree_evictions",
-            "Processes evicted from the process tree because it reached its size bound.",
+            "Processes evicted from the process tree because it reached its size bound",
             m.process_tree_evictions.clone(),
         );
         r.register(
             "probe_attached",
-            "1 if the probe is loaded and attached, 0 if it could not be (see the startup log for why).",
+            "1 if the probe is loaded and attached, 0 if it could not be (see the startup log for why)",
             m.probe_attached.clone(),
         );
         r.register(
             "build_info",
-            "A metric with a constant '1' value labelled by the tripline version, git revision and wire format version.",
+            "A metric with a constant '1' value labelled by the tripline version, git revision and wire format version",
             m.build_info.clone(),
         );
         r.register(
             "pipeline_queue_length",
-            "Events waiting in the queue between the sensor and detection/sinks.",
+            "Events waiting in the queue between the sensor and detection/sinks",
             m.pipeline_queue_length.clone(),
         );
         r.register(
             "rule_matches",
-            "Policy rule matches (unique findings after deduplication), by rule and severity.",
+            "Policy rule matches (unique findings after deduplication), by rule and severity",
             m.rule_matches.clone(),
         );
         r.register(
             "anomalies",
-            "Baseline anomalies (behaviour not in the learned model), by model and severity.",
+            "Baseline anomalies (behaviour not in the learned model), by model and severity",
             m.anomalies.clone(),
         );
         r.register(
             "finding_occurrences",
-            "Every occurrence of a finding, including repeats deduplicated inside the suppression window, by reason (rule or baseline).",
+            "Every occurrence of a finding, including repeats deduplicated inside the suppression window, by reason (rule or baseline)",
             m.finding_occurrences.clone(),
         );
         r.register(
             "baseline_keys",
-            "Keys in each baseline model, by state (learned, seen_in_monitor, accepted).",
+            "Keys in each baseline model, by state (learned, seen_in_monitor, accepted)",
             m.baseline_keys.clone(),
         );
         r.register(
             "baseline_learning",
-            "1 while the baseline model is learning, 0 while it is monitoring.",
+            "1 while the baseline model is learning, 0 while it is monitoring",
             m.baseline_learning.clone(),
         );
         r.register(
             "threat_level",
-            "Threat score 0..100 from the severity and variety of recent findings, decaying over time (docs/metrics.md).",
+            "Threat score 0..100 from the severity and variety of recent findings, decaying over time (docs/metrics.md)",
             m.threat_level.clone(),
         );
         r.register(
             "findings_suppressed",
-            "Findings not reported as new, by reason (duplicate within the suppression window, rule exception).",
+            "Findings not reported as new, by reason (duplicate within the suppression window, rule exception)",
             m.findings_suppressed.clone(),
         );
         r.register(
             "otlp_records",
-            "OTLP log records by signal and result (exported, dropped = local queue full, failed = export error).",
+            "OTLP log records by signal and result (exported, dropped = local queue full, failed = export error)",
             m.otlp_records.clone(),
         );
         r.register(
             "otlp_queue_length",
-            "Records waiting in the OTLP export queue.",
+            "Records waiting in the OTLP export queue",
             m.otlp_queue_length.clone(),
         );
         r.register(
             "redactions",
-            "Secrets redacted from command lines before any sink saw them, by pattern.",
+            "Secrets redacted from command lines before any sink saw them, by pattern",
             m.redactions.clone(),
         );
 
@@ -289,13 +305,18 @@ impl Metrics {
         }
         for k in EventKind::ALL.iter().map(|k| k.as_str()).chain(["unknown"]) {
             for reason in DecodeReason::ALL {
-                drop(m.decode_errors.get_or_create(&DecodeLabels { kind: k, reason: *reason }));
+                drop(m.decode_errors.get_or_create(&DecodeLabels {
+                    kind: k,
+                    reason: *reason,
+                }));
             }
         }
         m.build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
-                revision: option_env!("TRIPLINE_GIT_REVISION").unwrap_or("unknown").to_string(),
+                revision: option_env!("TRIPLINE_GIT_REVISION")
+                    .unwrap_or("unknown")
+                    .to_string(),
                 wire_version: tripline_common::WIRE_VERSION.to_string(),
             })
             .set(1);
@@ -303,6 +324,8 @@ impl Metrics {
     }
 
     pub fn lost(&self, stage: Stage) -> Counter {
-        self.events_lost.get_or_create(&StageLabels { stage }).clone()
+        self.events_lost
+            .get_or_create(&StageLabels { stage })
+            .clone()
     }
 }

@@ -1,7 +1,7 @@
 //! Sinks: where events and findings go (metrics registry, JSON lines, OTLP).
+pub mod exposition;
 pub mod jsonl;
 pub mod metrics;
-pub mod exposition;
 pub mod process_metrics;
 pub mod record;
 
@@ -57,19 +57,30 @@ pub struct JsonlConfig {
 
 impl Default for JsonlConfig {
     fn default() -> Self {
-        JsonlConfig { path: None, events: EventLevel::None, max_bytes: 100 << 20, queue: 16384 }
+        JsonlConfig {
+            path: None,
+            events: EventLevel::None,
+            max_bytes: 100 << 20,
+            queue: 16384,
+        }
     }
 }
 
 impl SinksConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.jsonl.queue == 0 {
-            return Err(("sinks.jsonl.queue".into(), "0 is not allowed: must be at least 1".into()));
+            return Err((
+                "sinks.jsonl.queue".into(),
+                "0 is not allowed: must be at least 1".into(),
+            ));
         }
         if self.jsonl.max_bytes != 0 && self.jsonl.max_bytes < 4096 {
             return Err((
                 "sinks.jsonl.max_bytes".into(),
-                format!("{} is not allowed: use 0 (no rotation) or at least 4096", self.jsonl.max_bytes),
+                format!(
+                    "{} is not allowed: use 0 (no rotation) or at least 4096",
+                    self.jsonl.max_bytes
+                ),
             ));
         }
         Ok(())
@@ -84,7 +95,10 @@ pub struct Sinks {
 impl Sinks {
     pub fn new(config: &SinksConfig, metrics: &metrics::Metrics) -> anyhow::Result<Sinks> {
         let jsonl = match &config.jsonl.path {
-            Some(path) => Some((jsonl::JsonlSink::open(&config.jsonl, path, metrics)?, config.jsonl.events)),
+            Some(path) => Some((
+                jsonl::JsonlSink::open(&config.jsonl, path, metrics)?,
+                config.jsonl.events,
+            )),
             None => None,
         };
         Ok(Sinks { jsonl })

@@ -28,12 +28,24 @@ fn read_self() -> Option<SelfStat> {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as i64;
     let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-        s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))
+        s.lines().find_map(|l| {
+            l.strip_prefix("btime ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
     })?;
-    let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as i64)
+        .unwrap_or(0);
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid out pointer.
-    let max_fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 { rl.rlim_cur as i64 } else { 0 };
+    let max_fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
+        rl.rlim_cur as i64
+    } else {
+        0
+    };
     Some(SelfStat {
         cpu_seconds: (field(14)? + field(15)?) as f64 / tck,
         rss_bytes: field(24)? as i64 * page,
@@ -50,21 +62,42 @@ impl Collector for ProcessCollector {
         let counter = ConstCounter::new(s.cpu_seconds);
         counter.encode(encoder.encode_descriptor(
             "process_cpu_seconds",
-            "Total user and system CPU time spent in seconds.",
+            "Total user and system CPU time spent in seconds",
             None,
             MetricType::Counter,
         )?)?;
         for (name, help, v) in [
-            ("process_resident_memory_bytes", "Resident memory size in bytes.", s.rss_bytes),
-            ("process_virtual_memory_bytes", "Virtual memory size in bytes.", s.vsize_bytes),
-            ("process_open_fds", "Number of open file descriptors.", s.open_fds),
-            ("process_max_fds", "Maximum number of open file descriptors.", s.max_fds),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                s.rss_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                s.vsize_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                s.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                s.max_fds,
+            ),
         ] {
-            ConstGauge::new(v).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+            ConstGauge::new(v).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)?;
         }
         ConstGauge::new(s.start_time_seconds).encode(encoder.encode_descriptor(
             "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
+            "Start time of the process since unix epoch in seconds",
             None,
             MetricType::Gauge,
         )?)?;

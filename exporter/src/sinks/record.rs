@@ -78,7 +78,10 @@ pub struct Record {
 
 impl Record {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.attributes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 }
 
@@ -113,13 +116,18 @@ pub fn event_attributes(ev: &Event) -> Vec<(&'static str, Value)> {
     }
     a.push(("tripline.process.ancestors", ev.ancestors.clone().into()));
     match &ev.data {
-        EventData::Exec { filename, filename_truncated } => {
+        EventData::Exec {
+            filename,
+            filename_truncated,
+        } => {
             a.push(("tripline.exec.filename", filename.clone().into()));
             if *filename_truncated {
                 a.push(("tripline.exec.filename_truncated", true.into()));
             }
         }
-        EventData::Fork { child_pid, .. } => a.push(("tripline.fork.child_pid", (*child_pid).into())),
+        EventData::Fork { child_pid, .. } => {
+            a.push(("tripline.fork.child_pid", (*child_pid).into()))
+        }
         EventData::Exit { status } => {
             a.push(("process.exit.code", i64::from((status >> 8) & 0xff).into()));
             let signal = status & 0x7f;
@@ -129,7 +137,10 @@ pub fn event_attributes(ev: &Event) -> Vec<(&'static str, Value)> {
         }
         EventData::Net(n) => {
             a.push(("network.transport", n.transport.as_str().into()));
-            a.push(("network.type", if n.local.is_ipv6() { "ipv6" } else { "ipv4" }.into()));
+            a.push((
+                "network.type",
+                if n.local.is_ipv6() { "ipv6" } else { "ipv4" }.into(),
+            ));
             a.push(("network.local.address", n.local.ip().to_string().into()));
             a.push(("network.local.port", n.local.port().into()));
             if ev.kind != crate::event::EventKind::Listen {
@@ -142,14 +153,21 @@ pub fn event_attributes(ev: &Event) -> Vec<(&'static str, Value)> {
             }
         }
     }
-    if ev.wire_flags & (tripline_common::flags::READ_ERROR | tripline_common::flags::NO_OFFSETS) != 0 {
+    if ev.wire_flags & (tripline_common::flags::READ_ERROR | tripline_common::flags::NO_OFFSETS)
+        != 0
+    {
         a.push(("tripline.event.incomplete", true.into()));
     }
     a
 }
 
 fn summary(ev: &Event) -> String {
-    let who = format!("{} (pid {}, uid {})", ev.process.exe_name(), ev.process.pid, ev.process.euid);
+    let who = format!(
+        "{} (pid {}, uid {})",
+        ev.process.exe_name(),
+        ev.process.pid,
+        ev.process.euid
+    );
     match &ev.data {
         EventData::Exec { .. } => format!("{who} executed {}", ev.process.exe),
         EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
@@ -157,7 +175,11 @@ fn summary(ev: &Event) -> String {
         EventData::Net(n) => match ev.kind {
             crate::event::EventKind::Listen => format!("{who} listens on {}", n.local),
             crate::event::EventKind::Accept => format!("{who} accepted {} on {}", n.peer, n.local),
-            _ if n.result < 0 => format!("{who} failed to connect to {} ({})", n.peer, errno_name(-n.result)),
+            _ if n.result < 0 => format!(
+                "{who} failed to connect to {} ({})",
+                n.peer,
+                errno_name(-n.result)
+            ),
             _ => format!("{who} connected to {}", n.peer),
         },
     }
@@ -182,7 +204,13 @@ pub fn finding_record(f: &Finding) -> Record {
         ("tripline.finding.severity", f.severity.as_str().into()),
     ];
     let event_name = match &f.source {
-        FindingSource::Rule { id, description, category, techniques, ruleset } => {
+        FindingSource::Rule {
+            id,
+            description,
+            category,
+            techniques,
+            ruleset,
+        } => {
             a.push(("security_rule.name", id.clone().into()));
             a.push(("security_rule.description", description.clone().into()));
             a.push(("security_rule.category", category.clone().into()));
@@ -198,7 +226,14 @@ pub fn finding_record(f: &Finding) -> Record {
         }
     };
     a.extend(event_attributes(&f.event));
-    Record { event_name, time: f.time, severity_number, severity_text, body: f.summary.clone(), attributes: a }
+    Record {
+        event_name,
+        time: f.time,
+        severity_number,
+        severity_text,
+        body: f.summary.clone(),
+        attributes: a,
+    }
 }
 
 /// Linux errno names for the results tripline reports.
@@ -231,7 +266,8 @@ pub fn errno_name(errno: i64) -> String {
 /// RFC 3339 with nanoseconds, UTC.
 pub fn rfc3339(t: SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);
-    dt.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    dt.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The JSON form used by `tripline events`, the JSON-lines sink and the API: one flat object.

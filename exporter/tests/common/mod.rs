@@ -1,0 +1,243 @@
+//! Helpers for tests that run the real `tripline` binary against the real kernel (as root).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tripline");
+
+/// Fails loudly when the kernel tests cannot run: they are part of CI, which runs as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc_geteuid() };
+    assert_eq!(
+        euid, 0,
+        "kernel tests load eBPF programs and must run as root (CI does)"
+    );
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// A free loopback port (bound and released; the small race is acceptable in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running exporter whose stdout JSON lines are collected.
+pub struct Exporter {
+    pub child: Child,
+    pub port: u16,
+    pub events: Arc<Mutex<Vec<Value>>>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Exporter {
+    /// Starts `tripline <args> --web.listen-address 127.0.0.1:<port>` and waits for /readyz.
+    pub fn start(args: &[&str]) -> Exporter {
+        require_root();
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = Command::new(BIN)
+            .args(args)
+            .args(["--web.listen-address", &listen])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tripline");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let ev = events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => ev.lock().unwrap().push(v),
+                    Err(e) => panic!("tripline printed a line that is not JSON ({e}): {line}"),
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let se = stderr.clone();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                se.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut e = Exporter {
+            child,
+            port,
+            events,
+            stderr,
+        };
+        e.wait_ready();
+        e
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "tripline exited early ({status}): {}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            if let Ok((code, _)) = http_get(self.port, "/readyz") {
+                if code == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("tripline not ready in 60s: {}", self.stderr.lock().unwrap());
+    }
+
+    pub fn metrics(&self) -> String {
+        let (code, body) = http_get(self.port, "/metrics").expect("scrape");
+        assert_eq!(code, 200);
+        body
+    }
+
+    /// Value of one sample, e.g. `tripline_events_total{kind="exec"}`; 0 when absent.
+    pub fn sample(&self, series: &str) -> f64 {
+        sample(&self.metrics(), series)
+    }
+
+    /// Waits until `pred` holds for some collected event, and returns the matching events.
+    pub fn wait_events(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<Value> = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| pred(e))
+                .cloned()
+                .collect();
+            if !found.is_empty() || Instant::now() > deadline {
+                if found.is_empty() {
+                    panic!(
+                        "no event for {what} within {timeout:?}; stderr: {}",
+                        self.stderr.lock().unwrap()
+                    );
+                }
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Events matching `pred` collected so far.
+    pub fn events_where(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| pred(e))
+            .cloned()
+            .collect()
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(mut self) -> i32 {
+        // SAFETY: plain kill(2) on our child.
+        unsafe { kill(self.child.id() as i32, 15) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tripline did not exit within 30s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Minimal HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let code = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The kernel thread id of the calling thread (events carry `process.thread.id`).
+pub fn gettid() -> i64 {
+    extern "C" {
+        fn gettid() -> i32;
+    }
+    // SAFETY: gettid has no preconditions.
+    i64::from(unsafe { gettid() })
+}
+
+pub fn s(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn i(v: &Value, key: &str) -> i64 {
+    v.get(key).and_then(|x| x.as_i64()).unwrap_or(i64::MIN)
+}

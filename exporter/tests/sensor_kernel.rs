@@ -1,0 +1,187 @@
+//! The real binary against the real kernel: exec, connect (success and failure), accept and listen over
+//! IPv4 and IPv6, asserted field by field on `tripline events` and on `/metrics`.
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{gettid, i, s, Exporter};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn exec_events_carry_path_argv_user_and_parent() {
+    let ex = Exporter::start(&["events"]);
+    let before = ex.sample("tripline_events_total{kind=\"exec\"}");
+    let marker = format!("tripline-exec-test-{}", std::process::id());
+    const N: usize = 5;
+    let mut pids = Vec::new();
+    for n in 0..N {
+        let child = Command::new("/bin/true")
+            .args([marker.as_str(), &n.to_string()])
+            .spawn()
+            .unwrap();
+        pids.push(i64::from(child.id()));
+        let mut child = child;
+        assert!(child.wait().unwrap().success());
+    }
+    let me = i64::from(std::process::id());
+    let my_exe = std::fs::read_link("/proc/self/exe")
+        .unwrap()
+        .display()
+        .to_string();
+    for (n, pid) in pids.iter().enumerate() {
+        let evs = ex.wait_events("exec of /bin/true", WAIT, |e| {
+            s(e, "event.name") == "tripline.process.exec" && i(e, "process.pid") == *pid
+        });
+        let e = &evs[0];
+        assert_eq!(s(e, "process.executable.path"), "/bin/true");
+        assert_eq!(s(e, "process.executable.name"), "true");
+        let args: Vec<String> = serde_json::from_value(e["process.command_args"].clone()).unwrap();
+        assert_eq!(
+            args,
+            vec!["/bin/true".to_string(), marker.clone(), n.to_string()]
+        );
+        assert_eq!(i(e, "process.user.id"), 0);
+        assert_eq!(i(e, "process.real_user.id"), 0);
+        assert_eq!(i(e, "process.parent_pid"), me);
+        assert_eq!(s(e, "process.parent.executable.path"), my_exe);
+        assert_eq!(e["tripline.process.args_truncated"], Value::Bool(false));
+        assert_eq!(s(e, "severity_text"), "INFO");
+        assert!(s(e, "time").ends_with('Z'));
+        // Its exit follows, with the same identity.
+        ex.wait_events("exit of /bin/true", WAIT, |x| {
+            s(x, "event.name") == "tripline.process.exit" && i(x, "process.pid") == *pid
+        });
+    }
+    let after = ex.sample("tripline_events_total{kind=\"exec\"}");
+    assert!(
+        after - before >= N as f64,
+        "exec counter rose by {} < {N}",
+        after - before
+    );
+    assert_eq!(ex.stop(), 0, "SIGTERM must exit 0");
+}
+
+fn net_roundtrip(ex: &Exporter, loopback: &str) {
+    let tid = gettid();
+    let bind: SocketAddr = format!("{loopback}:0").parse().unwrap();
+    let listener = TcpListener::bind(bind).unwrap();
+    let server = listener.local_addr().unwrap();
+    let client = TcpStream::connect(server).unwrap();
+    let client_addr = client.local_addr().unwrap();
+    let (_conn, peer) = listener.accept().unwrap();
+    assert_eq!(peer, client_addr);
+    // A closed port: bind, learn the port, close, connect.
+    let closed = TcpListener::bind(bind).unwrap().local_addr().unwrap();
+    let err = TcpStream::connect(closed).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    let ip = server.ip().to_string();
+    let mine =
+        |e: &Value, name: &str| s(e, "event.name") == name && i(e, "process.thread.id") == tid;
+
+    let l = ex.wait_events("listen", WAIT, |e| {
+        mine(e, "tripline.network.listen") && i(e, "network.local.port") == i64::from(server.port())
+    });
+    assert_eq!(s(&l[0], "network.local.address"), ip);
+    assert_eq!(s(&l[0], "network.transport"), "tcp");
+    assert_eq!(
+        s(&l[0], "network.type"),
+        if server.is_ipv6() { "ipv6" } else { "ipv4" }
+    );
+
+    let c = ex.wait_events("connect", WAIT, |e| {
+        mine(e, "tripline.network.connect") && i(e, "network.peer.port") == i64::from(server.port())
+    });
+    assert_eq!(s(&c[0], "network.peer.address"), ip);
+    assert_eq!(
+        i(&c[0], "network.local.port"),
+        i64::from(client_addr.port())
+    );
+    assert_eq!(i(&c[0], "tripline.network.result"), 0);
+    assert_eq!(i(&c[0], "process.pid"), i64::from(std::process::id()));
+
+    let a = ex.wait_events("accept", WAIT, |e| {
+        mine(e, "tripline.network.accept")
+            && i(e, "network.peer.port") == i64::from(client_addr.port())
+    });
+    assert_eq!(i(&a[0], "network.local.port"), i64::from(server.port()));
+    assert_eq!(s(&a[0], "network.peer.address"), ip);
+    assert!(
+        i(&a[0], "tripline.network.result") >= 0,
+        "accept result is the new fd"
+    );
+
+    let f = ex.wait_events("failed connect", WAIT, |e| {
+        mine(e, "tripline.network.connect") && i(e, "network.peer.port") == i64::from(closed.port())
+    });
+    assert_eq!(i(&f[0], "tripline.network.result"), -111);
+    assert_eq!(s(&f[0], "error.type"), "ECONNREFUSED");
+}
+
+#[test]
+fn tcp_connect_accept_listen_ipv4_and_ipv6() {
+    let ex = Exporter::start(&["events"]);
+    let m0 = ex.metrics();
+    net_roundtrip(&ex, "127.0.0.1");
+    net_roundtrip(&ex, "[::1]");
+    let m1 = ex.metrics();
+    for kind in ["connect", "accept", "listen"] {
+        let series = format!("tripline_events_total{{kind=\"{kind}\"}}");
+        let rose = common::sample(&m1, &series) - common::sample(&m0, &series);
+        let want = if kind == "connect" { 4.0 } else { 2.0 };
+        assert!(rose >= want, "{series} rose by {rose} < {want}");
+    }
+}
+
+#[test]
+fn tiny_ring_buffer_loses_events_and_counts_them() {
+    // 4096 bytes cannot hold one exec record (~4.7 KiB): every exec is lost in the kernel, counted.
+    let ex = Exporter::start(&["events", "--sensor.ring-buffer-bytes", "4096"]);
+    let lost0 = ex.sample("tripline_events_lost_total{stage=\"kernel\"}");
+    let marker = format!("tripline-lost-test-{}", std::process::id());
+    const N: usize = 20;
+    for _ in 0..N {
+        Command::new("/bin/true").arg(&marker).status().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let lost1 = ex.sample("tripline_events_lost_total{stage=\"kernel\"}");
+    assert!(
+        lost1 - lost0 >= N as f64,
+        "kernel losses rose by {} < {N}",
+        lost1 - lost0
+    );
+    let delivered = ex.events_where(|e| {
+        s(e, "event.name") == "tripline.process.exec"
+            && e["process.command_args"].to_string().contains(&marker)
+    });
+    assert!(
+        delivered.is_empty(),
+        "an exec record cannot fit a 4096-byte ring"
+    );
+}
+
+#[test]
+fn bad_flag_values_exit_non_zero_with_clear_errors() {
+    let out = Command::new(common::BIN)
+        .args(["--web.listen-address", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not an address"), "{err}");
+
+    let out = Command::new(common::BIN)
+        .args(["check-config", "--sensor.ring-buffer-bytes", "5000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sensor.ring_buffer_bytes: 5000 is not allowed"),
+        "{err}"
+    );
+}
