@@ -185,7 +185,9 @@ pub struct KernelOffsets {
 pub struct ProbeConfig {
     /// The exporter's own pid: its own activity is not reported (it would feed back on itself).
     pub self_pid: u32,
-    pub _pad: u32,
+    /// Wake userspace only once this many bytes wait in the ring buffer (0: wake on every event).
+    /// Userspace also drains on a short timer, so a quiet host still sees events promptly.
+    pub wakeup_bytes: u32,
 }
 
 /// Offsets into the `sock:inet_sock_set_state` tracepoint record; checked against tracefs at start.

@@ -2,6 +2,7 @@
 use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_current_uid_gid, bpf_probe_read_kernel,
@@ -28,7 +29,7 @@ pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
 #[unsafe(no_mangle)]
 pub static CONFIG: ProbeConfig = ProbeConfig {
     self_pid: 0,
-    _pad: 0,
+    wakeup_bytes: 0,
 };
 
 /// Reads one offset from `.rodata` without letting the compiler fold the zero it was compiled with.
@@ -51,6 +52,20 @@ pub fn offsets_valid() -> bool {
 #[inline(always)]
 pub fn self_pid() -> u32 {
     unsafe { read_volatile(addr_of!(CONFIG.self_pid)) }
+}
+
+/// Flags for `submit`: skip the wake-up until enough data waits (batching cuts context switches).
+#[inline(always)]
+pub fn submit_flags() -> u64 {
+    let threshold = unsafe { read_volatile(addr_of!(CONFIG.wakeup_bytes)) } as u64;
+    if threshold == 0 {
+        return 0;
+    }
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
 }
 
 #[inline(always)]

@@ -20,7 +20,7 @@ use tripline_common::{
 
 use crate::common::{
     count, count_lost, count_seen, current_task, fill_header, is_self, off, offsets_valid, read_at,
-    read_ptr, EVENTS,
+    read_ptr, submit_flags, EVENTS,
 };
 
 #[repr(C)]
@@ -137,7 +137,7 @@ fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<()
             (*ev).local_port = sport;
         }
     }
-    entry.submit(0);
+    entry.submit(submit_flags());
     Ok(())
 }
 
@@ -334,5 +334,5 @@ fn emit(k: u16, ep: &Endpoints, result: i64) {
         fill_header(&raw mut (*ev).header, k, core::mem::size_of::<NetEvent>());
         set_endpoints(&mut *ev, ep, result);
     }
-    entry.submit(0);
+    entry.submit(submit_flags());
 }

@@ -14,7 +14,7 @@ use tripline_common::{
 
 use crate::common::{
     count, count_lost, count_seen, current_task, fill_header, is_self, off, offsets_valid, read_at,
-    read_ptr, EVENTS,
+    read_ptr, submit_flags, EVENTS,
 };
 
 #[tracepoint]
@@ -60,7 +60,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i32> {
             count(counter::READ_ERRORS);
         }
     }
-    entry.submit(0);
+    entry.submit(submit_flags());
     Ok(())
 }
 
@@ -152,7 +152,7 @@ fn emit_fork(child_pid: u32, child_start_ns: u64) {
         (*ev)._pad = 0;
         (*ev).child_start_ns = child_start_ns;
     }
-    entry.submit(0);
+    entry.submit(submit_flags());
 }
 
 /// `sched_process_exit`: reported once per process, when its thread group is dead.
@@ -190,6 +190,6 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i32> {
             0
         };
     }
-    entry.submit(0);
+    entry.submit(submit_flags());
     Ok(())
 }

@@ -47,6 +47,13 @@ pub struct Config {
 pub struct SensorConfig {
     /// Kernel ring buffer size in bytes: a power of two, at least one page (4096).
     pub ring_buffer_bytes: u32,
+    /// Wake the reader once this many bytes wait in the ring buffer; below that the reader drains every
+    /// `poll_interval`. 0 wakes on every event (lowest latency, most context switches). Must be below
+    /// ring_buffer_bytes.
+    pub wakeup_bytes: u32,
+    /// How often the reader drains the ring buffer when the wake-up threshold is not reached.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: std::time::Duration,
     /// Capacity of the queue between the sensor and detection/sinks (events).
     pub pipeline_queue: usize,
     /// Most processes the process tree keeps; beyond it, exited then oldest entries are evicted.
@@ -59,6 +66,8 @@ impl Default for SensorConfig {
     fn default() -> Self {
         SensorConfig {
             ring_buffer_bytes: 8 << 20,
+            wakeup_bytes: 256 << 10,
+            poll_interval: std::time::Duration::from_millis(100),
             pipeline_queue: 65536,
             process_tree_max: 65536,
             procfs: PathBuf::from("/proc"),
@@ -103,6 +112,22 @@ impl Config {
                 format!(
                     "{rb} is not allowed: must be a power of two of at least 4096 (e.g. 8388608)"
                 ),
+            ));
+        }
+        if self.sensor.wakeup_bytes >= rb {
+            return Err(invalid(
+                "sensor.wakeup_bytes",
+                format!(
+                    "{} is not allowed: must be below sensor.ring_buffer_bytes ({rb})",
+                    self.sensor.wakeup_bytes
+                ),
+            ));
+        }
+        let pi = self.sensor.poll_interval;
+        if pi < std::time::Duration::from_millis(1) || pi > std::time::Duration::from_secs(5) {
+            return Err(invalid(
+                "sensor.poll_interval",
+                format!("{pi:?} is not allowed: must be between 1ms and 5s (e.g. 100ms)"),
             ));
         }
         if self.sensor.pipeline_queue == 0 || self.sensor.pipeline_queue > 1 << 22 {

@@ -59,6 +59,8 @@ pub fn effective_config(args: &RunArgs, events_to_stdout: bool) -> anyhow::Resul
     let mut config = Config::load(args.config_file.as_deref())?;
     if let Some(rb) = args.ring_buffer_bytes {
         config.sensor.ring_buffer_bytes = rb;
+        // Keep the wake-up threshold meaningful for a smaller ring.
+        config.sensor.wakeup_bytes = config.sensor.wakeup_bytes.min(rb / 4);
     }
     if let Some(p) = &args.procfs {
         config.sensor.procfs = p.clone();
@@ -117,6 +119,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     let mut sensor = Sensor::load(&SensorOptions {
         ring_buffer_bytes: config.sensor.ring_buffer_bytes,
+        wakeup_bytes: config.sensor.wakeup_bytes,
         btf_path: &args.btf,
     })?;
     sensor.report(&metrics);
@@ -171,6 +174,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     // Sensor: ring buffer → decode → enrich → queue.
     let clock = Clock::now();
+    let poll_interval = config.sensor.poll_interval;
     let sensor_metrics = metrics.clone();
     let sensor_task = tokio::spawn(async move {
         // SAFETY: the RingBuf owns its map fd and is moved into the AsyncFd, so the fd stays open for as
@@ -184,27 +188,37 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         };
         let lost = sensor_metrics.lost(Stage::pipeline);
         let mut evictions_seen = 0;
+        let mut tick = tokio::time::interval(poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+                         tree: &mut ProcessTree| {
+            while let Some(item) = ring.next() {
+                if let Some(ev) = ingest(&item, tree, &clock, &sensor_metrics) {
+                    if tx.try_send(Arc::new(ev)).is_err() {
+                        lost.inc();
+                    }
+                }
+            }
+            sensor_metrics.process_tree_processes.set(tree.len() as i64);
+            let ev = tree.evictions();
+            sensor_metrics
+                .process_tree_evictions
+                .inc_by(ev - evictions_seen);
+            evictions_seen = ev;
+        };
         loop {
             tokio::select! {
                 _ = stop_rx.changed() => break,
+                _ = tick.tick() => drain(fd.get_mut(), &mut tree),
                 guard = fd.readable_mut() => {
                     let Ok(mut guard) = guard else { break };
-                    let ring = guard.get_inner_mut();
-                    while let Some(item) = ring.next() {
-                        if let Some(ev) = ingest(&item, &mut tree, &clock, &sensor_metrics) {
-                            if tx.try_send(Arc::new(ev)).is_err() {
-                                lost.inc();
-                            }
-                        }
-                    }
+                    drain(guard.get_inner_mut(), &mut tree);
                     guard.clear_ready();
-                    sensor_metrics.process_tree_processes.set(tree.len() as i64);
-                    let ev = tree.evictions();
-                    sensor_metrics.process_tree_evictions.inc_by(ev - evictions_seen);
-                    evictions_seen = ev;
                 }
             }
         }
+        // Drain what is left so shutdown loses nothing already in the ring.
+        drain(fd.get_mut(), &mut tree);
     });
 
     // Detection and sinks.

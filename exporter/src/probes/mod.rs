@@ -162,6 +162,8 @@ pub struct ProbeStatus {
 /// Settings for [`Sensor::load`].
 pub struct SensorOptions<'a> {
     pub ring_buffer_bytes: u32,
+    /// See `tripline_common::ProbeConfig::wakeup_bytes`.
+    pub wakeup_bytes: u32,
     pub btf_path: &'a Path,
 }
 
@@ -221,7 +223,7 @@ impl Sensor {
         };
         let config = ProbeConfig {
             self_pid: std::process::id(),
-            _pad: 0,
+            wakeup_bytes: opts.wakeup_bytes,
         };
 
         let mut ebpf = EbpfLoader::new()
