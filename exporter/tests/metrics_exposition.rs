@@ -128,3 +128,16 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn every_family_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md")).unwrap();
+    let golden = std::fs::read_to_string(GOLDEN).unwrap();
+    let missing: Vec<&str> = golden
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|name| !doc.contains(&format!("`{name}`")) && !doc.contains(name))
+        .collect();
+    assert!(missing.is_empty(), "families missing from docs/metrics.md: {missing:?}");
+}
