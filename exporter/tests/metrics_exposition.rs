@@ -131,7 +131,8 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
 
 #[test]
 fn every_family_is_documented() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+        .unwrap();
     let golden = std::fs::read_to_string(GOLDEN).unwrap();
     let missing: Vec<&str> = golden
         .lines()
@@ -139,5 +140,8 @@ fn every_family_is_documented() {
         .filter_map(|l| l.split(' ').next())
         .filter(|name| !doc.contains(&format!("`{name}`")) && !doc.contains(name))
         .collect();
-    assert!(missing.is_empty(), "families missing from docs/metrics.md: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "families missing from docs/metrics.md: {missing:?}"
+    );
 }

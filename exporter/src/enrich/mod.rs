@@ -4,7 +4,7 @@
 //! identity. Seeded from procfs at start, kept current by exec/fork/exit events, bounded in size.
 pub mod procfs;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
 use crate::decode::Decoded;
@@ -40,7 +40,11 @@ pub struct ProcessTree {
     ns_per_tick: u64,
     procfs: PathBuf,
     evictions: u64,
+    /// (pid, start ticks) procfs had no answer for: not asked again (bounded, cleared when full).
+    misses: HashSet<(u32, u64)>,
 }
+
+const MAX_MISSES: usize = 8192;
 
 impl ProcessTree {
     pub fn new(max: usize, procfs: PathBuf) -> ProcessTree {
@@ -51,6 +55,7 @@ impl ProcessTree {
             ns_per_tick: 1_000_000_000 / procfs::clock_ticks_per_sec(),
             procfs,
             evictions: 0,
+            misses: HashSet::new(),
         }
     }
 
@@ -153,10 +158,15 @@ impl ProcessTree {
             (Some(_), None) => true,
             (None, _) => false,
         };
-        if !known && pid != 0 {
-            if let Some(p) = procfs::read_process(&self.procfs, pid) {
-                if start_ticks.is_none_or(|s| s == p.start_ticks) {
-                    self.insert_proc(p);
+        let miss_key = (pid, start_ticks.unwrap_or(0));
+        if !known && pid != 0 && !self.misses.contains(&miss_key) {
+            match procfs::read_process(&self.procfs, pid) {
+                Some(p) if start_ticks.is_none_or(|s| s == p.start_ticks) => self.insert_proc(p),
+                _ => {
+                    if self.misses.len() >= MAX_MISSES {
+                        self.misses.clear();
+                    }
+                    self.misses.insert(miss_key);
                 }
             }
         }
