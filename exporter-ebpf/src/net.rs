@@ -225,7 +225,10 @@ fn park_inflight(p: &Pending) {
             core::mem::size_of::<NetEvent>(),
         );
         set_endpoints(&mut *ev, &p.ep, -EINPROGRESS);
-        if INFLIGHT.insert(p.skaddr, &*ev, 0).is_err() {
+        // By reference on purpose: by value would copy the event onto the 512-byte BPF stack.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        let inserted = INFLIGHT.insert(p.skaddr, &*ev, 0);
+        if inserted.is_err() {
             count(counter::PENDING_FULL);
         }
     }
