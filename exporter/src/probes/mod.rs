@@ -301,6 +301,22 @@ impl Sensor {
                 tracing::warn!(probe = s.probe, errors = ?s.errors, "probe NOT attached: its events will be missing");
             }
         }
+        if self.all_attached() {
+            tracing::info!("{}", self.summary());
+        } else {
+            tracing::warn!("{}", self.summary());
+        }
+    }
+
+    /// One line for the log: `8/8 attached; missing: -`.
+    pub fn summary(&self) -> String {
+        let attached = self.status.iter().filter(|s| s.attached).count();
+        let missing: Vec<&str> = self.status.iter().filter(|s| !s.attached).map(|s| s.probe).collect();
+        format!(
+            "{attached}/{} probes attached; missing: {}",
+            self.status.len(),
+            if missing.is_empty() { "none".to_string() } else { missing.join(", ") }
+        )
     }
 
     pub fn all_attached(&self) -> bool {
