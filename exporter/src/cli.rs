@@ -28,6 +28,12 @@ pub enum Command {
     Events,
     /// Validate the configuration (embedded default or --config.file) and exit.
     CheckConfig,
+    /// Inspect, compare, merge and accept behaviour baselines (CI gates, fleet models).
+    #[command(subcommand)]
+    Baseline(crate::detect::cli::BaselineCommand),
+    /// Check a rule policy file, or print the default policy.
+    #[command(subcommand)]
+    Policy(crate::detect::cli::PolicyCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -63,6 +69,26 @@ pub struct RunArgs {
     /// procfs mount point (for the process-tree seed).
     #[arg(long = "path.procfs", global = true)]
     pub procfs: Option<PathBuf>,
+
+    /// Rule policy file (replaces the embedded default policy).
+    #[arg(long = "policy.file", global = true)]
+    pub policy_file: Option<PathBuf>,
+
+    /// Baseline state file: loaded at start, written periodically and on shutdown.
+    #[arg(long = "baseline.file", global = true)]
+    pub baseline_file: Option<PathBuf>,
+
+    /// learn (record only), monitor (new behaviour is an anomaly) or auto (learn, then monitor).
+    #[arg(long = "baseline.mode", global = true, value_enum)]
+    pub baseline_mode: Option<crate::detect::baseline::Mode>,
+
+    /// auto mode: how long to learn before monitoring (e.g. 10m, 30s).
+    #[arg(long = "baseline.learn-for", global = true, value_parser = humantime::parse_duration)]
+    pub baseline_learn_for: Option<std::time::Duration>,
+
+    /// auto mode: switch to monitoring once no new key appeared for this long (0s = off).
+    #[arg(long = "baseline.quiet-period", global = true, value_parser = humantime::parse_duration)]
+    pub baseline_quiet_period: Option<std::time::Duration>,
 
     /// Kernel BTF used to resolve struct offsets.
     #[arg(

@@ -15,17 +15,24 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run_async(tripline::pipeline::run(cli.run, false)),
-        Command::Events => run_async(tripline::pipeline::run(cli.run, true)),
+        Command::Run => {
+            run_async(tripline::pipeline::run(cli.run, false)).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Events => {
+            run_async(tripline::pipeline::run(cli.run, true)).map(|()| ExitCode::SUCCESS)
+        }
         Command::CheckConfig => tripline::pipeline::effective_config(&cli.run, false).map(|_| {
             println!("configuration OK");
+            ExitCode::SUCCESS
         }),
+        Command::Baseline(cmd) => tripline::detect::cli::baseline(cmd),
+        Command::Policy(cmd) => tripline::detect::cli::policy(cmd),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("tripline: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

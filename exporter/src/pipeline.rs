@@ -71,6 +71,21 @@ pub fn effective_config(args: &RunArgs, events_to_stdout: bool) -> anyhow::Resul
     if let Some(level) = args.events_level {
         config.sinks.jsonl.events = level;
     }
+    if let Some(p) = &args.policy_file {
+        config.detect.policy_file = Some(p.clone());
+    }
+    if let Some(f) = &args.baseline_file {
+        config.detect.baseline.file = Some(f.clone());
+    }
+    if let Some(m) = args.baseline_mode {
+        config.detect.baseline.mode = m;
+    }
+    if let Some(d) = args.baseline_learn_for {
+        config.detect.baseline.learn_for = d;
+    }
+    if let Some(d) = args.baseline_quiet_period {
+        config.detect.baseline.quiet_period = d;
+    }
     if events_to_stdout {
         config.sinks.jsonl.path = Some("-".into());
         config.sinks.jsonl.events = args.events_level.unwrap_or(EventLevel::All);
@@ -133,6 +148,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     tracing::info!(processes = tree.len(), "process tree seeded from procfs");
 
     let mut engine = Engine::new(&config.detect, metrics.clone())?;
+    let detect_shared = engine.shared();
     let mut sinks = Sinks::new(&config.sinks, &metrics)?;
 
     let ready = Arc::new(AtomicBool::new(true));
@@ -150,10 +166,17 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         probes,
         ready: ready.clone(),
         telemetry_path: args.telemetry_path.clone(),
+        detect: Some(detect_shared.clone()),
         before_scrape: Arc::new(move || {
             qmetrics
                 .pipeline_queue_length
                 .set((queue_cap - qtx.capacity()) as i64);
+            let t = detect_shared
+                .threat
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .score(SystemTime::now());
+            qmetrics.threat_level.set(t);
         }),
     };
     let server_task = match server::bind(&args.listen_address).await? {
@@ -223,11 +246,21 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     // Detection and sinks.
     let detect_task = tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            sinks.event(&ev);
-            for finding in engine.process(&ev) {
-                sinks.finding(&finding);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                ev = rx.recv() => {
+                    let Some(ev) = ev else { break };
+                    sinks.event(&ev);
+                    for finding in engine.process(&ev) {
+                        sinks.finding(&finding);
+                    }
+                }
+                _ = tick.tick() => engine.tick(SystemTime::now()),
             }
+        }
+        if let Err(e) = engine.persist() {
+            tracing::error!(error = %e, "could not persist the baseline at shutdown");
         }
         sinks.shutdown();
     });

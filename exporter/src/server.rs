@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +23,8 @@ pub struct AppState {
     pub probes: Arc<Vec<ProbeStatus>>,
     pub ready: Arc<AtomicBool>,
     pub telemetry_path: String,
+    /// Detection state for `/api/v1/findings` and `/api/v1/baseline`.
+    pub detect: Option<Arc<crate::detect::Shared>>,
     /// Called before each scrape to refresh gauges owned by other stages.
     pub before_scrape: Arc<dyn Fn() + Send + Sync>,
 }
@@ -34,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/findings", get(findings))
+        .route("/api/v1/baseline", get(baseline))
         .with_state(state)
 }
 
@@ -79,6 +83,41 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+#[derive(serde::Deserialize)]
+struct FindingsQuery {
+    since: Option<String>,
+}
+
+async fn findings(State(s): State<AppState>, Query(q): Query<FindingsQuery>) -> Response {
+    let Some(d) = &s.detect else {
+        return (StatusCode::NOT_FOUND, "detection is not running\n").into_response();
+    };
+    let since = match q.since.as_deref().map(crate::detect::findings::parse_since) {
+        None => std::time::SystemTime::UNIX_EPOCH,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let items = d
+        .findings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .since(since);
+    Json(serde_json::Value::Array(items)).into_response()
+}
+
+async fn baseline(State(s): State<AppState>) -> Response {
+    let Some(d) = &s.detect else {
+        return (StatusCode::NOT_FOUND, "detection is not running\n").into_response();
+    };
+    let yaml = d
+        .baselines
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .baseline
+        .to_yaml();
+    ([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response()
+}
+
 async fn landing(State(s): State<AppState>) -> Html<String> {
     let mut rows = String::new();
     for p in s.probes.iter() {
@@ -98,7 +137,7 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><title>tripline</title></head><body>\
          <h1>tripline {}</h1><p>Linux security-signals exporter.</p>\
-         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/api/v1/status\">Status</a></li>\
+         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/api/v1/status\">Status</a></li><li><a href=\"/api/v1/findings\">Findings</a></li><li><a href=\"/api/v1/baseline\">Baseline</a></li>\
          <li><a href=\"/healthz\">Health</a></li><li><a href=\"/readyz\">Readiness</a></li></ul>\
          <h2>Probes</h2><table border=1><tr><th>probe</th><th>hook</th><th>state</th><th>errors</th></tr>{rows}</table>\
          </body></html>",

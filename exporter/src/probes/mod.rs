@@ -311,11 +311,20 @@ impl Sensor {
     /// One line for the log: `8/8 attached; missing: -`.
     pub fn summary(&self) -> String {
         let attached = self.status.iter().filter(|s| s.attached).count();
-        let missing: Vec<&str> = self.status.iter().filter(|s| !s.attached).map(|s| s.probe).collect();
+        let missing: Vec<&str> = self
+            .status
+            .iter()
+            .filter(|s| !s.attached)
+            .map(|s| s.probe)
+            .collect();
         format!(
             "{attached}/{} probes attached; missing: {}",
             self.status.len(),
-            if missing.is_empty() { "none".to_string() } else { missing.join(", ") }
+            if missing.is_empty() {
+                "none".to_string()
+            } else {
+                missing.join(", ")
+            }
         )
     }
 

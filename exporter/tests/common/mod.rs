@@ -241,3 +241,18 @@ pub fn s(v: &Value, key: &str) -> String {
 pub fn i(v: &Value, key: &str) -> i64 {
     v.get(key).and_then(|x| x.as_i64()).unwrap_or(i64::MIN)
 }
+
+impl Exporter {
+    /// Polls `cond` until it holds (generous deadline), for state visible only through the API.
+    pub fn wait_events_metric(&self, what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -1,0 +1,825 @@
+//! Learned behaviour models: what this host (or fleet) normally does, as reviewable keys.
+//!
+//! Each model turns an event into a normalised key. While learning, new keys are recorded as
+//! `learned`; while monitoring, a key that is not learned, accepted or already seen raises one anomaly
+//! and is recorded as `seen_in_monitor` (never silently learned), so it shows in diffs and can be
+//! accepted. The file is YAML with sorted keys, a versioned schema and provenance.
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventData, EventKind};
+use crate::sinks::metrics::Severity;
+
+pub const SCHEMA: &str = "tripline.baseline/v1";
+
+/// The models, in a stable order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    NetworkProcess,
+    ProcessLineage,
+    ProcessUser,
+    ListenPort,
+    OutboundPort,
+}
+
+impl Model {
+    pub const ALL: &'static [Model] = &[
+        Model::NetworkProcess,
+        Model::ProcessLineage,
+        Model::ProcessUser,
+        Model::ListenPort,
+        Model::OutboundPort,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::NetworkProcess => "network_process",
+            Model::ProcessLineage => "process_lineage",
+            Model::ProcessUser => "process_user",
+            Model::ListenPort => "listen_port",
+            Model::OutboundPort => "outbound_port",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Model> {
+        Model::ALL.iter().copied().find(|m| m.as_str() == s)
+    }
+
+    /// Severity of an anomaly in this model.
+    pub fn severity(self) -> Severity {
+        match self {
+            Model::NetworkProcess | Model::ProcessLineage | Model::ListenPort => Severity::medium,
+            Model::ProcessUser | Model::OutboundPort => Severity::low,
+        }
+    }
+
+    /// The normalised key this event contributes to the model, if any.
+    pub fn key(self, ev: &Event) -> Option<String> {
+        let exe = normalize_exe(if ev.process.exe.is_empty() {
+            &ev.process.comm
+        } else {
+            &ev.process.exe
+        });
+        match (self, &ev.data) {
+            (Model::NetworkProcess, EventData::Net(_)) => Some(exe),
+            (Model::ProcessLineage, EventData::Exec { .. }) => {
+                let parent = ev
+                    .parent
+                    .as_ref()
+                    .map(|p| p.exe.as_str())
+                    .or(ev.ancestors.first().map(String::as_str))?;
+                if parent.is_empty() {
+                    return None;
+                }
+                Some(format!("{} -> {exe}", normalize_exe(parent)))
+            }
+            (Model::ProcessUser, EventData::Exec { .. }) => {
+                Some(format!("{exe} -> {}", user_name(ev.process.euid)))
+            }
+            (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => Some(
+                format!("{exe} -> {}/{}", n.local.port(), n.transport.as_str()),
+            ),
+            (Model::OutboundPort, EventData::Net(n))
+                if ev.kind == EventKind::Connect && n.succeeded() =>
+            {
+                Some(format!(
+                    "{exe} -> {}/{} {}",
+                    port_class(n.peer.port()),
+                    n.transport.as_str(),
+                    addr_class(n.peer.ip())
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Ports in the Linux ephemeral range are one key: they are chosen per connection.
+fn port_class(port: u16) -> String {
+    if port >= 32768 {
+        "ephemeral".into()
+    } else {
+        port.to_string()
+    }
+}
+
+pub fn addr_class(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => "loopback",
+        IpAddr::V4(v4)
+            if v4.is_private()
+                || v4.is_link_local()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 =>
+        {
+            "private"
+        }
+        IpAddr::V6(v6) if v6.is_loopback() => "loopback",
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => addr_class(IpAddr::V4(
+            v6.to_ipv4_mapped()
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        )),
+        IpAddr::V6(v6)
+            if (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80 =>
+        {
+            "private"
+        }
+        _ => "public",
+    }
+}
+
+fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid:{uid}"),
+    }
+}
+
+/// Keeps models stable across upgrades and hosts: dotted version numbers in a path
+/// (`/usr/lib/jvm/java-17.0.2/…`, `/root/.pyenv/versions/3.11.7/…`) and all-digit segments
+/// (`/proc/1234/…`) become `*`.
+pub fn normalize_exe(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
+            out.push('*');
+            continue;
+        }
+        out.push_str(&replace_versions(seg));
+    }
+    out
+}
+
+/// `java-17.0.2-openjdk` → `java-*-openjdk`: runs of digits joined by dots (at least one dot).
+fn replace_versions(seg: &str) -> String {
+    let b = seg.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            let mut dots = 0;
+            while i < b.len()
+                && (b[i].is_ascii_digit()
+                    || (b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+            {
+                if b[i] == b'.' {
+                    dots += 1;
+                }
+                i += 1;
+            }
+            if dots > 0 {
+                out.push('*');
+            } else {
+                out.push_str(&seg[start..i]);
+            }
+        } else {
+            let ch = seg[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelKeys {
+    pub learned: BTreeSet<String>,
+    pub seen_in_monitor: BTreeSet<String>,
+    pub accepted: BTreeSet<String>,
+}
+
+impl ModelKeys {
+    pub fn knows(&self, key: &str) -> bool {
+        self.learned.contains(key)
+            || self.accepted.contains(key)
+            || self.seen_in_monitor.contains(key)
+    }
+
+    pub fn all(&self) -> BTreeSet<&String> {
+        self.learned
+            .iter()
+            .chain(&self.accepted)
+            .chain(&self.seen_in_monitor)
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.learned.len() + self.seen_in_monitor.len() + self.accepted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Provenance {
+    pub host: String,
+    pub tripline_version: String,
+    /// RFC 3339 start and end of the learning window(s).
+    pub learned_from: Option<String>,
+    pub learned_until: Option<String>,
+    /// Files or URLs merged into this model.
+    pub sources: Vec<String>,
+}
+
+/// The baseline file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    pub schema: String,
+    #[serde(default)]
+    pub provenance: Provenance,
+    #[serde(default)]
+    pub models: BTreeMap<Model, ModelKeys>,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Baseline::new()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid tripline baseline ({message}); the file was moved aside to {aside} so it is not overwritten: restore a good copy, or start again to learn a new model")]
+    Corrupt {
+        path: String,
+        message: String,
+        aside: String,
+    },
+    #[error("{path}: not a valid tripline baseline: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Fetch(String),
+}
+
+impl Baseline {
+    pub fn new() -> Baseline {
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Baseline {
+            schema: SCHEMA.into(),
+            provenance: Provenance {
+                host,
+                tripline_version: env!("CARGO_PKG_VERSION").into(),
+                ..Provenance::default()
+            },
+            models: Model::ALL
+                .iter()
+                .map(|m| (*m, ModelKeys::default()))
+                .collect(),
+        }
+    }
+
+    pub fn model(&mut self, m: Model) -> &mut ModelKeys {
+        self.models.entry(m).or_default()
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<Baseline, BaselineError> {
+        let b: Baseline = serde_yaml_ng::from_str(text).map_err(|e| BaselineError::Invalid {
+            path: path.into(),
+            message: match e.location() {
+                Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
+                None => e.to_string(),
+            },
+        })?;
+        if b.schema != SCHEMA {
+            return Err(BaselineError::Invalid {
+                path: path.into(),
+                message: format!(
+                    "schema {:?} is not supported; expected {SCHEMA:?}",
+                    b.schema
+                ),
+            });
+        }
+        Ok(b)
+    }
+
+    /// Reads a baseline file for the CLI: errors, never moves the file.
+    pub fn read(path: &Path) -> Result<Baseline, BaselineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Baseline::parse(&text, &path.display().to_string())
+    }
+
+    /// Loads the daemon's state file: `Ok(None)` when it does not exist yet; a corrupt file is moved
+    /// aside (`<file>.corrupt-<unix seconds>`) and reported, never overwritten.
+    pub fn load_state(path: &Path) -> Result<Option<Baseline>, BaselineError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(BaselineError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        match Baseline::parse(&text, &path.display().to_string()) {
+            Ok(b) => Ok(Some(b)),
+            Err(BaselineError::Invalid { message, .. }) => {
+                let ts = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".corrupt-{ts}"));
+                let aside = PathBuf::from(aside);
+                std::fs::rename(path, &aside).map_err(|source| BaselineError::Write {
+                    path: aside.display().to_string(),
+                    source,
+                })?;
+                Err(BaselineError::Corrupt {
+                    path: path.display().to_string(),
+                    message,
+                    aside: aside.display().to_string(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let body = serde_yaml_ng::to_string(self).unwrap_or_default();
+        format!(
+            "# tripline behaviour baseline: review changes like code (docs/detection.md)\n{body}"
+        )
+    }
+
+    /// Writes atomically: a temp file in the same directory, fsync, rename, fsync the directory.
+    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+        let err = |source| BaselineError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(self.to_yaml().as_bytes()).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, path).map_err(err)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Union of several baselines (a fleet model). A key learned anywhere is learned; accepted keys
+    /// stay accepted; keys only seen in monitor stay in that state.
+    pub fn merge(parts: &[(String, Baseline)]) -> Baseline {
+        let mut out = Baseline::new();
+        for (source, b) in parts {
+            out.provenance.sources.push(source.clone());
+            for (m, keys) in &b.models {
+                let o = out.model(*m);
+                o.learned.extend(keys.learned.iter().cloned());
+                o.accepted.extend(keys.accepted.iter().cloned());
+                o.seen_in_monitor
+                    .extend(keys.seen_in_monitor.iter().cloned());
+            }
+            let from = b.provenance.learned_from.clone();
+            if from.is_some()
+                && (out.provenance.learned_from.is_none() || from < out.provenance.learned_from)
+            {
+                out.provenance.learned_from = from;
+            }
+            let until = b.provenance.learned_until.clone();
+            if until > out.provenance.learned_until {
+                out.provenance.learned_until = until;
+            }
+        }
+        for keys in out.models.values_mut() {
+            let known: BTreeSet<String> = keys.learned.union(&keys.accepted).cloned().collect();
+            keys.seen_in_monitor.retain(|k| !known.contains(k));
+        }
+        out
+    }
+
+    /// Keys NEW knows (in any state) that OLD does not, and keys OLD knows that NEW does not.
+    pub fn diff(old: &Baseline, new: &Baseline) -> Vec<(Model, char, String)> {
+        let empty = ModelKeys::default();
+        let mut out = Vec::new();
+        for m in Model::ALL {
+            let o = old.models.get(m).unwrap_or(&empty).all();
+            let n = new.models.get(m).unwrap_or(&empty).all();
+            for k in n.difference(&o) {
+                out.push((*m, '+', (*k).clone()));
+            }
+            for k in o.difference(&n) {
+                out.push((*m, '-', (*k).clone()));
+            }
+        }
+        out
+    }
+
+    /// Moves `seen_in_monitor` keys to `accepted` (all, or those of one model / matching one key).
+    pub fn accept(&mut self, model: Option<Model>, key: Option<&str>) -> usize {
+        let mut n = 0;
+        for (m, keys) in self.models.iter_mut() {
+            if model.is_some_and(|x| x != *m) {
+                continue;
+            }
+            let take: Vec<String> = keys
+                .seen_in_monitor
+                .iter()
+                .filter(|k| key.is_none_or(|want| want == k.as_str()))
+                .cloned()
+                .collect();
+            for k in take {
+                keys.seen_in_monitor.remove(&k);
+                keys.accepted.insert(k);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// `learn`, `monitor` or `auto` (learn, then monitor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Learn,
+    Monitor,
+    #[default]
+    Auto,
+}
+
+/// What observing a key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Known,
+    Learned,
+    Anomaly,
+}
+
+/// The live models with their lifecycle.
+#[derive(Debug)]
+pub struct Baselines {
+    pub baseline: Baseline,
+    pub mode: Mode,
+    started: SystemTime,
+    learn_for: Duration,
+    quiet_period: Duration,
+    last_new_key: SystemTime,
+    learning: bool,
+    pub enabled: BTreeSet<Model>,
+    pub dirty: bool,
+}
+
+impl Baselines {
+    pub fn new(
+        baseline: Baseline,
+        mode: Mode,
+        learn_for: Duration,
+        quiet_period: Duration,
+        enabled: BTreeSet<Model>,
+        now: SystemTime,
+    ) -> Baselines {
+        let learning = mode != Mode::Monitor;
+        Baselines {
+            baseline,
+            mode,
+            started: now,
+            learn_for,
+            quiet_period,
+            last_new_key: now,
+            learning,
+            enabled,
+            dirty: false,
+        }
+    }
+
+    pub fn learning(&self) -> bool {
+        self.learning
+    }
+
+    /// Moves `auto` from learning to monitoring once `learn_for` has passed, or once no new key has
+    /// appeared for `quiet_period` (when set). Returns true when the mode changed.
+    pub fn tick(&mut self, now: SystemTime) -> bool {
+        if self.mode != Mode::Auto || !self.learning {
+            return false;
+        }
+        let since_start = now.duration_since(self.started).unwrap_or_default();
+        let quiet = now.duration_since(self.last_new_key).unwrap_or_default();
+        if since_start >= self.learn_for
+            || (!self.quiet_period.is_zero() && quiet >= self.quiet_period)
+        {
+            self.learning = false;
+            self.baseline.provenance.learned_until = Some(crate::sinks::record::rfc3339(now));
+            self.dirty = true;
+            return true;
+        }
+        false
+    }
+
+    pub fn observe(&mut self, model: Model, key: &str, now: SystemTime) -> Outcome {
+        let learning = self.learning;
+        let keys = self.baseline.model(model);
+        if keys.knows(key) {
+            return Outcome::Known;
+        }
+        self.dirty = true;
+        if learning {
+            keys.learned.insert(key.to_string());
+            self.last_new_key = now;
+            if self.baseline.provenance.learned_from.is_none() {
+                self.baseline.provenance.learned_from = Some(crate::sinks::record::rfc3339(now));
+            }
+            Outcome::Learned
+        } else {
+            keys.seen_in_monitor.insert(key.to_string());
+            Outcome::Anomaly
+        }
+    }
+}
+
+/// Fetches a baseline from a peer's `GET /api/v1/baseline` (plain HTTP/1.0, bounded).
+pub fn fetch(url: &str) -> Result<Baseline, BaselineError> {
+    use std::io::Read;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| BaselineError::Fetch(format!("{url}: only http:// URLs are supported")))?;
+    let (hostport, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?
+        .collect();
+    let addr = addrs
+        .first()
+        .ok_or_else(|| BaselineError::Fetch(format!("{url}: no address")))?;
+    let mut s = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(10))
+        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/yaml\r\n\r\n"
+    )
+    .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
+    let mut resp = Vec::new();
+    s.take(64 << 20)
+        .read_to_end(&mut resp)
+        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
+    let resp = String::from_utf8_lossy(&resp);
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| BaselineError::Fetch(format!("{url}: malformed response")))?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(BaselineError::Fetch(format!("{url}: HTTP {status}")));
+    }
+    Baseline::parse(body, url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(
+            normalize_exe("/root/.pyenv/versions/3.11.7/bin/python3"),
+            "/root/.pyenv/versions/*/bin/python3"
+        );
+        assert_eq!(
+            normalize_exe("/usr/lib/jvm/java-17.0.2-openjdk/bin/java"),
+            "/usr/lib/jvm/java-*-openjdk/bin/java"
+        );
+        assert_eq!(normalize_exe("/proc/1234/exe"), "/proc/*/exe");
+        assert_eq!(normalize_exe("/usr/bin/python3"), "/usr/bin/python3");
+        assert_eq!(normalize_exe("/usr/sbin/php-fpm8.2"), "/usr/sbin/php-fpm*");
+        assert_eq!(port_class(443), "443");
+        assert_eq!(port_class(40000), "ephemeral");
+        assert_eq!(addr_class("127.0.0.1".parse().unwrap()), "loopback");
+        assert_eq!(addr_class("10.1.2.3".parse().unwrap()), "private");
+        assert_eq!(addr_class("fd00::1".parse().unwrap()), "private");
+        assert_eq!(addr_class("8.8.8.8".parse().unwrap()), "public");
+        assert_eq!(addr_class("::ffff:192.168.1.1".parse().unwrap()), "private");
+    }
+
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+    }
+
+    fn all() -> BTreeSet<Model> {
+        Model::ALL.iter().copied().collect()
+    }
+
+    #[test]
+    fn auto_learns_then_monitors_and_records_seen_keys() {
+        let mut b = Baselines::new(
+            Baseline::new(),
+            Mode::Auto,
+            Duration::from_secs(60),
+            Duration::ZERO,
+            all(),
+            t(0),
+        );
+        assert_eq!(
+            b.observe(Model::NetworkProcess, "/usr/bin/curl", t(1)),
+            Outcome::Learned
+        );
+        assert!(!b.tick(t(30)));
+        assert!(b.tick(t(61)));
+        assert!(!b.learning());
+        assert_eq!(
+            b.observe(Model::NetworkProcess, "/usr/bin/curl", t(62)),
+            Outcome::Known
+        );
+        assert_eq!(
+            b.observe(Model::NetworkProcess, "/tmp/x", t(63)),
+            Outcome::Anomaly
+        );
+        assert_eq!(
+            b.observe(Model::NetworkProcess, "/tmp/x", t(64)),
+            Outcome::Known,
+            "one anomaly per key"
+        );
+        let keys = &b.baseline.models[&Model::NetworkProcess];
+        assert!(keys.seen_in_monitor.contains("/tmp/x"));
+        assert!(!keys.learned.contains("/tmp/x"), "never silently learned");
+    }
+
+    #[test]
+    fn auto_switches_after_quiet_period() {
+        let mut b = Baselines::new(
+            Baseline::new(),
+            Mode::Auto,
+            Duration::from_secs(3600),
+            Duration::from_secs(20),
+            all(),
+            t(0),
+        );
+        b.observe(Model::ProcessUser, "a -> root", t(5));
+        assert!(!b.tick(t(20)));
+        assert!(b.tick(t(26)));
+    }
+
+    #[test]
+    fn learn_mode_never_monitors_and_monitor_never_learns() {
+        let mut l = Baselines::new(
+            Baseline::new(),
+            Mode::Learn,
+            Duration::ZERO,
+            Duration::ZERO,
+            all(),
+            t(0),
+        );
+        assert!(!l.tick(t(1_000_000)));
+        assert_eq!(
+            l.observe(Model::ListenPort, "x -> 22/tcp", t(1)),
+            Outcome::Learned
+        );
+        let mut m = Baselines::new(
+            Baseline::new(),
+            Mode::Monitor,
+            Duration::ZERO,
+            Duration::ZERO,
+            all(),
+            t(0),
+        );
+        assert_eq!(
+            m.observe(Model::ListenPort, "x -> 22/tcp", t(1)),
+            Outcome::Anomaly
+        );
+    }
+
+    #[test]
+    fn persistence_round_trip_is_stable_and_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baseline.yml");
+        let mut b = Baseline::new();
+        b.model(Model::ProcessLineage)
+            .learned
+            .insert("/usr/sbin/nginx -> /usr/sbin/nginx".into());
+        b.model(Model::ProcessLineage)
+            .learned
+            .insert("/usr/lib/systemd/systemd -> /usr/sbin/nginx".into());
+        b.model(Model::OutboundPort)
+            .seen_in_monitor
+            .insert("/usr/bin/curl -> 443/tcp public".into());
+        b.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let a = text.find("/usr/lib/systemd").unwrap();
+        let z = text.find("/usr/sbin/nginx -> /usr/sbin/nginx").unwrap();
+        assert!(a < z, "keys are sorted");
+        let back = Baseline::load_state(&path).unwrap().unwrap();
+        assert_eq!(back, b);
+        b.save(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "same content, same bytes"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp files left"
+        );
+    }
+
+    #[test]
+    fn corrupt_state_is_moved_aside_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baseline.yml");
+        std::fs::write(&path, "schema: [oops\n").unwrap();
+        let err = Baseline::load_state(&path).unwrap_err().to_string();
+        assert!(err.contains("moved aside"), "{err}");
+        assert!(!path.exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert!(aside[0]
+            .to_string_lossy()
+            .starts_with("baseline.yml.corrupt-"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(&aside[0])).unwrap(),
+            "schema: [oops\n"
+        );
+        assert!(Baseline::load_state(&path).unwrap().is_none());
+    }
+
+    #[test]
+    fn wrong_schema_is_rejected() {
+        let err = Baseline::parse("schema: other/v9\n", "f.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn merge_diff_accept() {
+        let mut a = Baseline::new();
+        a.model(Model::NetworkProcess)
+            .learned
+            .insert("/usr/bin/curl".into());
+        let mut b = Baseline::new();
+        b.model(Model::NetworkProcess)
+            .learned
+            .insert("/usr/bin/wget".into());
+        b.model(Model::NetworkProcess)
+            .seen_in_monitor
+            .insert("/usr/bin/curl".into());
+        b.model(Model::NetworkProcess)
+            .seen_in_monitor
+            .insert("/tmp/evil".into());
+        let m = Baseline::merge(&[("a".into(), a.clone()), ("b".into(), b.clone())]);
+        let keys = &m.models[&Model::NetworkProcess];
+        assert_eq!(keys.learned.len(), 2);
+        assert_eq!(
+            keys.seen_in_monitor.iter().collect::<Vec<_>>(),
+            vec!["/tmp/evil"],
+            "learned elsewhere wins"
+        );
+        assert_eq!(m.provenance.sources, vec!["a", "b"]);
+
+        let d = Baseline::diff(&a, &m);
+        assert!(d.contains(&(Model::NetworkProcess, '+', "/usr/bin/wget".into())));
+        assert!(d.contains(&(Model::NetworkProcess, '+', "/tmp/evil".into())));
+        assert!(Baseline::diff(&m, &m).is_empty());
+
+        let mut m2 = m.clone();
+        assert_eq!(m2.accept(Some(Model::ProcessUser), None), 0);
+        assert_eq!(m2.accept(None, Some("/tmp/evil")), 1);
+        assert!(m2.models[&Model::NetworkProcess]
+            .accepted
+            .contains("/tmp/evil"));
+        assert!(m2.models[&Model::NetworkProcess].seen_in_monitor.is_empty());
+    }
+}

@@ -1,0 +1,149 @@
+//! `tripline baseline …` and `tripline policy …`: offline tools for CI gates and reviews.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::baseline::{self, Baseline, Model};
+use super::policy::Policy;
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Print a baseline file: provenance and every key by model and state.
+    Show { file: PathBuf },
+    /// Keys NEW has that OLD lacks (+) and the reverse (-). Exits 1 when NEW adds keys (a CI gate).
+    Diff { old: PathBuf, new: PathBuf },
+    /// Merge baselines from files or peers (`http://host:9799/api/v1/baseline`) into one fleet model.
+    Merge {
+        /// Files or http:// URLs.
+        #[arg(required = true)]
+        sources: Vec<String>,
+        /// Output file (written atomically).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Accept keys seen in monitor mode as normal (all, or one model / one key).
+    Accept {
+        file: PathBuf,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file: reports file:line:column, what is wrong and what is allowed.
+    Check { file: PathBuf },
+    /// Print the embedded default policy.
+    Default,
+}
+
+pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BaselineCommand::Show { file } => {
+            let b = Baseline::read(&file)?;
+            let p = &b.provenance;
+            println!("baseline {} (schema {})", file.display(), b.schema);
+            println!(
+                "  host: {}  tripline: {}  learned: {} .. {}",
+                p.host,
+                p.tripline_version,
+                p.learned_from.as_deref().unwrap_or("-"),
+                p.learned_until.as_deref().unwrap_or("-")
+            );
+            if !p.sources.is_empty() {
+                println!("  merged from: {}", p.sources.join(", "));
+            }
+            for (m, keys) in &b.models {
+                println!(
+                    "{}: {} learned, {} seen in monitor, {} accepted",
+                    m.as_str(),
+                    keys.learned.len(),
+                    keys.seen_in_monitor.len(),
+                    keys.accepted.len()
+                );
+                for (state, set) in [
+                    ("learned", &keys.learned),
+                    ("seen_in_monitor", &keys.seen_in_monitor),
+                    ("accepted", &keys.accepted),
+                ] {
+                    for k in set {
+                        println!("  [{state}] {k}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BaselineCommand::Diff { old, new } => {
+            let d = Baseline::diff(&Baseline::read(&old)?, &Baseline::read(&new)?);
+            for (m, sign, key) in &d {
+                println!("{sign} {}: {key}", m.as_str());
+            }
+            let added = d.iter().filter(|(_, s, _)| *s == '+').count();
+            eprintln!("{added} key(s) added, {} removed", d.len() - added);
+            Ok(if added > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        BaselineCommand::Merge { sources, output } => {
+            let mut parts = Vec::new();
+            for s in sources {
+                let b = if s.starts_with("http://") {
+                    baseline::fetch(&s)?
+                } else {
+                    Baseline::read(&PathBuf::from(&s))?
+                };
+                parts.push((s, b));
+            }
+            let merged = Baseline::merge(&parts);
+            merged.save(&output)?;
+            let keys: usize = merged.models.values().map(|k| k.len()).sum();
+            eprintln!(
+                "merged {} baseline(s) into {} ({keys} keys)",
+                parts.len(),
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BaselineCommand::Accept { file, model, key } => {
+            let model = match model {
+                None => None,
+                Some(m) => Some(Model::parse(&m).ok_or_else(|| {
+                    let allowed: Vec<&str> = Model::ALL.iter().map(|m| m.as_str()).collect();
+                    anyhow::anyhow!(
+                        "--model {m:?} is not a model; allowed: {}",
+                        allowed.join(", ")
+                    )
+                })?),
+            };
+            let mut b = Baseline::read(&file)?;
+            let n = b.accept(model, key.as_deref());
+            b.save(&file)?;
+            eprintln!("accepted {n} key(s) in {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PolicyCommand::Check { file } => {
+            let p = Policy::load(Some(&file))?;
+            println!(
+                "{}: policy {:?} OK, {} rule(s)",
+                file.display(),
+                p.name,
+                p.rules.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Default => {
+            print!("{}", super::policy::DEFAULT_POLICY);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

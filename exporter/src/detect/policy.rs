@@ -1,0 +1,478 @@
+//! The rule language: a small, typed, validated YAML policy.
+//!
+//! A rule matches when every condition in `match` holds (values inside one condition are alternatives),
+//! at least one block of `any_of` holds (when given), and no block of `except` holds.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use globset::{GlobSet, GlobSetBuilder};
+use ipnet::IpNet;
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::event::{Event, EventKind};
+use crate::sinks::metrics::Severity;
+
+/// The policy used when no `detect.policy_file` is configured.
+pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.yml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: rule {rule:?}: {field}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        rule: String,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default = "default_ruleset")]
+    name: String,
+    rules: Vec<RawRule>,
+}
+
+fn default_ruleset() -> String {
+    "custom".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    description: String,
+    severity: Severity,
+    /// MITRE ATT&CK tactic, e.g. `execution`.
+    tactic: String,
+    #[serde(default)]
+    techniques: Vec<String>,
+    #[serde(rename = "match")]
+    matches: RawConditions,
+    #[serde(default)]
+    any_of: Vec<RawConditions>,
+    #[serde(default)]
+    except: Vec<RawConditions>,
+}
+
+/// Conditions on event fields. Every listed field must match; a list matches when any value does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConditions {
+    kind: Option<Vec<String>>,
+    exe_path: Option<Vec<String>>,
+    exe_name: Option<Vec<String>>,
+    parent_path: Option<Vec<String>>,
+    parent_name: Option<Vec<String>>,
+    ancestor_path: Option<Vec<String>>,
+    ancestor_name: Option<Vec<String>>,
+    /// The parent (or, with `ancestor_network_facing`, any ancestor) has listened or accepted on TCP.
+    parent_network_facing: Option<bool>,
+    uid: Option<Vec<u32>>,
+    euid: Option<Vec<u32>>,
+    /// Effective user names, resolved to uids when the policy loads.
+    user: Option<Vec<String>>,
+    args_contain: Option<Vec<String>>,
+    args_regex: Option<String>,
+    peer_port: Option<Vec<u16>>,
+    local_port: Option<Vec<u16>>,
+    peer_cidr: Option<Vec<String>>,
+    result: Option<ResultCond>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultCond {
+    Success,
+    Failure,
+}
+
+#[derive(Debug)]
+pub struct Conditions {
+    kind: Option<Vec<EventKind>>,
+    exe_path: Option<GlobSet>,
+    exe_name: Option<GlobSet>,
+    parent_path: Option<GlobSet>,
+    parent_name: Option<GlobSet>,
+    ancestor_path: Option<GlobSet>,
+    ancestor_name: Option<GlobSet>,
+    parent_network_facing: Option<bool>,
+    uid: Option<Vec<u32>>,
+    euid: Option<Vec<u32>>,
+    args_contain: Option<Vec<String>>,
+    args_regex: Option<Regex>,
+    peer_port: Option<Vec<u16>>,
+    local_port: Option<Vec<u16>>,
+    peer_cidr: Option<Vec<IpNet>>,
+    result: Option<ResultCond>,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub description: String,
+    pub severity: Severity,
+    pub tactic: String,
+    pub techniques: Vec<String>,
+    conditions: Conditions,
+    any_of: Vec<Conditions>,
+    except: Vec<Conditions>,
+}
+
+#[derive(Debug)]
+pub struct Policy {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+/// What the engine knows about an event besides the event itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Context {
+    pub parent_network_facing: bool,
+}
+
+impl Policy {
+    pub fn load(path: Option<&Path>) -> Result<Policy, PolicyError> {
+        match path {
+            None => Policy::parse(DEFAULT_POLICY, "<embedded default policy>"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| PolicyError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Policy::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<Policy, PolicyError> {
+        let raw: RawPolicy = serde_yaml_ng::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let msg = e.to_string();
+            let message = msg
+                .rfind(" at line ")
+                .map(|i| msg[..i].to_string())
+                .unwrap_or(msg);
+            PolicyError::Syntax {
+                path: path.to_string(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        let mut rules = Vec::new();
+        let mut seen = BTreeMap::new();
+        for r in raw.rules {
+            let line = line_of(text, &r.id);
+            let invalid = |field: &str, message: String| PolicyError::Invalid {
+                path: path.to_string(),
+                line,
+                rule: r.id.clone(),
+                field: field.to_string(),
+                message,
+            };
+            if r.id.is_empty()
+                || !r
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(invalid("id", "must be non-empty and use only letters, digits, '_' and '-' (it is a metric label value)".into()));
+            }
+            if seen.insert(r.id.clone(), ()).is_some() {
+                return Err(invalid("id", "duplicate rule id".into()));
+            }
+            for t in &r.techniques {
+                let ok = t.len() >= 5
+                    && t.starts_with('T')
+                    && t[1..]
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+                if !ok {
+                    return Err(invalid(
+                        "techniques",
+                        format!(
+                            "{t:?} is not a MITRE ATT&CK technique id (e.g. T1059 or T1059.004)"
+                        ),
+                    ));
+                }
+            }
+            let conditions = compile(&r.matches, "match", &invalid)?;
+            let any_of = r
+                .any_of
+                .iter()
+                .enumerate()
+                .map(|(i, c)| compile(c, &format!("any_of[{i}]"), &invalid))
+                .collect::<Result<Vec<_>, _>>()?;
+            let except = r
+                .except
+                .iter()
+                .enumerate()
+                .map(|(i, c)| compile(c, &format!("except[{i}]"), &invalid))
+                .collect::<Result<Vec<_>, _>>()?;
+            rules.push(Rule {
+                id: r.id,
+                description: r.description,
+                severity: r.severity,
+                tactic: r.tactic,
+                techniques: r.techniques,
+                conditions,
+                any_of,
+                except,
+            });
+        }
+        Ok(Policy {
+            name: raw.name,
+            rules,
+        })
+    }
+}
+
+/// The line where `id: <rule id>` appears, for error messages (0 when not found).
+fn line_of(text: &str, id: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.strip_prefix("id:")
+                .is_some_and(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == id)
+        })
+        .map(|i| i + 1)
+        .unwrap_or(0)
+}
+
+fn globs(
+    values: &Option<Vec<String>>,
+    field: &str,
+    invalid: &dyn Fn(&str, String) -> PolicyError,
+) -> Result<Option<GlobSet>, PolicyError> {
+    let Some(values) = values else {
+        return Ok(None);
+    };
+    let mut b = GlobSetBuilder::new();
+    for v in values {
+        let g = globset::GlobBuilder::new(v)
+            .literal_separator(field.ends_with("path"))
+            .build()
+            .map_err(|e| invalid(field, format!("{v:?} is not a valid glob: {e}")))?;
+        b.add(g);
+    }
+    b.build()
+        .map(Some)
+        .map_err(|e| invalid(field, e.to_string()))
+}
+
+fn compile(
+    raw: &RawConditions,
+    block: &str,
+    invalid: &dyn Fn(&str, String) -> PolicyError,
+) -> Result<Conditions, PolicyError> {
+    let f = |name: &str| format!("{block}.{name}");
+    let kind = match &raw.kind {
+        None => None,
+        Some(kinds) => Some(
+            kinds
+                .iter()
+                .map(|k| {
+                    EventKind::parse(k).ok_or_else(|| {
+                        let allowed: Vec<&str> =
+                            EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                        invalid(
+                            &f("kind"),
+                            format!(
+                                "{k:?} is not an event kind; allowed: {}",
+                                allowed.join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let args_regex = match &raw.args_regex {
+        None => None,
+        Some(r) => Some(
+            Regex::new(r).map_err(|e| invalid(&f("args_regex"), format!("invalid regex: {e}")))?,
+        ),
+    };
+    let peer_cidr = match &raw.peer_cidr {
+        None => None,
+        Some(v) => Some(
+            v.iter()
+                .map(|c| {
+                    c.parse::<IpNet>()
+                        .or_else(|_| c.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|_| {
+                            invalid(
+                                &f("peer_cidr"),
+                                format!("{c:?} is not a CIDR (e.g. 10.0.0.0/8, ::1/128)"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let mut euid = raw.euid.clone();
+    if let Some(users) = &raw.user {
+        let mut uids = euid.unwrap_or_default();
+        for u in users {
+            match nix::unistd::User::from_name(u) {
+                Ok(Some(user)) => uids.push(user.uid.as_raw()),
+                _ => {
+                    tracing::warn!(user = %u, "policy names a user this host does not have; that value never matches")
+                }
+            }
+        }
+        euid = Some(uids);
+    }
+    Ok(Conditions {
+        kind,
+        exe_path: globs(&raw.exe_path, &f("exe_path"), invalid)?,
+        exe_name: globs(&raw.exe_name, &f("exe_name"), invalid)?,
+        parent_path: globs(&raw.parent_path, &f("parent_path"), invalid)?,
+        parent_name: globs(&raw.parent_name, &f("parent_name"), invalid)?,
+        ancestor_path: globs(&raw.ancestor_path, &f("ancestor_path"), invalid)?,
+        ancestor_name: globs(&raw.ancestor_name, &f("ancestor_name"), invalid)?,
+        parent_network_facing: raw.parent_network_facing,
+        uid: raw.uid.clone(),
+        euid,
+        args_contain: raw.args_contain.clone(),
+        args_regex,
+        peer_port: raw.peer_port.clone(),
+        local_port: raw.local_port.clone(),
+        peer_cidr,
+        result: raw.result,
+    })
+}
+
+fn name_of(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+impl Conditions {
+    pub fn matches(&self, ev: &Event, ctx: &Context) -> bool {
+        if let Some(k) = &self.kind {
+            if !k.contains(&ev.kind) {
+                return false;
+            }
+        }
+        let p = &ev.process;
+        if let Some(g) = &self.exe_path {
+            if !g.is_match(&p.exe) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.exe_name {
+            if !g.is_match(p.exe_name()) && !g.is_match(&p.comm) {
+                return false;
+            }
+        }
+        let parent_exe = ev
+            .parent
+            .as_ref()
+            .map(|x| x.exe.as_str())
+            .or(ev.ancestors.first().map(String::as_str));
+        if let Some(g) = &self.parent_path {
+            if !parent_exe.is_some_and(|x| g.is_match(x)) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.parent_name {
+            if !parent_exe.is_some_and(|x| g.is_match(name_of(x))) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.ancestor_path {
+            if !ev.ancestors.iter().any(|a| g.is_match(a)) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.ancestor_name {
+            if !ev.ancestors.iter().any(|a| g.is_match(name_of(a))) {
+                return false;
+            }
+        }
+        if let Some(want) = self.parent_network_facing {
+            if ctx.parent_network_facing != want {
+                return false;
+            }
+        }
+        if let Some(u) = &self.uid {
+            if !u.contains(&p.uid) {
+                return false;
+            }
+        }
+        if let Some(u) = &self.euid {
+            if !u.contains(&p.euid) {
+                return false;
+            }
+        }
+        if let Some(needles) = &self.args_contain {
+            if !p
+                .args
+                .iter()
+                .any(|a| needles.iter().any(|n| a.contains(n.as_str())))
+            {
+                return false;
+            }
+        }
+        if let Some(re) = &self.args_regex {
+            if !re.is_match(&p.args.join(" ")) {
+                return false;
+            }
+        }
+        let net = ev.net();
+        if let Some(ports) = &self.peer_port {
+            if !net.is_some_and(|n| ports.contains(&n.peer.port())) {
+                return false;
+            }
+        }
+        if let Some(ports) = &self.local_port {
+            if !net.is_some_and(|n| ports.contains(&n.local.port())) {
+                return false;
+            }
+        }
+        if let Some(nets) = &self.peer_cidr {
+            if !net.is_some_and(|n| nets.iter().any(|c| c.contains(&n.peer.ip()))) {
+                return false;
+            }
+        }
+        if let Some(r) = self.result {
+            let ok = match &ev.data {
+                crate::event::EventData::Net(n) => n.succeeded(),
+                crate::event::EventData::Exit { status } => *status == 0,
+                _ => true,
+            };
+            if (r == ResultCond::Success) != ok {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Rule {
+    pub fn matches(&self, ev: &Event, ctx: &Context) -> bool {
+        self.conditions.matches(ev, ctx)
+            && (self.any_of.is_empty() || self.any_of.iter().any(|c| c.matches(ev, ctx)))
+            && !self.except.iter().any(|c| c.matches(ev, ctx))
+    }
+}
