@@ -18,6 +18,12 @@ cargo clippy --all-targets -- -D warnings
 step "clippy (eBPF crate, bpfel-unknown-none)"
 (cd exporter-ebpf && cargo +nightly clippy --release --target bpfel-unknown-none -Z build-std=core -- -D warnings)
 
+step "alert rules (promtool check/test, amtool), runbook anchors"
+bash tests/alert_rules_check.sh
+
+step "dashboards (offline: structure, datasource variables, promtool parse)"
+python3 tests/dashboards_check.py
+
 step "unit, decode, replay and kernel tests (cargo test)"
 # Kernel tests each start their own exporter; run them one at a time on 2 cores.
 cargo test -- --test-threads=2
