@@ -34,6 +34,11 @@ pub enum Command {
     /// Check a rule policy file, or print the default policy.
     #[command(subcommand)]
     Policy(crate::detect::cli::PolicyCommand),
+    /// Run safe attacker-like scenarios on this host and check a running exporter detects each.
+    Gameday(crate::gameday::GamedayArgs),
+    /// Internal: actions of gameday scenario processes.
+    #[command(subcommand, hide = true)]
+    GamedayHelper(crate::gameday::Helper),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod detect;
 pub mod enrich;
 pub mod event;
+pub mod gameday;
 pub mod pipeline;
 pub mod probes;
 pub mod server;

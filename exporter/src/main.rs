@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         }),
         Command::Baseline(cmd) => tripline::detect::cli::baseline(cmd),
         Command::Policy(cmd) => tripline::detect::cli::policy(cmd),
+        Command::Gameday(args) => tripline::gameday::run(args),
+        Command::GamedayHelper(h) => tripline::gameday::run_helper(h),
     };
     match result {
         Ok(code) => code,

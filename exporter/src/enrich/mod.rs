@@ -185,7 +185,11 @@ impl ProcessTree {
 
         match &d.data {
             EventData::Exec { filename, .. } => {
-                let exe = if filename.starts_with('/') {
+                // fexecve()/execveat(AT_EMPTY_PATH) report /dev/fd/N: ask procfs for the real file (a
+                // memfd shows as `/memfd:NAME (deleted)`) while the process still exists.
+                let via_fd =
+                    filename.starts_with("/dev/fd/") || filename.starts_with("/proc/self/fd/");
+                let exe = if filename.starts_with('/') && !via_fd {
                     filename.clone()
                 } else {
                     // Relative path: the kernel resolved it against the caller's cwd; ask procfs.

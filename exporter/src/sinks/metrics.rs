@@ -311,6 +311,12 @@ impl Metrics {
                 }));
             }
         }
+        for result in ["exported", "dropped", "failed"] {
+            drop(m.otlp_records.get_or_create(&OtlpLabels {
+                signal: "logs",
+                result,
+            }));
+        }
         m.build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
