@@ -27,3 +27,6 @@ python3 tests/dashboards_check.py
 step "unit, decode, replay and kernel tests (cargo test)"
 # Kernel tests each start their own exporter; run them one at a time on 2 cores.
 cargo test -- --test-threads=2
+
+step "stack test (real Prometheus + Alertmanager, real kernel, game day)"
+bash tests/stack/run.sh
