@@ -22,6 +22,7 @@ use crate::event::Event;
 use crate::probes::{Sensor, SensorOptions};
 use crate::server::{self, AppState};
 use crate::sinks::metrics::{DecodeLabels, Metrics, Stage};
+use crate::sinks::redact::Redactor;
 use crate::sinks::{process_metrics::ProcessCollector, EventLevel, Sinks};
 
 /// Converts the kernel's boot-time clock to wall-clock time.
@@ -98,15 +99,18 @@ pub fn effective_config(args: &RunArgs, events_to_stdout: bool) -> anyhow::Resul
     Ok(config)
 }
 
-/// Processes one ring-buffer record through decode and enrich.
+/// Processes one ring-buffer record through decode, redaction and enrich.
 pub fn ingest(
     bytes: &[u8],
     tree: &mut ProcessTree,
     clock: &Clock,
     metrics: &Metrics,
+    redactor: &Redactor,
 ) -> Option<Event> {
     match decode::decode(bytes) {
-        Ok(d) => {
+        Ok(mut d) => {
+            // Before the tree stores argv: no later stage ever sees the secret.
+            redactor.redact(&mut d.args);
             let time = clock.wall(d.header.ktime_ns);
             Some(tree.enrich(d, time))
         }
@@ -197,6 +201,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     // Sensor: ring buffer → decode → enrich → queue.
     let clock = Clock::now();
+    let redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
     let poll_interval = config.sensor.poll_interval;
     let sensor_metrics = metrics.clone();
     let sensor_task = tokio::spawn(async move {
@@ -216,7 +221,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
                          tree: &mut ProcessTree| {
             while let Some(item) = ring.next() {
-                if let Some(ev) = ingest(&item, tree, &clock, &sensor_metrics) {
+                if let Some(ev) = ingest(&item, tree, &clock, &sensor_metrics, &redactor) {
                     if tx.try_send(Arc::new(ev)).is_err() {
                         lost.inc();
                     }

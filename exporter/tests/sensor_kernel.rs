@@ -185,3 +185,36 @@ fn bad_flag_values_exit_non_zero_with_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn secrets_in_argv_are_redacted_before_any_output() {
+    let ex = Exporter::start(&["events"]);
+    let child = Command::new("/bin/echo")
+        .args(["--password=hunter2", "https://bob:s3cr3t@example.invalid/x"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = i64::from(child.id());
+    let mut child = child;
+    child.wait().unwrap();
+    let evs = ex.wait_events("exec of echo", WAIT, |e| {
+        s(e, "event.name") == "tripline.process.exec" && i(e, "process.pid") == pid
+    });
+    let args: Vec<String> = serde_json::from_value(evs[0]["process.command_args"].clone()).unwrap();
+    assert_eq!(
+        args,
+        vec![
+            "/bin/echo",
+            "--password=[REDACTED]",
+            "https://bob:[REDACTED]@example.invalid/x"
+        ]
+    );
+    let all = ex.events_where(|e| i(e, "process.pid") == pid);
+    let text = serde_json::to_string(&all).unwrap();
+    assert!(
+        !text.contains("hunter2") && !text.contains("s3cr3t"),
+        "a secret leaked: {text}"
+    );
+    assert!(ex.sample("tripline_redactions_total{pattern=\"flag_value\"}") >= 1.0);
+    assert!(ex.sample("tripline_redactions_total{pattern=\"url_credentials\"}") >= 1.0);
+}

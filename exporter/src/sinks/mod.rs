@@ -4,6 +4,7 @@ pub mod jsonl;
 pub mod metrics;
 pub mod process_metrics;
 pub mod record;
+pub mod redact;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,7 @@ impl EventLevel {
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
     pub jsonl: JsonlConfig,
+    pub redaction: redact::RedactionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -68,6 +70,7 @@ impl Default for JsonlConfig {
 
 impl SinksConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
+        self.redaction.validate()?;
         if self.jsonl.queue == 0 {
             return Err((
                 "sinks.jsonl.queue".into(),
