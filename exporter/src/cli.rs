@@ -95,6 +95,18 @@ pub struct RunArgs {
     #[arg(long = "baseline.quiet-period", global = true, value_parser = humantime::parse_duration)]
     pub baseline_quiet_period: Option<std::time::Duration>,
 
+    /// OTLP collector endpoint for logs (turns OTLP export on), e.g. http://127.0.0.1:4317.
+    #[arg(long = "otlp.endpoint", global = true)]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP protocol: grpc or http/protobuf.
+    #[arg(long = "otlp.protocol", global = true, value_enum)]
+    pub otlp_protocol: Option<crate::sinks::otlp::OtlpProtocol>,
+
+    /// Events sent over OTLP besides findings: none, exec, all.
+    #[arg(long = "otlp.events", global = true, value_enum)]
+    pub otlp_events: Option<EventLevel>,
+
     /// Kernel BTF used to resolve struct offsets.
     #[arg(
         long = "path.btf",

@@ -72,6 +72,15 @@ pub fn effective_config(args: &RunArgs, events_to_stdout: bool) -> anyhow::Resul
     if let Some(level) = args.events_level {
         config.sinks.jsonl.events = level;
     }
+    if let Some(e) = &args.otlp_endpoint {
+        config.sinks.otlp.endpoint = Some(e.clone());
+    }
+    if let Some(p) = args.otlp_protocol {
+        config.sinks.otlp.protocol = Some(p);
+    }
+    if let Some(l) = args.otlp_events {
+        config.sinks.otlp.events = l;
+    }
     if let Some(p) = &args.policy_file {
         config.detect.policy_file = Some(p.clone());
     }

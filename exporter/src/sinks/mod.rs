@@ -2,6 +2,7 @@
 pub mod exposition;
 pub mod jsonl;
 pub mod metrics;
+pub mod otlp;
 pub mod process_metrics;
 pub mod record;
 pub mod redact;
@@ -42,6 +43,7 @@ impl EventLevel {
 pub struct SinksConfig {
     pub jsonl: JsonlConfig,
     pub redaction: redact::RedactionConfig,
+    pub otlp: otlp::OtlpConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -71,6 +73,7 @@ impl Default for JsonlConfig {
 impl SinksConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         self.redaction.validate()?;
+        self.otlp.validate()?;
         if self.jsonl.queue == 0 {
             return Err((
                 "sinks.jsonl.queue".into(),
@@ -93,6 +96,7 @@ impl SinksConfig {
 /// Every configured log sink.
 pub struct Sinks {
     jsonl: Option<(jsonl::JsonlSink, EventLevel)>,
+    otlp: Option<otlp::OtlpSink>,
 }
 
 impl Sinks {
@@ -104,20 +108,39 @@ impl Sinks {
             )),
             None => None,
         };
-        Ok(Sinks { jsonl })
+        let otlp = if config.otlp.enabled() {
+            Some(otlp::OtlpSink::start(&config.otlp, metrics)?)
+        } else {
+            None
+        };
+        Ok(Sinks { jsonl, otlp })
     }
 
     pub fn event(&mut self, ev: &Event) {
-        if let Some((sink, level)) = &mut self.jsonl {
-            if level.wants(ev.kind) {
-                sink.write(&record::event_record(ev));
-            }
+        let to_jsonl = self
+            .jsonl
+            .as_ref()
+            .is_some_and(|(_, level)| level.wants(ev.kind));
+        let to_otlp = self.otlp.as_ref().is_some_and(|o| o.events.wants(ev.kind));
+        if !to_jsonl && !to_otlp {
+            return;
+        }
+        let r = record::event_record(ev);
+        if let (true, Some((sink, _))) = (to_jsonl, &mut self.jsonl) {
+            sink.write(&r);
+        }
+        if let (true, Some(o)) = (to_otlp, &self.otlp) {
+            o.send(r);
         }
     }
 
     pub fn finding(&mut self, f: &Finding) {
+        let r = record::finding_record(f);
         if let Some((sink, _)) = &mut self.jsonl {
-            sink.write(&record::finding_record(f));
+            sink.write(&r);
+        }
+        if let Some(o) = &self.otlp {
+            o.send(r);
         }
     }
 
@@ -125,6 +148,9 @@ impl Sinks {
     pub fn shutdown(self) {
         if let Some((sink, _)) = self.jsonl {
             sink.close();
+        }
+        if let Some(o) = self.otlp {
+            o.shutdown();
         }
     }
 }
