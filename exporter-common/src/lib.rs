@@ -17,6 +17,12 @@ pub mod kind {
     pub const CONNECT: u16 = 16;
     pub const ACCEPT: u16 = 17;
     pub const LISTEN: u16 = 18;
+    pub const FILE_WRITE: u16 = 32;
+    pub const FILE_UNLINK: u16 = 33;
+    pub const FILE_RENAME: u16 = 34;
+    pub const FILE_CHMOD: u16 = 35;
+    pub const FILE_CHOWN: u16 = 36;
+    pub const FILE_LINK: u16 = 37;
     /// One past the largest kind number: sizes the per-kind counter arrays.
     pub const MAX: u32 = 96;
 }
@@ -32,6 +38,8 @@ pub mod counter {
     pub const READ_ERRORS: u32 = 2 * kind::MAX;
     /// Connect/accept state kept between syscall entry and exit could not be stored (map full).
     pub const PENDING_FULL: u32 = 2 * kind::MAX + 1;
+    /// File operations outside every watched prefix, dropped in the kernel.
+    pub const FILE_FILTERED: u32 = 2 * kind::MAX + 2;
     pub const COUNT: u32 = 2 * kind::MAX + 8;
 }
 
@@ -138,6 +146,45 @@ pub struct NetEvent {
     pub result: i64,
 }
 
+/// Bytes of a file path kept.
+pub const PATH_LEN: usize = 256;
+/// Watched path prefixes the file probes compare against (in-kernel filter).
+pub const WATCH_MAX: usize = 16;
+pub const WATCH_PREFIX_LEN: usize = 64;
+
+/// `kind::FILE_*`: a change to a file under a watched prefix (or a relative path, resolved in userspace).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileEvent {
+    pub header: Header,
+    /// open flags (FILE_WRITE), rename/link flags, AT_* flags.
+    pub flags: u32,
+    /// chmod/create mode.
+    pub mode: u32,
+    /// chown target uid/gid (`u32::MAX` = unchanged).
+    pub uid_arg: u32,
+    pub gid_arg: u32,
+    /// Directory fd the path is relative to (AT_FDCWD = -100).
+    pub dirfd: i32,
+    pub path_len: u16,
+    pub path2_len: u16,
+    /// Syscall result: 0/fd on success, `-errno` on failure.
+    pub result: i64,
+    /// The path operated on (rename/link: the source; symlink: the link target text).
+    pub path: [u8; PATH_LEN],
+    /// rename/link/symlink: the new name.
+    pub path2: [u8; PATH_LEN],
+}
+
+/// Watched prefixes, written into `.rodata` before load.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct WatchList {
+    pub count: u32,
+    pub lens: [u32; WATCH_MAX],
+    pub prefixes: [[u8; WATCH_PREFIX_LEN]; WATCH_MAX],
+}
+
 /// Kernel struct member offsets, read from `/sys/kernel/btf/vmlinux` by userspace and written into the
 /// probes' `.rodata` before load (Rust eBPF gets no CO-RE field relocations).
 /// A zero `valid` means "unknown": probes then send only what helpers give.
@@ -231,6 +278,9 @@ const _: () = assert!(core::mem::size_of::<ForkEvent>() == 96 + 16);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 96 + 8);
 const _: () = assert!(core::mem::size_of::<NetEvent>() == 96 + 8 + 32 + 8);
 const _: () = assert!(ARGS_LEN.is_power_of_two());
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 96 + 32 + 2 * PATH_LEN);
+const _: () =
+    assert!(core::mem::size_of::<WatchList>() == 4 + 4 * WATCH_MAX + WATCH_PREFIX_LEN * WATCH_MAX);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -238,4 +288,5 @@ mod pod {
     // implicit padding (the size assertions above pin their layout).
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::ProbeConfig {}
+    unsafe impl aya::Pod for super::WatchList {}
 }

@@ -4,6 +4,7 @@
 #![no_main]
 
 mod common;
+mod file;
 mod net;
 mod process;
 

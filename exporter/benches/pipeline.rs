@@ -54,13 +54,14 @@ fn bench(c: &mut Criterion) {
     let metrics = Metrics::default();
     let clock = Clock::now();
     let redactor = tripline::sinks::redact::Redactor::new(&Default::default(), &metrics).unwrap();
+    let watch = tripline::enrich::filewatch::FileWatch::new(&["/etc".to_string()]).unwrap();
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(records.len() as u64));
     g.bench_function("decode+enrich", |b| {
         b.iter(|| {
             let mut tree = ProcessTree::new(65_536, PathBuf::from("/nonexistent-procfs"));
             for r in &records {
-                black_box(ingest(r, &mut tree, &clock, &metrics, &redactor));
+                black_box(ingest(r, &mut tree, &clock, &metrics, &redactor, &watch));
             }
         })
     });

@@ -60,6 +60,21 @@ pub struct SensorConfig {
     pub process_tree_max: usize,
     /// procfs mount point, for the process-tree seed at start (`--path.procfs`).
     pub procfs: PathBuf,
+    /// File-integrity watch list: absolute paths (a trailing `*` component allowed, e.g. /home/*/.ssh).
+    /// Changes under them are reported; everything else costs a counter in the kernel.
+    pub file_watch: Vec<String>,
+    /// Extra watched directories (the application's), added to `file_watch`.
+    pub app_dirs: Vec<String>,
+}
+
+impl SensorConfig {
+    pub fn watch_list(&self) -> Vec<String> {
+        self.file_watch
+            .iter()
+            .chain(&self.app_dirs)
+            .cloned()
+            .collect()
+    }
 }
 
 impl Default for SensorConfig {
@@ -71,6 +86,11 @@ impl Default for SensorConfig {
             pipeline_queue: 65536,
             process_tree_max: 65536,
             procfs: PathBuf::from("/proc"),
+            file_watch: crate::enrich::filewatch::DEFAULT_WATCH
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            app_dirs: Vec::new(),
         }
     }
 }

@@ -16,6 +16,12 @@ pub enum EventKind {
     Connect,
     Accept,
     Listen,
+    FileWrite,
+    FileUnlink,
+    FileRename,
+    FileChmod,
+    FileChown,
+    FileLink,
 }
 
 impl EventKind {
@@ -26,6 +32,12 @@ impl EventKind {
         EventKind::Connect,
         EventKind::Accept,
         EventKind::Listen,
+        EventKind::FileWrite,
+        EventKind::FileUnlink,
+        EventKind::FileRename,
+        EventKind::FileChmod,
+        EventKind::FileChown,
+        EventKind::FileLink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +48,12 @@ impl EventKind {
             EventKind::Connect => "connect",
             EventKind::Accept => "accept",
             EventKind::Listen => "listen",
+            EventKind::FileWrite => "file_write",
+            EventKind::FileUnlink => "file_unlink",
+            EventKind::FileRename => "file_rename",
+            EventKind::FileChmod => "file_chmod",
+            EventKind::FileChown => "file_chown",
+            EventKind::FileLink => "file_link",
         }
     }
 
@@ -48,6 +66,12 @@ impl EventKind {
             EventKind::Connect => "tripline.network.connect",
             EventKind::Accept => "tripline.network.accept",
             EventKind::Listen => "tripline.network.listen",
+            EventKind::FileWrite => "tripline.file.write",
+            EventKind::FileUnlink => "tripline.file.unlink",
+            EventKind::FileRename => "tripline.file.rename",
+            EventKind::FileChmod => "tripline.file.chmod",
+            EventKind::FileChown => "tripline.file.chown",
+            EventKind::FileLink => "tripline.file.link",
         }
     }
 
@@ -61,6 +85,12 @@ impl EventKind {
             EventKind::Connect => k::CONNECT,
             EventKind::Accept => k::ACCEPT,
             EventKind::Listen => k::LISTEN,
+            EventKind::FileWrite => k::FILE_WRITE,
+            EventKind::FileUnlink => k::FILE_UNLINK,
+            EventKind::FileRename => k::FILE_RENAME,
+            EventKind::FileChmod => k::FILE_CHMOD,
+            EventKind::FileChown => k::FILE_CHOWN,
+            EventKind::FileLink => k::FILE_LINK,
         }
     }
 
@@ -168,6 +198,31 @@ pub enum EventData {
         status: u32,
     },
     Net(Net),
+    File(File),
+}
+
+/// A file change. Paths are absolute when `resolved`; otherwise as the process passed them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct File {
+    pub path: String,
+    /// rename/link: the new name; symlink: the link created (`path` is then the link's target text).
+    pub new_path: Option<String>,
+    pub flags: u32,
+    pub mode: u32,
+    /// chown: the requested owner and group (`None` = unchanged).
+    pub owner_uid: Option<u32>,
+    pub owner_gid: Option<u32>,
+    pub dirfd: i32,
+    /// A relative path could be resolved against the process's cwd or dirfd.
+    pub resolved: bool,
+    /// 0 (or the fd) on success, `-errno` on failure.
+    pub result: i64,
+}
+
+impl File {
+    pub fn succeeded(&self) -> bool {
+        self.result >= 0
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +242,13 @@ pub struct Event {
 }
 
 impl Event {
+    pub fn file(&self) -> Option<&File> {
+        match &self.data {
+            EventData::File(f) => Some(f),
+            _ => None,
+        }
+    }
+
     pub fn net(&self) -> Option<&Net> {
         match &self.data {
             EventData::Net(n) => Some(n),

@@ -17,6 +17,7 @@ use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::decode;
 use crate::detect::Engine;
+use crate::enrich::filewatch::FileWatch;
 use crate::enrich::ProcessTree;
 use crate::event::Event;
 use crate::probes::{Sensor, SensorOptions};
@@ -115,13 +116,19 @@ pub fn ingest(
     clock: &Clock,
     metrics: &Metrics,
     redactor: &Redactor,
+    watch: &FileWatch,
 ) -> Option<Event> {
     match decode::decode(bytes) {
         Ok(mut d) => {
             // Before the tree stores argv: no later stage ever sees the secret.
             redactor.redact(&mut d.args);
             let time = clock.wall(d.header.ktime_ns);
-            Some(tree.enrich(d, time))
+            let mut ev = tree.enrich(d, time);
+            if !watch.resolve_and_match(&mut ev, tree.procfs()) {
+                metrics.file_events_filtered.inc();
+                return None;
+            }
+            Some(ev)
         }
         Err(e) => {
             metrics
@@ -145,9 +152,12 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let metrics = Metrics::new(&mut registry);
     registry.register_collector(Box::new(ProcessCollector));
 
+    let watch = FileWatch::new(&config.sensor.watch_list())
+        .map_err(|e| anyhow::anyhow!("sensor.file_watch: {e}"))?;
     let mut sensor = Sensor::load(&SensorOptions {
         ring_buffer_bytes: config.sensor.ring_buffer_bytes,
         wakeup_bytes: config.sensor.wakeup_bytes,
+        watch: watch.kernel_list(),
         btf_path: &args.btf,
     })?;
     sensor.report(&metrics);
@@ -230,7 +240,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
                          tree: &mut ProcessTree| {
             while let Some(item) = ring.next() {
-                if let Some(ev) = ingest(&item, tree, &clock, &sensor_metrics, &redactor) {
+                if let Some(ev) = ingest(&item, tree, &clock, &sensor_metrics, &redactor, &watch) {
                     if tx.try_send(Arc::new(ev)).is_err() {
                         lost.inc();
                     }

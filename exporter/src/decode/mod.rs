@@ -5,11 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tripline_common::{
-    flags, kind, ExecEvent, ExitEvent, ForkEvent, Header, NetEvent, AF_INET6, ARGS_LEN,
-    FILENAME_LEN, WIRE_VERSION,
+    flags, kind, ExecEvent, ExitEvent, FileEvent, ForkEvent, Header, NetEvent, AF_INET6, ARGS_LEN,
+    FILENAME_LEN, PATH_LEN, WIRE_VERSION,
 };
 
-use crate::event::{EventData, EventKind, Net, Transport};
+use crate::event::{EventData, EventKind, File, Net, Transport};
 use crate::sinks::metrics::DecodeReason;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +130,29 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
                 result: e.result,
             })
         }
+        kind::FILE_WRITE
+        | kind::FILE_UNLINK
+        | kind::FILE_RENAME
+        | kind::FILE_CHMOD
+        | kind::FILE_CHOWN
+        | kind::FILE_LINK => {
+            let e: FileEvent = checked(bytes, kind)?;
+            let path = c_string(&e.path[..usize::from(e.path_len).min(PATH_LEN)]);
+            let new_path = (e.path2_len > 0)
+                .then(|| c_string(&e.path2[..usize::from(e.path2_len).min(PATH_LEN)]));
+            EventData::File(File {
+                resolved: path.starts_with('/')
+                    && new_path.as_ref().is_none_or(|p| p.starts_with('/')),
+                path,
+                new_path,
+                flags: e.flags,
+                mode: e.mode,
+                owner_uid: (e.uid_arg != u32::MAX).then_some(e.uid_arg),
+                owner_gid: (e.gid_arg != u32::MAX).then_some(e.gid_arg),
+                dirfd: e.dirfd,
+                result: e.result,
+            })
+        }
         other => return Err(DecodeError::UnknownKind(other)),
     };
     Ok(Decoded {
@@ -214,6 +237,30 @@ pub mod encode {
             pos += a.len() + 1;
         }
         e.args_len = pos as u16;
+        bytes_of(&e)
+    }
+
+    pub fn file(h: Header, path: &str, path2: Option<&str>, mode: u32, result: i64) -> Vec<u8> {
+        let mut e = FileEvent {
+            header: h,
+            flags: 0o1101,
+            mode,
+            uid_arg: u32::MAX,
+            gid_arg: u32::MAX,
+            dirfd: -100,
+            path_len: 0,
+            path2_len: 0,
+            result,
+            path: [0; PATH_LEN],
+            path2: [0; PATH_LEN],
+        };
+        let p = path.as_bytes();
+        e.path[..p.len()].copy_from_slice(p);
+        e.path_len = (p.len() + 1) as u16;
+        if let Some(p2) = path2 {
+            e.path2[..p2.len()].copy_from_slice(p2.as_bytes());
+            e.path2_len = (p2.len() + 1) as u16;
+        }
         bytes_of(&e)
     }
 
@@ -322,6 +369,27 @@ mod tests {
             };
             assert_eq!((n.local, n.peer, n.result), (l, p, res));
         }
+    }
+
+    #[test]
+    fn file_round_trip() {
+        let h = header(kind::FILE_RENAME, size_of::<FileEvent>(), 9);
+        let d = decode(&file(h, "/etc/passwd+", Some("/etc/passwd"), 0o644, 0)).unwrap();
+        assert_eq!(d.kind, EventKind::FileRename);
+        let EventData::File(f) = d.data else {
+            panic!("not a file event")
+        };
+        assert_eq!(f.path, "/etc/passwd+");
+        assert_eq!(f.new_path.as_deref(), Some("/etc/passwd"));
+        assert_eq!(
+            (f.mode, f.result, f.resolved, f.owner_uid),
+            (0o644, 0, true, None)
+        );
+        let h = header(kind::FILE_WRITE, size_of::<FileEvent>(), 9);
+        let EventData::File(f) = decode(&file(h, "notes.txt", None, 0, -13)).unwrap().data else {
+            panic!()
+        };
+        assert!(!f.resolved && !f.succeeded());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub enum Model {
     ProcessUser,
     ListenPort,
     OutboundPort,
+    FileWriter,
 }
 
 impl Model {
@@ -44,6 +45,7 @@ impl Model {
             Model::ProcessUser => "process_user",
             Model::ListenPort => "listen_port",
             Model::OutboundPort => "outbound_port",
+            Model::FileWriter => "file_writer",
         }
     }
 
@@ -54,7 +56,10 @@ impl Model {
     /// Severity of an anomaly in this model.
     pub fn severity(self) -> Severity {
         match self {
-            Model::NetworkProcess | Model::ProcessLineage | Model::ListenPort => Severity::medium,
+            Model::NetworkProcess
+            | Model::ProcessLineage
+            | Model::ListenPort
+            | Model::FileWriter => Severity::medium,
             Model::ProcessUser | Model::OutboundPort => Severity::low,
         }
     }
@@ -93,6 +98,22 @@ impl Model {
                     port_class(n.peer.port()),
                     n.transport.as_str(),
                     addr_class(n.peer.ip())
+                ))
+            }
+            (Model::FileWriter, EventData::File(f)) if f.resolved && f.succeeded() => {
+                let path = f
+                    .new_path
+                    .as_deref()
+                    .filter(|_| ev.kind != EventKind::FileLink)
+                    .unwrap_or(&f.path);
+                let dir = path
+                    .rsplit_once('/')
+                    .map(|(d, _)| if d.is_empty() { "/" } else { d })
+                    .unwrap_or("/");
+                Some(format!(
+                    "{} -> {exe} ({})",
+                    normalize_exe(dir),
+                    user_name(ev.process.euid)
                 ))
             }
             _ => None,

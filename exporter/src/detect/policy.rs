@@ -93,6 +93,8 @@ struct RawConditions {
     peer_port: Option<Vec<u16>>,
     local_port: Option<Vec<u16>>,
     peer_cidr: Option<Vec<String>>,
+    /// File events: the path changed (or a rename/link's new name). `**` crosses directories.
+    file_path: Option<Vec<String>>,
     result: Option<ResultCond>,
 }
 
@@ -120,6 +122,7 @@ pub struct Conditions {
     peer_port: Option<Vec<u16>>,
     local_port: Option<Vec<u16>>,
     peer_cidr: Option<Vec<IpNet>>,
+    file_path: Option<GlobSet>,
     result: Option<ResultCond>,
 }
 
@@ -359,6 +362,7 @@ fn compile(
         peer_port: raw.peer_port.clone(),
         local_port: raw.local_port.clone(),
         peer_cidr,
+        file_path: globs(&raw.file_path, &f("file_path"), invalid)?,
         result: raw.result,
     })
 }
@@ -455,8 +459,15 @@ impl Conditions {
                 return false;
             }
         }
+        if let Some(g) = &self.file_path {
+            let Some(f) = ev.file() else { return false };
+            if !g.is_match(&f.path) && !f.new_path.as_ref().is_some_and(|p| g.is_match(p)) {
+                return false;
+            }
+        }
         if let Some(r) = self.result {
             let ok = match &ev.data {
+                crate::event::EventData::File(f) => f.succeeded(),
                 crate::event::EventData::Net(n) => n.succeeded(),
                 crate::event::EventData::Exit { status } => *status == 0,
                 _ => true,

@@ -576,3 +576,292 @@ fn except_blocks_veto_a_match() {
     assert!(p.rules[0].matches(&yes, &ctx));
     assert!(!p.rules[0].matches(&no, &ctx));
 }
+
+fn file_ev(
+    kind: EventKind,
+    pid: u32,
+    exe: &str,
+    euid: u32,
+    path: &str,
+    new_path: Option<&str>,
+    parent: Option<(u32, &str)>,
+) -> Arc<Event> {
+    let f = crate::event::File {
+        path: path.into(),
+        new_path: new_path.map(String::from),
+        flags: 0o1101,
+        mode: 0o644,
+        owner_uid: None,
+        owner_gid: None,
+        dirfd: -100,
+        resolved: true,
+        result: 0,
+    };
+    ev(
+        kind,
+        proc(pid, exe, &[exe], euid),
+        parent,
+        EventData::File(f),
+    )
+}
+
+#[test]
+fn file_integrity_rules() {
+    let mut e = engine(Mode::Learn);
+    let hit = |e: &mut Engine, ev: Arc<Event>| rules_hit(e, &ev);
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            1,
+            "/usr/bin/bash",
+            0,
+            "/root/.ssh/authorized_keys",
+            None,
+            None
+        )
+    )
+    .contains(&"ssh_authorized_keys_changed".to_string()));
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileRename,
+            2,
+            "/usr/bin/mv",
+            1000,
+            "/home/bob/.ssh/x",
+            Some("/home/bob/.ssh/authorized_keys2"),
+            None
+        )
+    )
+    .contains(&"ssh_authorized_keys_changed".to_string()));
+    assert!(!hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            3,
+            "/usr/bin/vim",
+            1000,
+            "/home/bob/.ssh/known_hosts",
+            None,
+            None
+        )
+    )
+    .contains(&"ssh_authorized_keys_changed".to_string()));
+
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            4,
+            "/usr/bin/python3",
+            0,
+            "/etc/passwd",
+            None,
+            None
+        )
+    )
+    .contains(&"account_or_sudo_files_changed".to_string()));
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            5,
+            "/usr/bin/tee",
+            0,
+            "/etc/sudoers.d/backdoor",
+            None,
+            None
+        )
+    )
+    .contains(&"account_or_sudo_files_changed".to_string()));
+    assert!(!hit(
+        &mut e,
+        file_ev(
+            EventKind::FileRename,
+            6,
+            "/usr/sbin/useradd",
+            0,
+            "/etc/passwd+",
+            Some("/etc/passwd"),
+            None
+        )
+    )
+    .contains(&"account_or_sudo_files_changed".to_string()));
+
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            7,
+            "/usr/bin/bash",
+            0,
+            "/etc/cron.d/job",
+            None,
+            None
+        )
+    )
+    .contains(&"scheduled_task_or_service_changed".to_string()));
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            8,
+            "/usr/bin/cp",
+            0,
+            "/etc/systemd/system/evil.service",
+            None,
+            None
+        )
+    )
+    .contains(&"scheduled_task_or_service_changed".to_string()));
+
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            9,
+            "/usr/bin/curl",
+            0,
+            "/usr/local/bin/kubectl",
+            None,
+            None
+        )
+    )
+    .contains(&"system_binary_changed_outside_package_manager".to_string()));
+    let pkg = file_ev(
+        EventKind::FileRename,
+        10,
+        "/usr/bin/dpkg",
+        0,
+        "/usr/bin/ls.dpkg-new",
+        Some("/usr/bin/ls"),
+        None,
+    );
+    assert!(
+        !hit(&mut e, pkg).contains(&"system_binary_changed_outside_package_manager".to_string())
+    );
+    let script = file_ev(
+        EventKind::FileWrite,
+        11,
+        "/usr/bin/sh",
+        0,
+        "/usr/sbin/x",
+        None,
+        Some((10, "/usr/bin/dpkg")),
+    );
+    assert!(
+        !hit(&mut e, script).contains(&"system_binary_changed_outside_package_manager".to_string())
+    );
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            12,
+            "/usr/bin/cp",
+            0,
+            "/lib/modules/6.1/extra/rk.ko",
+            None,
+            None
+        )
+    )
+    .contains(&"boot_or_kernel_module_files_changed".to_string()));
+    assert!(hit(
+        &mut e,
+        file_ev(
+            EventKind::FileWrite,
+            13,
+            "/usr/bin/vim",
+            0,
+            "/etc/hosts",
+            None,
+            None
+        )
+    )
+    .is_empty());
+}
+
+#[test]
+fn path_ownership_rule_in_the_policy_language() {
+    let text = "rules:\n  - id: app_dir_foreign_writer\n    description: d\n    severity: high\n    tactic: persistence\n    match:\n      kind: [file_write, file_rename, file_unlink]\n      file_path: [\"/srv/app/**\"]\n    except:\n      - euid: [998]\n      - exe_name: [chef-client]\n";
+    let p = Policy::parse(text, "p.yml").unwrap();
+    let ctx = Context::default();
+    assert!(!p.rules[0].matches(
+        &file_ev(
+            EventKind::FileWrite,
+            1,
+            "/usr/bin/cp",
+            998,
+            "/srv/app/index.php",
+            None,
+            None
+        ),
+        &ctx
+    ));
+    assert!(!p.rules[0].matches(
+        &file_ev(
+            EventKind::FileWrite,
+            1,
+            "/opt/chef/bin/chef-client",
+            0,
+            "/srv/app/x",
+            None,
+            None
+        ),
+        &ctx
+    ));
+    assert!(p.rules[0].matches(
+        &file_ev(
+            EventKind::FileWrite,
+            1,
+            "/usr/bin/vim",
+            1000,
+            "/srv/app/index.php",
+            None,
+            None
+        ),
+        &ctx
+    ));
+    assert!(!p.rules[0].matches(
+        &file_ev(
+            EventKind::FileWrite,
+            1,
+            "/usr/bin/vim",
+            1000,
+            "/srv/application/x",
+            None,
+            None
+        ),
+        &ctx
+    ));
+}
+
+#[test]
+fn file_writer_model_keys() {
+    let ev = file_ev(
+        EventKind::FileWrite,
+        1,
+        "/usr/bin/python3.11",
+        0,
+        "/srv/app/cache/x",
+        None,
+        None,
+    );
+    assert_eq!(
+        Model::FileWriter.key(&ev).unwrap(),
+        "/srv/app/cache -> /usr/bin/python* (root)"
+    );
+    let ev = file_ev(
+        EventKind::FileRename,
+        1,
+        "/usr/bin/mv",
+        0,
+        "/tmp/a",
+        Some("/etc/x"),
+        None,
+    );
+    assert_eq!(
+        Model::FileWriter.key(&ev).unwrap(),
+        "/etc -> /usr/bin/mv (root)"
+    );
+}

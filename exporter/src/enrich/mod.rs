@@ -2,6 +2,7 @@
 //!
 //! Keyed by pid and checked against the start time, so a reused pid never inherits a dead process's
 //! identity. Seeded from procfs at start, kept current by exec/fork/exit events, bounded in size.
+pub mod filewatch;
 pub mod procfs;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -65,6 +66,10 @@ impl ProcessTree {
 
     pub fn is_empty(&self) -> bool {
         self.procs.is_empty()
+    }
+
+    pub fn procfs(&self) -> &std::path::Path {
+        &self.procfs
     }
 
     /// Evictions since creation (the metric is moved forward by the caller).

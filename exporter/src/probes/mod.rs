@@ -148,6 +148,71 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
     },
 ];
 
+/// File-integrity syscalls: (syscall, path argument fields checked against tracefs).
+const FILE_SYSCALLS: &[(&str, &[(&str, usize)])] = &[
+    ("openat", &[("filename", 24), ("flags", 32), ("mode", 40)]),
+    ("open", &[("filename", 16), ("flags", 24), ("mode", 32)]),
+    ("creat", &[("pathname", 16), ("mode", 24)]),
+    ("unlinkat", &[("pathname", 24), ("flag", 32)]),
+    ("unlink", &[("pathname", 16)]),
+    (
+        "renameat2",
+        &[("oldname", 24), ("newname", 40), ("flags", 48)],
+    ),
+    ("renameat", &[("oldname", 24), ("newname", 40)]),
+    ("rename", &[("oldname", 16), ("newname", 24)]),
+    ("fchmodat", &[("filename", 24), ("mode", 32)]),
+    ("chmod", &[("filename", 16), ("mode", 24)]),
+    (
+        "fchownat",
+        &[("filename", 24), ("user", 32), ("group", 40), ("flag", 48)],
+    ),
+    ("chown", &[("filename", 16), ("user", 24), ("group", 32)]),
+    ("lchown", &[("filename", 16), ("user", 24), ("group", 32)]),
+    ("linkat", &[("oldname", 24), ("newname", 40), ("flags", 48)]),
+    ("link", &[("oldname", 16), ("newname", 24)]),
+    (
+        "symlinkat",
+        &[("oldname", 16), ("newdfd", 24), ("newname", 32)],
+    ),
+    ("symlink", &[("oldname", 16), ("newname", 24)]),
+];
+
+/// Attach rows for the file probes: `file_<syscall>` (entry, reads the paths) and
+/// `file_<syscall>_exit` (adds the result). Built once; leaked to get `'static` names.
+fn file_probes() -> &'static [ProbeSpec] {
+    static ROWS: std::sync::OnceLock<Vec<ProbeSpec>> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let mut rows = Vec::new();
+        for (sc, fields) in FILE_SYSCALLS {
+            rows.push(ProbeSpec {
+                probe: leak(format!("file_{sc}")),
+                program: leak(format!("sys_enter_{sc}")),
+                hook: Hook::Tracepoint {
+                    category: "syscalls",
+                    name: leak(format!("sys_enter_{sc}")),
+                },
+                format: fields,
+                needs_offsets: true,
+                min_kernel: "4.7",
+            });
+            rows.push(ProbeSpec {
+                probe: leak(format!("file_{sc}_exit")),
+                program: leak(format!("sys_exit_{sc}")),
+                hook: Hook::Tracepoint {
+                    category: "syscalls",
+                    name: leak(format!("sys_exit_{sc}")),
+                },
+                format: &[("ret", 16)],
+                needs_offsets: false,
+                min_kernel: "4.7",
+            });
+        }
+        rows
+    })
+}
+
 /// What happened to one probe label.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProbeStatus {
@@ -161,6 +226,8 @@ pub struct ProbeStatus {
 
 /// Settings for [`Sensor::load`].
 pub struct SensorOptions<'a> {
+    /// Watched path prefixes for the file probes.
+    pub watch: tripline_common::WatchList,
     pub ring_buffer_bytes: u32,
     /// See `tripline_common::ProbeConfig::wakeup_bytes`.
     pub wakeup_bytes: u32,
@@ -229,6 +296,7 @@ impl Sensor {
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
             .override_global("CONFIG", &config, true)
+            .override_global("WATCH", &opts.watch, true)
             .map_max_entries("EVENTS", opts.ring_buffer_bytes)
             .load(PROBES_OBJECT)
             .map_err(|e| permission_hint(anyhow::Error::new(e)))
@@ -236,7 +304,7 @@ impl Sensor {
 
         let kernel_btf = Btf::from_sys_fs().ok();
         let mut status: Vec<ProbeStatus> = Vec::new();
-        for spec in ATTACH_TABLE {
+        for spec in ATTACH_TABLE.iter().chain(file_probes()) {
             if let Some(s) = status.iter().find(|s| s.probe == spec.probe) {
                 if s.attached {
                     continue; // an earlier alternative attached
@@ -348,6 +416,7 @@ impl Sensor {
         }
         values[counter::READ_ERRORS as usize] = read(counter::READ_ERRORS);
         values[counter::PENDING_FULL as usize] = read(counter::PENDING_FULL);
+        values[counter::FILE_FILTERED as usize] = read(counter::FILE_FILTERED);
 
         let delta = |i: u32, last: &mut Vec<u64>| -> u64 {
             let v = values[i as usize];
@@ -370,6 +439,9 @@ impl Sensor {
         metrics
             .pending_connect_full
             .inc_by(delta(counter::PENDING_FULL, &mut self.last));
+        metrics
+            .file_events_filtered
+            .inc_by(delta(counter::FILE_FILTERED, &mut self.last));
     }
 }
 

@@ -172,6 +172,7 @@ pub struct Metrics {
     pub decode_errors: Family<DecodeLabels, Counter>,
     pub kernel_read_errors: Counter,
     pub pending_connect_full: Counter,
+    pub file_events_filtered: Counter,
     pub process_tree_processes: Gauge,
     pub process_tree_evictions: Counter,
     pub probe_attached: Family<ProbeLabels, Gauge>,
@@ -220,6 +221,11 @@ impl Metrics {
             "connect_pending_full",
             "Connects whose SYN_SENT state could not be parked until the syscall returned (map full); such connects are not reported",
             m.pending_connect_full.clone(),
+        );
+        r.register(
+            "file_events_filtered",
+            "File operations outside the watched paths, dropped by the in-kernel filter or after resolving a relative path",
+            m.file_events_filtered.clone(),
         );
         r.register(
             "process_tree_processes",

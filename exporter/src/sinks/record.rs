@@ -135,6 +135,27 @@ pub fn event_attributes(ev: &Event) -> Vec<(&'static str, Value)> {
                 a.push(("tripline.process.exit.signal", signal.into()));
             }
         }
+        EventData::File(f) => {
+            a.push(("file.path", f.path.clone().into()));
+            if let Some(p) = &f.new_path {
+                a.push(("tripline.file.new_path", p.clone().into()));
+            }
+            a.push(("tripline.file.path_resolved", f.resolved.into()));
+            a.push(("tripline.file.flags", f.flags.into()));
+            if f.mode != 0 {
+                a.push(("file.mode", format!("{:04o}", f.mode & 0o7777).into()));
+            }
+            if let Some(u) = f.owner_uid {
+                a.push(("file.owner.id", u.into()));
+            }
+            if let Some(g) = f.owner_gid {
+                a.push(("file.group.id", g.into()));
+            }
+            a.push(("tripline.file.result", f.result.into()));
+            if f.result < 0 {
+                a.push(("error.type", errno_name(-f.result).into()));
+            }
+        }
         EventData::Net(n) => {
             a.push(("network.transport", n.transport.as_str().into()));
             a.push((
@@ -172,6 +193,27 @@ fn summary(ev: &Event) -> String {
         EventData::Exec { .. } => format!("{who} executed {}", ev.process.exe),
         EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
         EventData::Exit { status } => format!("{who} exited with status {status}"),
+        EventData::File(f) => {
+            let verb = match ev.kind {
+                crate::event::EventKind::FileUnlink => "deleted",
+                crate::event::EventKind::FileRename => "renamed",
+                crate::event::EventKind::FileChmod => "changed the mode of",
+                crate::event::EventKind::FileChown => "changed the owner of",
+                crate::event::EventKind::FileLink => "linked",
+                _ => "opened for writing",
+            };
+            let to = f
+                .new_path
+                .as_ref()
+                .map(|p| format!(" -> {p}"))
+                .unwrap_or_default();
+            let failed = if f.result < 0 {
+                format!(" (failed: {})", errno_name(-f.result))
+            } else {
+                String::new()
+            };
+            format!("{who} {verb} {}{to}{failed}", f.path)
+        }
         EventData::Net(n) => match ev.kind {
             crate::event::EventKind::Listen => format!("{who} listens on {}", n.local),
             crate::event::EventKind::Accept => format!("{who} accepted {} on {}", n.peer, n.local),
