@@ -607,178 +607,158 @@ fn file_ev(
 
 #[test]
 fn file_integrity_rules() {
-    let mut e = engine(Mode::Learn);
-    let hit = |e: &mut Engine, ev: Arc<Event>| rules_hit(e, &ev);
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            1,
+    use EventKind::*;
+    // (kind, exe, path, new path, parent exe, rule, fires)
+    type Case = (
+        EventKind,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        &'static str,
+        bool,
+    );
+    let cases: &[Case] = &[
+        (
+            FileWrite,
             "/usr/bin/bash",
-            0,
             "/root/.ssh/authorized_keys",
             None,
-            None
-        )
-    )
-    .contains(&"ssh_authorized_keys_changed".to_string()));
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileRename,
-            2,
+            None,
+            "ssh_authorized_keys_changed",
+            true,
+        ),
+        (
+            FileRename,
             "/usr/bin/mv",
-            1000,
             "/home/bob/.ssh/x",
             Some("/home/bob/.ssh/authorized_keys2"),
-            None
-        )
-    )
-    .contains(&"ssh_authorized_keys_changed".to_string()));
-    assert!(!hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            3,
+            None,
+            "ssh_authorized_keys_changed",
+            true,
+        ),
+        (
+            FileWrite,
             "/usr/bin/vim",
-            1000,
             "/home/bob/.ssh/known_hosts",
             None,
-            None
-        )
-    )
-    .contains(&"ssh_authorized_keys_changed".to_string()));
-
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            4,
+            None,
+            "ssh_authorized_keys_changed",
+            false,
+        ),
+        (
+            FileWrite,
             "/usr/bin/python3",
-            0,
             "/etc/passwd",
             None,
-            None
-        )
-    )
-    .contains(&"account_or_sudo_files_changed".to_string()));
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            5,
+            None,
+            "account_or_sudo_files_changed",
+            true,
+        ),
+        (
+            FileWrite,
             "/usr/bin/tee",
-            0,
             "/etc/sudoers.d/backdoor",
             None,
-            None
-        )
-    )
-    .contains(&"account_or_sudo_files_changed".to_string()));
-    assert!(!hit(
-        &mut e,
-        file_ev(
-            EventKind::FileRename,
-            6,
+            None,
+            "account_or_sudo_files_changed",
+            true,
+        ),
+        (
+            FileRename,
             "/usr/sbin/useradd",
-            0,
             "/etc/passwd+",
             Some("/etc/passwd"),
-            None
-        )
-    )
-    .contains(&"account_or_sudo_files_changed".to_string()));
-
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            7,
+            None,
+            "account_or_sudo_files_changed",
+            false,
+        ),
+        (
+            FileWrite,
             "/usr/bin/bash",
-            0,
             "/etc/cron.d/job",
             None,
-            None
-        )
-    )
-    .contains(&"scheduled_task_or_service_changed".to_string()));
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            8,
+            None,
+            "scheduled_task_or_service_changed",
+            true,
+        ),
+        (
+            FileWrite,
             "/usr/bin/cp",
-            0,
             "/etc/systemd/system/evil.service",
             None,
-            None
-        )
-    )
-    .contains(&"scheduled_task_or_service_changed".to_string()));
-
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            9,
+            None,
+            "scheduled_task_or_service_changed",
+            true,
+        ),
+        (
+            FileWrite,
             "/usr/bin/curl",
-            0,
             "/usr/local/bin/kubectl",
             None,
-            None
-        )
-    )
-    .contains(&"system_binary_changed_outside_package_manager".to_string()));
-    let pkg = file_ev(
-        EventKind::FileRename,
-        10,
-        "/usr/bin/dpkg",
-        0,
-        "/usr/bin/ls.dpkg-new",
-        Some("/usr/bin/ls"),
-        None,
-    );
-    assert!(
-        !hit(&mut e, pkg).contains(&"system_binary_changed_outside_package_manager".to_string())
-    );
-    let script = file_ev(
-        EventKind::FileWrite,
-        11,
-        "/usr/bin/sh",
-        0,
-        "/usr/sbin/x",
-        None,
-        Some((10, "/usr/bin/dpkg")),
-    );
-    assert!(
-        !hit(&mut e, script).contains(&"system_binary_changed_outside_package_manager".to_string())
-    );
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            12,
+            None,
+            "system_binary_changed_outside_package_manager",
+            true,
+        ),
+        (
+            FileRename,
+            "/usr/bin/dpkg",
+            "/usr/bin/ls.dpkg-new",
+            Some("/usr/bin/ls"),
+            None,
+            "system_binary_changed_outside_package_manager",
+            false,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/usr/sbin/x",
+            None,
+            Some("/usr/bin/dpkg"),
+            "system_binary_changed_outside_package_manager",
+            false,
+        ),
+        (
+            FileWrite,
             "/usr/bin/cp",
-            0,
             "/lib/modules/6.1/extra/rk.ko",
             None,
-            None
-        )
-    )
-    .contains(&"boot_or_kernel_module_files_changed".to_string()));
-    assert!(hit(
-        &mut e,
-        file_ev(
-            EventKind::FileWrite,
-            13,
+            None,
+            "boot_or_kernel_module_files_changed",
+            true,
+        ),
+        (
+            FileWrite,
             "/usr/bin/vim",
-            0,
             "/etc/hosts",
             None,
-            None
-        )
-    )
-    .is_empty());
+            None,
+            "",
+            false,
+        ),
+    ];
+    for (n, (kind, exe, path, new_path, parent, rule, fires)) in cases.iter().enumerate() {
+        let mut e = engine(Mode::Learn);
+        let ev = file_ev(
+            *kind,
+            100 + n as u32,
+            exe,
+            0,
+            path,
+            *new_path,
+            parent.map(|p| (10, p)),
+        );
+        let hit = rules_hit(&mut e, &ev);
+        if rule.is_empty() {
+            assert!(hit.is_empty(), "case {n}: {hit:?}");
+        } else {
+            assert_eq!(
+                hit.contains(&rule.to_string()),
+                *fires,
+                "case {n}: {exe} {path} -> {hit:?}"
+            );
+        }
+    }
 }
 
 #[test]
