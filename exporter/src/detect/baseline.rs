@@ -154,11 +154,26 @@ pub fn addr_class(ip: IpAddr) -> &'static str {
     }
 }
 
+/// The user name for a uid (`uid:N` when unknown), cached: a passwd lookup reads /etc/passwd.
 fn user_name(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => u.name,
-        _ => format!("uid:{uid}"),
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<u32, String>> = Default::default();
     }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(n) = c.get(&uid) {
+            return n.clone();
+        }
+        let name = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+            Ok(Some(u)) => u.name,
+            _ => format!("uid:{uid}"),
+        };
+        if c.len() >= 4096 {
+            c.clear();
+        }
+        c.insert(uid, name.clone());
+        name
+    })
 }
 
 /// Keeps models stable across upgrades and hosts: dotted version numbers in a path

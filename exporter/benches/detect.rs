@@ -1,0 +1,117 @@
+//! Detector throughput (default policy, every baseline model on) and the memory of 100k baseline keys.
+//! `cargo bench --bench detect`.
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tripline::detect::baseline::{Baselines, Mode, Model};
+use tripline::detect::{DetectConfig, Engine};
+use tripline::event::{Event, EventData, EventKind, Net, Parent, Process, Transport};
+use tripline::sinks::metrics::Metrics;
+
+fn event(n: u32, kind: EventKind) -> Arc<Event> {
+    let exe = format!("/usr/bin/tool{}", n % 200);
+    let data = match kind {
+        EventKind::Exec => EventData::Exec {
+            filename: exe.clone(),
+            filename_truncated: false,
+        },
+        _ => EventData::Net(Net {
+            transport: Transport::Tcp,
+            local: "10.0.0.2:40000".parse::<SocketAddr>().unwrap(),
+            peer: format!("10.0.1.{}:{}", n % 250, 1000 + n % 500)
+                .parse()
+                .unwrap(),
+            result: 0,
+        }),
+    };
+    Arc::new(Event {
+        kind,
+        ktime_ns: u64::from(n),
+        time: SystemTime::now(),
+        process: Process {
+            pid: 1000 + n,
+            tid: 1000 + n,
+            ppid: 900,
+            exe,
+            args: vec!["tool".into(), "-x".into()],
+            ..Process::default()
+        },
+        parent: Some(Parent {
+            pid: 900,
+            exe: "/usr/bin/bash".into(),
+            ..Parent::default()
+        }),
+        ancestors: vec!["/usr/bin/bash".into(), "/usr/lib/systemd/systemd".into()],
+        data,
+        wire_flags: 0,
+    })
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+fn bench(c: &mut Criterion) {
+    let events: Vec<Arc<Event>> = (0..10_000)
+        .map(|n| {
+            event(
+                n,
+                if n % 2 == 0 {
+                    EventKind::Exec
+                } else {
+                    EventKind::Connect
+                },
+            )
+        })
+        .collect();
+    let mut config = DetectConfig::default();
+    config.baseline.mode = Mode::Monitor;
+    let mut engine = Engine::new(&config, Metrics::default()).unwrap();
+    let mut g = c.benchmark_group("detect");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("default policy + all models (monitor)", |b| {
+        b.iter(|| {
+            for e in &events {
+                black_box(engine.process(e));
+            }
+        })
+    });
+    g.finish();
+
+    // Memory of 100k keys: RSS before and after filling one model.
+    let before = rss_bytes();
+    let mut b = Baselines::new(
+        Default::default(),
+        Mode::Learn,
+        Duration::ZERO,
+        Duration::ZERO,
+        Model::ALL.iter().copied().collect(),
+        SystemTime::now(),
+    );
+    for n in 0..100_000u32 {
+        b.observe(
+            Model::ProcessLineage,
+            &format!("/usr/lib/app/bin/worker-{n} -> /usr/bin/helper-{}", n % 97),
+            SystemTime::now(),
+        );
+    }
+    let after = rss_bytes();
+    println!(
+        "baseline: 100000 keys, RSS +{:.1} MiB ({} bytes/key)",
+        (after - before) as f64 / 1048576.0,
+        (after - before) / 100_000
+    );
+    black_box(&b);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
