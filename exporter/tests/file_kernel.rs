@@ -265,3 +265,32 @@ fn app_directory_rule_allows_the_deploy_user_only() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+#[test]
+fn setuid_binary_exec_by_a_user_is_flagged() {
+    let app = app_dir("setid");
+    let user = TestUser::create("s");
+    let bin = app.join("idcopy");
+    std::fs::copy("/usr/bin/id", &bin).unwrap();
+    Command::new("chmod")
+        .args(["4755", bin.to_str().unwrap()])
+        .status()
+        .unwrap();
+    // `tripline events` prints findings with the events.
+    let ex = Exporter::start(&["events"]);
+    let pid = user.sh(&format!("{} > /dev/null", bin.display()));
+    let e = ex.wait_events("setuid exec", WAIT, |e| {
+        s(e, "event.name") == "tripline.process.exec"
+            && (i(e, "process.pid") == pid || i(e, "process.parent_pid") == pid)
+            && s(e, "process.executable.path") == bin.display().to_string()
+    });
+    assert_eq!(i(&e[0], "process.user.id"), 0, "effective uid after exec");
+    assert_eq!(i(&e[0], "process.real_user.id"), i64::from(user.uid));
+    assert_eq!(e[0]["tripline.exec.setid"], Value::Bool(true));
+    let f = ex.wait_events("root_gained_by_unusual_setuid_binary finding", WAIT, |f| {
+        s(f, "security_rule.name") == "root_gained_by_unusual_setuid_binary"
+            && s(f, "process.executable.path") == bin.display().to_string()
+    });
+    assert_eq!(s(&f[0], "severity_text"), "ERROR");
+    let _ = std::fs::remove_dir_all(&app);
+}

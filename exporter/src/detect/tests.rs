@@ -845,3 +845,50 @@ fn file_writer_model_keys() {
         "/etc -> /usr/bin/mv (root)"
     );
 }
+
+#[test]
+fn privilege_rules() {
+    let mut e = engine(Mode::Learn);
+    let mut p = proc(200, "/tmp/.x/rootme", &["rootme"], 0);
+    p.uid = 1000; // real uid 1000, effective 0: a setuid-root binary
+    let event = ev(
+        EventKind::Exec,
+        p,
+        None,
+        EventData::Exec {
+            filename: "/tmp/.x/rootme".into(),
+            filename_truncated: false,
+        },
+    );
+    let hit = rules_hit(&mut e, &event);
+    assert!(
+        hit.contains(&"root_gained_by_unusual_setuid_binary".to_string()),
+        "{hit:?}"
+    );
+    let rec = crate::sinks::record::event_record(&event);
+    assert_eq!(
+        rec.get("tripline.exec.setid"),
+        Some(&crate::sinks::record::Value::Bool(true))
+    );
+
+    let mut p = proc(201, "/usr/bin/sudo", &["sudo", "id"], 0);
+    p.uid = 1000;
+    let event = ev(
+        EventKind::Exec,
+        p,
+        None,
+        EventData::Exec {
+            filename: "/usr/bin/sudo".into(),
+            filename_truncated: false,
+        },
+    );
+    let hit = rules_hit(&mut e, &event);
+    assert!(
+        hit.contains(&"privilege_tool_run".to_string())
+            && !hit.contains(&"root_gained_by_unusual_setuid_binary".to_string()),
+        "{hit:?}"
+    );
+
+    let root = exec(202, "/usr/bin/id", &["id"], None); // real root: not a gain
+    assert!(!rules_hit(&mut e, &root).contains(&"root_gained_by_unusual_setuid_binary".to_string()));
+}

@@ -121,6 +121,10 @@ pub fn event_attributes(ev: &Event) -> Vec<(&'static str, Value)> {
             filename_truncated,
         } => {
             a.push(("tripline.exec.filename", filename.clone().into()));
+            // A setuid/setgid binary: the effective ids differ from the real ones after exec.
+            if p.uid != p.euid || p.gid != p.egid {
+                a.push(("tripline.exec.setid", true.into()));
+            }
             if *filename_truncated {
                 a.push(("tripline.exec.filename_truncated", true.into()));
             }
