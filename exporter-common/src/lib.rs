@@ -23,6 +23,13 @@ pub mod kind {
     pub const FILE_CHMOD: u16 = 35;
     pub const FILE_CHOWN: u16 = 36;
     pub const FILE_LINK: u16 = 37;
+    pub const PRIV_CHANGE: u16 = 48;
+    pub const PTRACE: u16 = 64;
+    pub const BPF_LOAD: u16 = 65;
+    pub const SIGNAL_SELF: u16 = 66;
+    pub const MEMFD_CREATE: u16 = 67;
+    pub const MOUNT: u16 = 68;
+    pub const UMOUNT: u16 = 69;
     /// One past the largest kind number: sizes the per-kind counter arrays.
     pub const MAX: u32 = 96;
 }
@@ -174,6 +181,42 @@ pub struct FileEvent {
     pub path: [u8; PATH_LEN],
     /// rename/link/symlink: the new name.
     pub path2: [u8; PATH_LEN],
+}
+
+/// Bytes kept of a name argument (memfd name, mount source/target).
+pub const SYS_NAME_LEN: usize = 128;
+
+/// Which syscall a [`SysEvent`] reports.
+pub mod sysop {
+    pub const SETUID: u32 = 1;
+    pub const SETGID: u32 = 2;
+    pub const SETREUID: u32 = 3;
+    pub const SETREGID: u32 = 4;
+    pub const SETRESUID: u32 = 5;
+    pub const SETRESGID: u32 = 6;
+    pub const PTRACE: u32 = 10;
+    pub const BPF: u32 = 11;
+    pub const KILL: u32 = 12;
+    pub const TKILL: u32 = 13;
+    pub const TGKILL: u32 = 14;
+    pub const MEMFD_CREATE: u32 = 15;
+    pub const MOUNT: u32 = 16;
+    pub const UMOUNT: u32 = 17;
+}
+
+/// `kind::PRIV_CHANGE` and the kernel-tampering kinds: one syscall with its raw arguments, the caller's
+/// identity before the call (header) and the result.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SysEvent {
+    pub header: Header,
+    pub op: u32,
+    pub name_len: u16,
+    pub name2_len: u16,
+    pub args: [u64; 4],
+    pub result: i64,
+    pub name: [u8; SYS_NAME_LEN],
+    pub name2: [u8; SYS_NAME_LEN],
 }
 
 /// Watched prefixes, written into `.rodata` before load.

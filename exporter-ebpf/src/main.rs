@@ -7,6 +7,7 @@ mod common;
 mod file;
 mod net;
 mod process;
+mod sys;
 
 #[cfg(not(test))]
 #[panic_handler]

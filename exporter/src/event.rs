@@ -22,6 +22,13 @@ pub enum EventKind {
     FileChmod,
     FileChown,
     FileLink,
+    PrivChange,
+    Ptrace,
+    BpfLoad,
+    SignalSelf,
+    MemfdCreate,
+    Mount,
+    Umount,
 }
 
 impl EventKind {
@@ -38,6 +45,13 @@ impl EventKind {
         EventKind::FileChmod,
         EventKind::FileChown,
         EventKind::FileLink,
+        EventKind::PrivChange,
+        EventKind::Ptrace,
+        EventKind::BpfLoad,
+        EventKind::SignalSelf,
+        EventKind::MemfdCreate,
+        EventKind::Mount,
+        EventKind::Umount,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +68,13 @@ impl EventKind {
             EventKind::FileChmod => "file_chmod",
             EventKind::FileChown => "file_chown",
             EventKind::FileLink => "file_link",
+            EventKind::PrivChange => "priv_change",
+            EventKind::Ptrace => "ptrace",
+            EventKind::BpfLoad => "bpf_load",
+            EventKind::SignalSelf => "signal_tripline",
+            EventKind::MemfdCreate => "memfd_create",
+            EventKind::Mount => "mount",
+            EventKind::Umount => "umount",
         }
     }
 
@@ -72,6 +93,13 @@ impl EventKind {
             EventKind::FileChmod => "tripline.file.chmod",
             EventKind::FileChown => "tripline.file.chown",
             EventKind::FileLink => "tripline.file.link",
+            EventKind::PrivChange => "tripline.privilege.change",
+            EventKind::Ptrace => "tripline.kernel.ptrace",
+            EventKind::BpfLoad => "tripline.kernel.bpf_load",
+            EventKind::SignalSelf => "tripline.kernel.signal_tripline",
+            EventKind::MemfdCreate => "tripline.process.memfd_create",
+            EventKind::Mount => "tripline.kernel.mount",
+            EventKind::Umount => "tripline.kernel.umount",
         }
     }
 
@@ -91,6 +119,13 @@ impl EventKind {
             EventKind::FileChmod => k::FILE_CHMOD,
             EventKind::FileChown => k::FILE_CHOWN,
             EventKind::FileLink => k::FILE_LINK,
+            EventKind::PrivChange => k::PRIV_CHANGE,
+            EventKind::Ptrace => k::PTRACE,
+            EventKind::BpfLoad => k::BPF_LOAD,
+            EventKind::SignalSelf => k::SIGNAL_SELF,
+            EventKind::MemfdCreate => k::MEMFD_CREATE,
+            EventKind::Mount => k::MOUNT,
+            EventKind::Umount => k::UMOUNT,
         }
     }
 
@@ -199,6 +234,39 @@ pub enum EventData {
     },
     Net(Net),
     File(File),
+    Sys(Sys),
+}
+
+/// A privilege change or kernel-tampering syscall: its name, raw arguments and result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sys {
+    /// The syscall: setuid, setresuid, ptrace, bpf, kill, memfd_create, mount, …
+    pub syscall: &'static str,
+    pub args: [u64; 4],
+    /// memfd name, mount target, umount target.
+    pub name: Option<String>,
+    /// mount source.
+    pub name2: Option<String>,
+    pub result: i64,
+}
+
+impl Sys {
+    pub fn succeeded(&self) -> bool {
+        self.result >= 0
+    }
+
+    /// For the setuid family: the effective uid after a successful call, given the one before.
+    pub fn new_euid(&self, before: u32) -> Option<u32> {
+        let id = |i: usize| -> Option<u32> {
+            let v = self.args[i] as u32;
+            (v != u32::MAX).then_some(v)
+        };
+        match self.syscall {
+            "setuid" => id(0),
+            "setreuid" | "setresuid" => id(1).or(Some(before)),
+            _ => None,
+        }
+    }
 }
 
 /// A file change. Paths are absolute when `resolved`; otherwise as the process passed them.

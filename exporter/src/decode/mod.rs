@@ -5,11 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tripline_common::{
-    flags, kind, ExecEvent, ExitEvent, FileEvent, ForkEvent, Header, NetEvent, AF_INET6, ARGS_LEN,
-    FILENAME_LEN, PATH_LEN, WIRE_VERSION,
+    flags, kind, sysop, ExecEvent, ExitEvent, FileEvent, ForkEvent, Header, NetEvent, SysEvent,
+    AF_INET6, ARGS_LEN, FILENAME_LEN, PATH_LEN, SYS_NAME_LEN, WIRE_VERSION,
 };
 
-use crate::event::{EventData, EventKind, File, Net, Transport};
+use crate::event::{EventData, EventKind, File, Net, Sys, Transport};
 use crate::sinks::metrics::DecodeReason;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,6 +153,25 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
                 result: e.result,
             })
         }
+        kind::PRIV_CHANGE
+        | kind::PTRACE
+        | kind::BPF_LOAD
+        | kind::SIGNAL_SELF
+        | kind::MEMFD_CREATE
+        | kind::MOUNT
+        | kind::UMOUNT => {
+            let e: SysEvent = checked(bytes, kind)?;
+            let text = |b: &[u8], n: u16| {
+                (n > 0).then(|| c_string(&b[..usize::from(n).min(SYS_NAME_LEN)]))
+            };
+            EventData::Sys(Sys {
+                syscall: syscall_name(e.op),
+                args: e.args,
+                name: text(&e.name, e.name_len),
+                name2: text(&e.name2, e.name2_len),
+                result: e.result,
+            })
+        }
         other => return Err(DecodeError::UnknownKind(other)),
     };
     Ok(Decoded {
@@ -161,6 +180,26 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         data,
         args,
     })
+}
+
+fn syscall_name(op: u32) -> &'static str {
+    match op {
+        sysop::SETUID => "setuid",
+        sysop::SETGID => "setgid",
+        sysop::SETREUID => "setreuid",
+        sysop::SETREGID => "setregid",
+        sysop::SETRESUID => "setresuid",
+        sysop::SETRESGID => "setresgid",
+        sysop::PTRACE => "ptrace",
+        sysop::BPF => "bpf",
+        sysop::KILL => "kill",
+        sysop::TKILL => "tkill",
+        sysop::TGKILL => "tgkill",
+        sysop::MEMFD_CREATE => "memfd_create",
+        sysop::MOUNT => "mount",
+        sysop::UMOUNT => "umount",
+        _ => "unknown",
+    }
 }
 
 /// Bytes up to the first NUL, lossily as UTF-8.
@@ -260,6 +299,24 @@ pub mod encode {
         if let Some(p2) = path2 {
             e.path2[..p2.len()].copy_from_slice(p2.as_bytes());
             e.path2_len = (p2.len() + 1) as u16;
+        }
+        bytes_of(&e)
+    }
+
+    pub fn sys(h: Header, op: u32, args: [u64; 4], name: Option<&str>, result: i64) -> Vec<u8> {
+        let mut e = SysEvent {
+            header: h,
+            op,
+            name_len: 0,
+            name2_len: 0,
+            args,
+            result,
+            name: [0; SYS_NAME_LEN],
+            name2: [0; SYS_NAME_LEN],
+        };
+        if let Some(n) = name {
+            e.name[..n.len()].copy_from_slice(n.as_bytes());
+            e.name_len = (n.len() + 1) as u16;
         }
         bytes_of(&e)
     }
@@ -390,6 +447,40 @@ mod tests {
             panic!()
         };
         assert!(!f.resolved && !f.succeeded());
+    }
+
+    #[test]
+    fn sys_round_trip() {
+        let h = header(kind::MEMFD_CREATE, size_of::<SysEvent>(), 4);
+        let d = decode(&sys(
+            h,
+            sysop::MEMFD_CREATE,
+            [1, 0, 0, 0],
+            Some("payload"),
+            3,
+        ))
+        .unwrap();
+        let EventData::Sys(x) = d.data else {
+            panic!("not sys")
+        };
+        assert_eq!(
+            (x.syscall, x.name.as_deref(), x.result),
+            ("memfd_create", Some("payload"), 3)
+        );
+        let h = header(kind::PRIV_CHANGE, size_of::<SysEvent>(), 4);
+        let EventData::Sys(x) = decode(&sys(
+            h,
+            sysop::SETRESUID,
+            [u64::from(u32::MAX), 0, u64::from(u32::MAX), 0],
+            None,
+            0,
+        ))
+        .unwrap()
+        .data
+        else {
+            panic!()
+        };
+        assert_eq!(x.new_euid(1000), Some(0));
     }
 
     #[test]

@@ -95,6 +95,8 @@ struct RawConditions {
     peer_cidr: Option<Vec<String>>,
     /// File events: the path changed (or a rename/link's new name). `**` crosses directories.
     file_path: Option<Vec<String>>,
+    /// priv_change events: the effective uid after a successful setuid-family call.
+    new_euid: Option<Vec<u32>>,
     result: Option<ResultCond>,
 }
 
@@ -123,6 +125,7 @@ pub struct Conditions {
     local_port: Option<Vec<u16>>,
     peer_cidr: Option<Vec<IpNet>>,
     file_path: Option<GlobSet>,
+    new_euid: Option<Vec<u32>>,
     result: Option<ResultCond>,
 }
 
@@ -363,6 +366,7 @@ fn compile(
         local_port: raw.local_port.clone(),
         peer_cidr,
         file_path: globs(&raw.file_path, &f("file_path"), invalid)?,
+        new_euid: raw.new_euid.clone(),
         result: raw.result,
     })
 }
@@ -465,8 +469,18 @@ impl Conditions {
                 return false;
             }
         }
+        if let Some(uids) = &self.new_euid {
+            let new = match &ev.data {
+                crate::event::EventData::Sys(x) if x.succeeded() => x.new_euid(p.euid),
+                _ => None,
+            };
+            if !new.is_some_and(|u| uids.contains(&u)) {
+                return false;
+            }
+        }
         if let Some(r) = self.result {
             let ok = match &ev.data {
+                crate::event::EventData::Sys(x) => x.succeeded(),
                 crate::event::EventData::File(f) => f.succeeded(),
                 crate::event::EventData::Net(n) => n.succeeded(),
                 crate::event::EventData::Exit { status } => *status == 0,

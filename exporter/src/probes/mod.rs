@@ -178,6 +178,32 @@ const FILE_SYSCALLS: &[(&str, &[(&str, usize)])] = &[
     ("symlink", &[("oldname", 16), ("newname", 24)]),
 ];
 
+/// Privilege and kernel-tampering syscalls: (syscall, argument fields checked against tracefs).
+const SYS_SYSCALLS: &[(&str, &[(&str, usize)])] = &[
+    ("setuid", &[("uid", 16)]),
+    ("setgid", &[("gid", 16)]),
+    ("setreuid", &[("ruid", 16), ("euid", 24)]),
+    ("setregid", &[("rgid", 16), ("egid", 24)]),
+    ("setresuid", &[("ruid", 16), ("euid", 24), ("suid", 32)]),
+    ("setresgid", &[("rgid", 16), ("egid", 24), ("sgid", 32)]),
+    ("ptrace", &[("request", 16), ("pid", 24)]),
+    ("bpf", &[("cmd", 16)]),
+    ("kill", &[("pid", 16), ("sig", 24)]),
+    ("tkill", &[("pid", 16), ("sig", 24)]),
+    ("tgkill", &[("tgid", 16), ("pid", 24), ("sig", 32)]),
+    ("memfd_create", &[("uname", 16), ("flags", 24)]),
+    (
+        "mount",
+        &[
+            ("dev_name", 16),
+            ("dir_name", 24),
+            ("type", 32),
+            ("flags", 40),
+        ],
+    ),
+    ("umount", &[("name", 16), ("flags", 24)]),
+];
+
 /// Attach rows for the file probes: `file_<syscall>` (entry, reads the paths) and
 /// `file_<syscall>_exit` (adds the result). Built once; leaked to get `'static` names.
 fn file_probes() -> &'static [ProbeSpec] {
@@ -185,9 +211,13 @@ fn file_probes() -> &'static [ProbeSpec] {
     ROWS.get_or_init(|| {
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
         let mut rows = Vec::new();
-        for (sc, fields) in FILE_SYSCALLS {
+        let all = FILE_SYSCALLS
+            .iter()
+            .map(|x| ("file_", x))
+            .chain(SYS_SYSCALLS.iter().map(|x| ("", x)));
+        for (label, (sc, fields)) in all {
             rows.push(ProbeSpec {
-                probe: leak(format!("file_{sc}")),
+                probe: leak(format!("{label}{sc}")),
                 program: leak(format!("sys_enter_{sc}")),
                 hook: Hook::Tracepoint {
                     category: "syscalls",
@@ -198,7 +228,7 @@ fn file_probes() -> &'static [ProbeSpec] {
                 min_kernel: "4.7",
             });
             rows.push(ProbeSpec {
-                probe: leak(format!("file_{sc}_exit")),
+                probe: leak(format!("{label}{sc}_exit")),
                 program: leak(format!("sys_exit_{sc}")),
                 hook: Hook::Tracepoint {
                     category: "syscalls",

@@ -160,6 +160,67 @@ pub fn event_attributes(ev: &Event) -> Vec<(&'static str, Value)> {
                 a.push(("error.type", errno_name(-f.result).into()));
             }
         }
+        EventData::Sys(x) => {
+            a.push(("tripline.syscall.name", x.syscall.into()));
+            a.push(("tripline.syscall.result", x.result.into()));
+            if x.result < 0 {
+                a.push(("error.type", errno_name(-x.result).into()));
+            }
+            match ev.kind {
+                crate::event::EventKind::PrivChange => {
+                    let names: &[&'static str] = match x.syscall {
+                        "setuid" | "setgid" => &["tripline.privilege.requested.id"],
+                        "setreuid" | "setregid" => &[
+                            "tripline.privilege.requested.real_id",
+                            "tripline.privilege.requested.effective_id",
+                        ],
+                        _ => &[
+                            "tripline.privilege.requested.real_id",
+                            "tripline.privilege.requested.effective_id",
+                            "tripline.privilege.requested.saved_id",
+                        ],
+                    };
+                    for (i, n) in names.iter().enumerate() {
+                        // -1 means "unchanged".
+                        let id = x.args[i] as u32;
+                        a.push((n, if id == u32::MAX { -1i64 } else { i64::from(id) }.into()));
+                    }
+                    if let Some(e) = x.new_euid(p.euid).filter(|_| x.succeeded()) {
+                        a.push(("tripline.privilege.new_user.id", e.into()));
+                    }
+                }
+                crate::event::EventKind::Ptrace => {
+                    a.push(("tripline.ptrace.request", (x.args[0] as i64).into()));
+                    a.push((
+                        "tripline.ptrace.target_pid",
+                        (x.args[1] as i32 as i64).into(),
+                    ));
+                }
+                crate::event::EventKind::BpfLoad => {
+                    a.push(("tripline.bpf.command", (x.args[0] as i64).into()))
+                }
+                crate::event::EventKind::SignalSelf => {
+                    a.push((
+                        "tripline.signal.target_pid",
+                        (x.args[0] as i32 as i64).into(),
+                    ));
+                    let sig = if x.syscall == "tgkill" {
+                        x.args[2]
+                    } else {
+                        x.args[1]
+                    };
+                    a.push(("tripline.signal.number", (sig as i64).into()));
+                }
+                _ => {
+                    if let Some(n) = &x.name {
+                        a.push(("tripline.syscall.target", n.clone().into()));
+                    }
+                    if let Some(n) = &x.name2 {
+                        a.push(("tripline.syscall.source", n.clone().into()));
+                    }
+                }
+            }
+        }
         EventData::Net(n) => {
             a.push(("network.transport", n.transport.as_str().into()));
             a.push((
@@ -197,6 +258,18 @@ fn summary(ev: &Event) -> String {
         EventData::Exec { .. } => format!("{who} executed {}", ev.process.exe),
         EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
         EventData::Exit { status } => format!("{who} exited with status {status}"),
+        EventData::Sys(x) => {
+            let r = if x.result < 0 {
+                format!(" (failed: {})", errno_name(-x.result))
+            } else {
+                String::new()
+            };
+            format!(
+                "{who} called {}{}{r}",
+                x.syscall,
+                x.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+            )
+        }
         EventData::File(f) => {
             let verb = match ev.kind {
                 crate::event::EventKind::FileUnlink => "deleted",

@@ -1,0 +1,112 @@
+//! Privilege changes and kernel tampering on the real kernel: ptrace attach, a BPF program load attempt,
+//! a signal to tripline, memfd_create, mount/umount, and a process regaining root through setresuid.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{i, s, Exporter};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn python(script: &str) -> i64 {
+    let mut c = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .spawn()
+        .unwrap();
+    let pid = i64::from(c.id());
+    assert!(c.wait().unwrap().success(), "{script}");
+    pid
+}
+
+#[test]
+fn tampering_and_privilege_events_with_findings() {
+    let ex = Exporter::start(&["events"]);
+    let mine = |pid: i64| move |e: &serde_json::Value| i(e, "process.pid") == pid;
+
+    // ptrace attach to our own child, then detach.
+    let pid = python(
+        "import ctypes,subprocess,time\nlibc=ctypes.CDLL(None)\nc=subprocess.Popen(['sleep','5'])\n\
+         assert libc.ptrace(16,c.pid,0,0)==0\ntime.sleep(0.1)\nlibc.ptrace(17,c.pid,0,0)\nc.kill()\nprint(c.pid)",
+    );
+    let e = ex.wait_events("ptrace", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.ptrace" && mine(pid)(e)
+    });
+    assert_eq!(i(&e[0], "tripline.ptrace.request"), 16);
+    assert_eq!(i(&e[0], "tripline.syscall.result"), 0);
+    ex.wait_events("ptrace rule", WAIT, |e| {
+        s(e, "security_rule.name") == "ptrace_attach_or_poke" && mine(pid)(e)
+    });
+
+    // A BPF_PROG_LOAD attempt with a bad attribute pointer: reported, with its error.
+    let pid = python("import ctypes\nassert ctypes.CDLL(None).syscall(321,5,0,0)==-1");
+    let e = ex.wait_events("bpf load", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.bpf_load" && mine(pid)(e)
+    });
+    assert_eq!(i(&e[0], "tripline.bpf.command"), 5);
+    assert!(i(&e[0], "tripline.syscall.result") < 0);
+
+    // Signal 0 to tripline (harmless liveness probe): reported and matched.
+    let me = ex.child.id();
+    let mut k = Command::new("kill")
+        .args(["-0", &me.to_string()])
+        .spawn()
+        .unwrap();
+    let kpid = i64::from(k.id());
+    assert!(k.wait().unwrap().success());
+    let e = ex.wait_events("signal to tripline", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.signal_tripline"
+            && (mine(kpid)(e) || i(e, "process.parent_pid") == kpid)
+    });
+    assert_eq!(i(&e[0], "tripline.signal.target_pid"), i64::from(me));
+    assert_eq!(i(&e[0], "tripline.signal.number"), 0);
+
+    // memfd_create with a name.
+    let pid = python("import os\nos.memfd_create('tripline-test-memfd')");
+    let e = ex.wait_events("memfd_create", WAIT, |e| {
+        s(e, "event.name") == "tripline.process.memfd_create" && mine(pid)(e)
+    });
+    assert_eq!(s(&e[0], "tripline.syscall.target"), "tripline-test-memfd");
+
+    // mount and umount a tmpfs on a test directory.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mnt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display().to_string();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "trtest", &d])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("umount").arg(&d).status().unwrap().success());
+    let e = ex.wait_events("mount", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.mount" && s(e, "tripline.syscall.target") == d
+    });
+    assert_eq!(s(&e[0], "tripline.syscall.source"), "trtest");
+    ex.wait_events("umount", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.umount" && s(e, "tripline.syscall.target") == d
+    });
+    ex.wait_events("mount rule", WAIT, |e| {
+        s(e, "security_rule.name") == "filesystem_mounted"
+    });
+    let _ = std::fs::remove_dir(&dir);
+
+    // Root drops its effective uid, then takes root back through the saved uid.
+    let pid = python("import os\nos.setresuid(-1, 65534, -1)\nos.setresuid(-1, 0, -1)");
+    let e = ex.wait_events("regain root", WAIT, |e| {
+        s(e, "event.name") == "tripline.privilege.change"
+            && mine(pid)(e)
+            && i(e, "tripline.privilege.new_user.id") == 0
+    });
+    assert_eq!(
+        i(&e[0], "process.user.id"),
+        65534,
+        "effective uid before the call"
+    );
+    assert_eq!(i(&e[0], "tripline.privilege.requested.effective_id"), 0);
+    assert_eq!(i(&e[0], "tripline.privilege.requested.real_id"), -1);
+    let f = ex.wait_events("uid_became_root rule", WAIT, |e| {
+        s(e, "security_rule.name") == "uid_became_root_outside_login_paths" && mine(pid)(e)
+    });
+    assert_eq!(s(&f[0], "severity_text"), "FATAL");
+}
