@@ -9,9 +9,13 @@ use aya_ebpf::{
         generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     },
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+    programs::TracePointContext,
 };
-use tripline_common::{counter, flags, Header, KernelOffsets, ProbeConfig, WIRE_VERSION};
+use tripline_common::{
+    counter, flags, tp_syscalls, FileEvent, Header, KernelOffsets, ProbeConfig, SysEvent,
+    WIRE_VERSION,
+};
 
 /// Events for userspace. Userspace sets the real size at load time (`ring_buffer_bytes`).
 #[map]
@@ -164,3 +168,80 @@ unsafe fn fill_task_fields(h: *mut Header, task: *const u8) -> Result<(), i32> {
     }
     Ok(())
 }
+
+/// An event parked per thread between a syscall's entry and its exit.
+pub trait Parked: Copy + 'static {
+    fn kind(&self) -> u16;
+    fn set_result(&mut self, result: i64);
+}
+
+impl Parked for FileEvent {
+    fn kind(&self) -> u16 {
+        self.header.kind
+    }
+    fn set_result(&mut self, result: i64) {
+        self.result = result;
+    }
+}
+
+impl Parked for SysEvent {
+    fn kind(&self) -> u16 {
+        self.header.kind
+    }
+    fn set_result(&mut self, result: i64) {
+        self.result = result;
+    }
+}
+
+/// Parks the event built at `ev` (per-CPU scratch) for the current thread.
+#[inline(always)]
+pub unsafe fn park<T: Parked>(map: &LruHashMap<u64, T>, ev: *const T) {
+    // By reference on purpose: by value would copy the event onto the 512-byte BPF stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let inserted = map.insert(bpf_get_current_pid_tgid(), unsafe { &*ev }, 0);
+    if inserted.is_err() {
+        count(counter::PENDING_FULL);
+    }
+}
+
+/// At syscall exit: sends the thread's parked event with the syscall's result, then forgets it.
+#[inline(always)]
+pub fn emit_parked<T: Parked>(map: &LruHashMap<u64, T>, ctx: &TracePointContext) {
+    let key = bpf_get_current_pid_tgid();
+    let Some(parked) = map.get_ptr_mut(key) else {
+        return;
+    };
+    let k = unsafe { (*parked).kind() };
+    count_seen(k);
+    match EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            let ev = entry.as_mut_ptr();
+            unsafe {
+                core::ptr::copy_nonoverlapping(parked as *const T, ev, 1);
+                (*ev).set_result(ctx.read_at::<i64>(tp_syscalls::RET).unwrap_or(0));
+            }
+            entry.submit(submit_flags());
+        }
+        None => count_lost(k),
+    }
+    let _ = map.remove(key);
+}
+
+/// A `sys_enter_X` program running `$enter(&ctx, &$spec)` and a `sys_exit_X` program emitting what
+/// it parked in `$map`.
+macro_rules! probe_pair {
+    ($enter_fn:ident, $map:ident, $enter:ident, $exit:ident, $spec:expr) => {
+        #[aya_ebpf::macros::tracepoint]
+        pub fn $enter(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            let _ = $enter_fn(&ctx, &$spec);
+            0
+        }
+
+        #[aya_ebpf::macros::tracepoint]
+        pub fn $exit(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            $crate::common::emit_parked(&$map, &ctx);
+            0
+        }
+    };
+}
+pub(crate) use probe_pair;

@@ -9,16 +9,14 @@
 use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_str_bytes},
-    macros::{map, tracepoint},
+    helpers::bpf_probe_read_user_str_bytes,
+    macros::map,
     maps::{LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
-use tripline_common::{
-    counter, kind, tp_syscalls, FileEvent, WatchList, WATCH_MAX, WATCH_PREFIX_LEN,
-};
+use tripline_common::{counter, kind, FileEvent, WatchList, WATCH_MAX, WATCH_PREFIX_LEN};
 
-use crate::common::{count, count_lost, count_seen, fill_header, is_self, submit_flags, EVENTS};
+use crate::common::{count, fill_header, is_self, park, probe_pair};
 
 /// Filled by userspace before load.
 #[unsafe(no_mangle)]
@@ -143,52 +141,9 @@ fn enter(ctx: &TracePointContext, s: &Spec) -> Result<(), i32> {
             s.kind,
             core::mem::size_of::<FileEvent>(),
         );
-        // By reference on purpose: by value would copy 640 bytes onto the 512-byte BPF stack.
-        #[allow(clippy::needless_borrows_for_generic_args)]
-        let inserted = FILE_PENDING.insert(bpf_get_current_pid_tgid(), &*ev, 0);
-        if inserted.is_err() {
-            count(counter::PENDING_FULL);
-        }
+        park(&FILE_PENDING, ev);
     }
     Ok(())
-}
-
-#[inline(always)]
-fn exit(ctx: &TracePointContext) {
-    let key = bpf_get_current_pid_tgid();
-    let Some(parked) = FILE_PENDING.get_ptr_mut(key) else {
-        return;
-    };
-    let k = unsafe { (*parked).header.kind };
-    count_seen(k);
-    match EVENTS.reserve::<FileEvent>(0) {
-        Some(mut entry) => {
-            let ev = entry.as_mut_ptr();
-            unsafe {
-                core::ptr::copy_nonoverlapping(parked as *const FileEvent, ev, 1);
-                (*ev).result = ctx.read_at::<i64>(tp_syscalls::RET).unwrap_or(0);
-            }
-            entry.submit(submit_flags());
-        }
-        None => count_lost(k),
-    }
-    let _ = FILE_PENDING.remove(key);
-}
-
-macro_rules! file_probe {
-    ($enter:ident, $exit:ident, $spec:expr) => {
-        #[tracepoint]
-        pub fn $enter(ctx: TracePointContext) -> u32 {
-            let _ = enter(&ctx, &$spec);
-            0
-        }
-
-        #[tracepoint]
-        pub fn $exit(ctx: TracePointContext) -> u32 {
-            exit(&ctx);
-            0
-        }
-    };
 }
 
 const NONE: Spec = Spec {
@@ -204,7 +159,9 @@ const NONE: Spec = Spec {
 };
 
 // Offsets: syscall arguments start at 16 and are 8 bytes apart (checked against tracefs by userspace).
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_openat,
     sys_exit_openat,
     Spec {
@@ -217,7 +174,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_open,
     sys_exit_open,
     Spec {
@@ -229,7 +188,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_creat,
     sys_exit_creat,
     Spec {
@@ -239,7 +200,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_unlinkat,
     sys_exit_unlinkat,
     Spec {
@@ -250,7 +213,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_unlink,
     sys_exit_unlink,
     Spec {
@@ -259,7 +224,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_renameat2,
     sys_exit_renameat2,
     Spec {
@@ -271,7 +238,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_renameat,
     sys_exit_renameat,
     Spec {
@@ -282,7 +251,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_rename,
     sys_exit_rename,
     Spec {
@@ -292,7 +263,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_fchmodat,
     sys_exit_fchmodat,
     Spec {
@@ -303,7 +276,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_chmod,
     sys_exit_chmod,
     Spec {
@@ -313,7 +288,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_fchownat,
     sys_exit_fchownat,
     Spec {
@@ -326,7 +303,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_chown,
     sys_exit_chown,
     Spec {
@@ -337,7 +316,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_lchown,
     sys_exit_lchown,
     Spec {
@@ -348,7 +329,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_linkat,
     sys_exit_linkat,
     Spec {
@@ -360,7 +343,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_link,
     sys_exit_link,
     Spec {
@@ -370,7 +355,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_symlinkat,
     sys_exit_symlinkat,
     Spec {
@@ -381,7 +368,9 @@ file_probe!(
         ..NONE
     }
 );
-file_probe!(
+probe_pair!(
+    enter,
+    FILE_PENDING,
     sys_enter_symlink,
     sys_exit_symlink,
     Spec {

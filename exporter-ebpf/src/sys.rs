@@ -4,16 +4,14 @@
 //! `sys_enter_*` decides whether the call is interesting, records the arguments (and name strings) with
 //! the caller's identity before the call, and parks it per thread; `sys_exit_*` adds the result.
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user_str_bytes},
-    macros::{map, tracepoint},
+    helpers::bpf_probe_read_user_str_bytes,
+    macros::map,
     maps::{LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
-use tripline_common::{counter, kind, sysop, tp_syscalls, SysEvent};
+use tripline_common::{kind, sysop, tp_syscalls, SysEvent};
 
-use crate::common::{
-    count, count_lost, count_seen, fill_header, is_self, self_pid, submit_flags, EVENTS,
-};
+use crate::common::{fill_header, is_self, park, probe_pair, self_pid};
 
 #[map]
 static SYS_SCRATCH: PerCpuArray<SysEvent> = PerCpuArray::with_max_entries(1, 0);
@@ -95,52 +93,9 @@ fn enter(ctx: &TracePointContext, s: &Spec) -> Result<(), i32> {
             s.kind,
             core::mem::size_of::<SysEvent>(),
         );
-        // By reference on purpose: by value would copy the event onto the 512-byte BPF stack.
-        #[allow(clippy::needless_borrows_for_generic_args)]
-        let inserted = SYS_PENDING.insert(bpf_get_current_pid_tgid(), &*ev, 0);
-        if inserted.is_err() {
-            count(counter::PENDING_FULL);
-        }
+        park(&SYS_PENDING, ev);
     }
     Ok(())
-}
-
-#[inline(always)]
-fn exit(ctx: &TracePointContext) {
-    let key = bpf_get_current_pid_tgid();
-    let Some(parked) = SYS_PENDING.get_ptr_mut(key) else {
-        return;
-    };
-    let k = unsafe { (*parked).header.kind };
-    count_seen(k);
-    match EVENTS.reserve::<SysEvent>(0) {
-        Some(mut entry) => {
-            let ev = entry.as_mut_ptr();
-            unsafe {
-                core::ptr::copy_nonoverlapping(parked as *const SysEvent, ev, 1);
-                (*ev).result = ctx.read_at::<i64>(tp_syscalls::RET).unwrap_or(0);
-            }
-            entry.submit(submit_flags());
-        }
-        None => count_lost(k),
-    }
-    let _ = SYS_PENDING.remove(key);
-}
-
-macro_rules! sys_probe {
-    ($enter:ident, $exit:ident, $spec:expr) => {
-        #[tracepoint]
-        pub fn $enter(ctx: TracePointContext) -> u32 {
-            let _ = enter(&ctx, &$spec);
-            0
-        }
-
-        #[tracepoint]
-        pub fn $exit(ctx: TracePointContext) -> u32 {
-            exit(&ctx);
-            0
-        }
-    };
 }
 
 const fn spec(kind: u16, op: u32, nargs: usize) -> Spec {
@@ -153,62 +108,86 @@ const fn spec(kind: u16, op: u32, nargs: usize) -> Spec {
     }
 }
 
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_setuid,
     sys_exit_setuid,
     spec(kind::PRIV_CHANGE, sysop::SETUID, 1)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_setgid,
     sys_exit_setgid,
     spec(kind::PRIV_CHANGE, sysop::SETGID, 1)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_setreuid,
     sys_exit_setreuid,
     spec(kind::PRIV_CHANGE, sysop::SETREUID, 2)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_setregid,
     sys_exit_setregid,
     spec(kind::PRIV_CHANGE, sysop::SETREGID, 2)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_setresuid,
     sys_exit_setresuid,
     spec(kind::PRIV_CHANGE, sysop::SETRESUID, 3)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_setresgid,
     sys_exit_setresgid,
     spec(kind::PRIV_CHANGE, sysop::SETRESGID, 3)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_ptrace,
     sys_exit_ptrace,
     spec(kind::PTRACE, sysop::PTRACE, 2)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_bpf,
     sys_exit_bpf,
     spec(kind::BPF_LOAD, sysop::BPF, 1)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_kill,
     sys_exit_kill,
     spec(kind::SIGNAL_SELF, sysop::KILL, 2)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_tkill,
     sys_exit_tkill,
     spec(kind::SIGNAL_SELF, sysop::TKILL, 2)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_tgkill,
     sys_exit_tgkill,
     spec(kind::SIGNAL_SELF, sysop::TGKILL, 3)
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_memfd_create,
     sys_exit_memfd_create,
     Spec {
@@ -219,7 +198,9 @@ sys_probe!(
         name2_arg: NO
     }
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_mount,
     sys_exit_mount,
     Spec {
@@ -230,7 +211,9 @@ sys_probe!(
         name2_arg: 0
     }
 );
-sys_probe!(
+probe_pair!(
+    enter,
+    SYS_PENDING,
     sys_enter_umount,
     sys_exit_umount,
     Spec {

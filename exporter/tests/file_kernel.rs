@@ -56,13 +56,7 @@ impl Drop for TestUser {
 }
 
 fn root_sh(script: &str) -> i64 {
-    let mut c = Command::new("/bin/sh")
-        .args(["-c", script])
-        .spawn()
-        .unwrap();
-    let pid = i64::from(c.id());
-    assert!(c.wait().unwrap().success(), "{script}");
-    pid
+    common::run_ok("/bin/sh", &["-c", script])
 }
 
 fn app_dir(tag: &str) -> PathBuf {

@@ -10,13 +10,7 @@ use common::{i, s, Exporter};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn python(script: &str) -> i64 {
-    let mut c = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .spawn()
-        .unwrap();
-    let pid = i64::from(c.id());
-    assert!(c.wait().unwrap().success(), "{script}");
-    pid
+    common::run_ok("/usr/bin/python3", &["-c", script])
 }
 
 #[test]

@@ -256,3 +256,14 @@ impl Exporter {
         }
     }
 }
+
+/// Runs a command to completion, asserting success; returns its pid (to find its events).
+pub fn run_ok(program: &str, args: &[&str]) -> i64 {
+    let mut c = std::process::Command::new(program)
+        .args(args)
+        .spawn()
+        .expect("spawn");
+    let pid = i64::from(c.id());
+    assert!(c.wait().unwrap().success(), "{program} {args:?} failed");
+    pid
+}
