@@ -81,6 +81,10 @@ const SCENARIOS: &[Scenario] = &[
         name: "package_manager",
         what: "dpkg --version runs (package manager in production)",
     },
+    Scenario {
+        name: "system_binary_dir_write",
+        what: "an empty, non-executable file is created in /usr/local/bin and removed (binary directory changed)",
+    },
 ];
 
 #[derive(Debug, serde::Serialize)]
@@ -244,6 +248,11 @@ fn run_scenario(name: &str, w: &Work) -> anyhow::Result<Vec<u32>> {
                 .find(|p| Path::new(p).exists());
             let dpkg = dpkg.ok_or_else(|| anyhow::anyhow!("dpkg is not installed"))?;
             status(Command::new(dpkg).arg("--version"))
+        }
+        "system_binary_dir_write" => {
+            let f = format!("/usr/local/bin/.tripline-gameday-{}", std::process::id());
+            let script = format!("umask 077; : > {f}; rm -f {f}");
+            status(Command::new(sh).args(["-c", &script]))
         }
         other => anyhow::bail!("unknown scenario {other}"),
     }
