@@ -116,13 +116,7 @@ pub struct RunArgs {
     pub btf: PathBuf,
 }
 
-/// Where to listen. `:PORT` binds every interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddress {
-    Disabled,
-    Any(u16),
-    Addr(SocketAddr),
-}
+pub use crate::server::ListenAddress;
 
 fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     if s.is_empty() {

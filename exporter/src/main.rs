@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Command::Events => {
             run_async(tripline::pipeline::run(cli.run, true)).map(|()| ExitCode::SUCCESS)
         }
-        Command::CheckConfig => tripline::pipeline::effective_config(&cli.run, false).map(|_| {
+        Command::CheckConfig => tripline::config::Config::from_args(&cli.run, false).map(|_| {
             println!("configuration OK");
             ExitCode::SUCCESS
         }),

@@ -12,58 +12,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventData, EventKind};
-use crate::sinks::metrics::Severity;
+pub use crate::model::Model;
+use crate::model::{Event, EventData, EventKind};
 
 pub const SCHEMA: &str = "tripline.baseline/v1";
 
-/// The models, in a stable order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Model {
-    NetworkProcess,
-    ProcessLineage,
-    ProcessUser,
-    ListenPort,
-    OutboundPort,
-    FileWriter,
-}
-
 impl Model {
-    pub const ALL: &'static [Model] = &[
-        Model::NetworkProcess,
-        Model::ProcessLineage,
-        Model::ProcessUser,
-        Model::ListenPort,
-        Model::OutboundPort,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Model::NetworkProcess => "network_process",
-            Model::ProcessLineage => "process_lineage",
-            Model::ProcessUser => "process_user",
-            Model::ListenPort => "listen_port",
-            Model::OutboundPort => "outbound_port",
-            Model::FileWriter => "file_writer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Model> {
-        Model::ALL.iter().copied().find(|m| m.as_str() == s)
-    }
-
-    /// Severity of an anomaly in this model.
-    pub fn severity(self) -> Severity {
-        match self {
-            Model::NetworkProcess
-            | Model::ProcessLineage
-            | Model::ListenPort
-            | Model::FileWriter => Severity::medium,
-            Model::ProcessUser | Model::OutboundPort => Severity::low,
-        }
-    }
-
     /// The normalised key this event contributes to the model, if any.
     pub fn key(self, ev: &Event) -> Option<String> {
         let exe = normalize_exe(if ev.process.exe.is_empty() {
@@ -574,7 +528,7 @@ impl Baselines {
             || (!self.quiet_period.is_zero() && quiet >= self.quiet_period)
         {
             self.learning = false;
-            self.baseline.provenance.learned_until = Some(crate::sinks::record::rfc3339(now));
+            self.baseline.provenance.learned_until = Some(crate::model::record::rfc3339(now));
             self.dirty = true;
             return true;
         }
@@ -592,7 +546,7 @@ impl Baselines {
             keys.learned.insert(key.to_string());
             self.last_new_key = now;
             if self.baseline.provenance.learned_from.is_none() {
-                self.baseline.provenance.learned_from = Some(crate::sinks::record::rfc3339(now));
+                self.baseline.provenance.learned_from = Some(crate::model::record::rfc3339(now));
             }
             Outcome::Learned
         } else {
@@ -602,43 +556,28 @@ impl Baselines {
     }
 }
 
-/// Fetches a baseline from a peer's `GET /api/v1/baseline` (plain HTTP/1.0, bounded).
+/// Fetches a baseline from a peer's `GET /api/v1/baseline` (bounded in time and size).
 pub fn fetch(url: &str) -> Result<Baseline, BaselineError> {
     use std::io::Read;
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| BaselineError::Fetch(format!("{url}: only http:// URLs are supported")))?;
-    let (hostport, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?
-        .collect();
-    let addr = addrs
-        .first()
-        .ok_or_else(|| BaselineError::Fetch(format!("{url}: no address")))?;
-    let mut s = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(10))
-        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/yaml\r\n\r\n"
-    )
-    .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
-    let mut resp = Vec::new();
-    s.take(64 << 20)
-        .read_to_end(&mut resp)
-        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
-    let resp = String::from_utf8_lossy(&resp);
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| BaselineError::Fetch(format!("{url}: malformed response")))?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(BaselineError::Fetch(format!("{url}: HTTP {status}")));
+    let err = |e: &dyn std::fmt::Display| BaselineError::Fetch(format!("{url}: {e}"));
+    let client = reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| err(&e))?;
+    let resp = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/yaml")
+        .send()
+        .map_err(|e| err(&e))?;
+    if !resp.status().is_success() {
+        return Err(err(&format!("HTTP {}", resp.status().as_u16())));
     }
-    Baseline::parse(body, url)
+    let mut body = String::new();
+    resp.take(64 << 20)
+        .read_to_string(&mut body)
+        .map_err(|e| err(&e))?;
+    Baseline::parse(&body, url)
 }
 
 #[cfg(test)]

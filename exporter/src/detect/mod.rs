@@ -5,8 +5,8 @@
 //! API and scrapes can read them.
 pub mod baseline;
 pub mod cli;
-pub mod findings;
 pub mod policy;
+pub mod recent;
 pub mod threat;
 
 use std::collections::{BTreeSet, HashMap};
@@ -16,14 +16,17 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use crate::event::{Event, EventData, EventKind};
-use crate::sinks::metrics::{
-    Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels, ReasonLabels, RuleLabels, Severity,
+use crate::families;
+use crate::model::record::rfc3339;
+use crate::model::{Event, EventData, EventKind};
+pub use crate::model::{Finding, FindingSource};
+use crate::telemetry::metrics::{
+    Bounded, FindingReason, KeyState, Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels,
+    ReasonLabels, RuleLabels, SuppressReason, SuppressedLabels,
 };
-use crate::sinks::record;
 use baseline::{Baseline, Baselines, Mode, Model, Outcome};
-use findings::FindingsRing;
 use policy::{Context, Policy};
+use recent::FindingsRing;
 use threat::ThreatLevel;
 
 /// The `detect:` section of the configuration file.
@@ -119,51 +122,21 @@ impl DetectConfig {
     }
 }
 
-/// What raised a finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FindingSource {
-    Rule {
-        id: String,
-        description: String,
-        /// MITRE ATT&CK tactic (the rule's group), e.g. `execution`.
-        category: String,
-        /// MITRE ATT&CK technique ids, e.g. `T1059.004`.
-        techniques: Vec<String>,
-        ruleset: String,
-    },
-    Anomaly {
-        model: String,
-        /// The normalised key that was new, e.g. `/usr/sbin/nginx -> /bin/sh`.
-        key: String,
-    },
-}
-
-impl FindingSource {
-    fn name(&self) -> String {
-        match self {
-            FindingSource::Rule { id, .. } => format!("rule:{id}"),
-            FindingSource::Anomaly { model, .. } => format!("model:{model}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Finding {
-    /// Unique id of this finding.
-    pub id: String,
-    pub time: SystemTime,
-    pub severity: Severity,
-    pub source: FindingSource,
-    pub summary: String,
-    pub event: Arc<Event>,
-}
-
 /// State the HTTP API and scrapes read.
 #[derive(Debug)]
 pub struct Shared {
-    pub findings: Mutex<FindingsRing>,
+    pub findings: Mutex<FindingsRing<Arc<Finding>>>,
     pub baselines: Mutex<Baselines>,
     pub threat: Mutex<ThreatLevel>,
+}
+
+/// A rule match or a new baseline key, before deduplication.
+struct Candidate {
+    source: FindingSource,
+    severity: crate::model::Severity,
+    summary: String,
+    /// What the finding is about (dedup key together with the source).
+    subject: String,
 }
 
 const MAX_DEDUP_KEYS: usize = 65_536;
@@ -220,24 +193,16 @@ impl Engine {
         );
         for r in &policy.rules {
             drop(metrics.rule_matches.get_or_create(&RuleLabels {
-                rule: r.id.clone(),
+                rule: Bounded::from_closed_set(&r.id),
                 severity: r.severity,
             }));
         }
         for m in &baselines.enabled {
             drop(metrics.anomalies.get_or_create(&ModelSeverityLabels {
-                model: m.as_str().into(),
+                model: *m,
                 severity: m.severity(),
             }));
         }
-        for reason in ["rule", "baseline"] {
-            drop(metrics.finding_occurrences.get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            }));
-        }
-        drop(metrics.findings_suppressed.get_or_create(&ReasonLabels {
-            reason: "duplicate".into(),
-        }));
         let shared = Arc::new(Shared {
             findings: Mutex::new(FindingsRing::new(config.findings_kept)),
             baselines: Mutex::new(baselines),
@@ -263,127 +228,145 @@ impl Engine {
         self.shared.clone()
     }
 
-    pub fn process(&mut self, ev: &Arc<Event>) -> Vec<Finding> {
+    pub fn process(&mut self, ev: &Arc<Event>) -> Vec<Arc<Finding>> {
         self.process_at(ev, SystemTime::now())
     }
 
-    pub fn process_at(&mut self, ev: &Arc<Event>, now: SystemTime) -> Vec<Finding> {
+    pub fn process_at(&mut self, ev: &Arc<Event>, now: SystemTime) -> Vec<Arc<Finding>> {
         let ctx = self.context(ev);
-        let mut out = Vec::new();
-
-        for rule in &self.policy.rules {
-            if !rule.matches(ev, &ctx) {
-                continue;
-            }
-            let source = FindingSource::Rule {
-                id: rule.id.clone(),
-                description: rule.description.clone(),
-                category: rule.tactic.clone(),
-                techniques: rule.techniques.clone(),
-                ruleset: self.policy.name.clone(),
-            };
-            let summary = format!("{}: {}", rule.id, record::event_record(ev).body);
-            out.push((source, rule.severity, summary, subject(ev)));
-        }
-
-        {
-            let mut b = self
-                .shared
-                .baselines
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let enabled: Vec<Model> = b.enabled.iter().copied().collect();
-            for model in enabled {
-                let Some(key) = model.key(ev) else { continue };
-                if b.observe(model, &key, now) == Outcome::Anomaly {
-                    let summary = format!("new {} behaviour: {key}", model.as_str());
-                    let source = FindingSource::Anomaly {
-                        model: model.as_str().into(),
-                        key: key.clone(),
-                    };
-                    out.push((source, model.severity(), summary, key));
-                }
-            }
-        }
-
-        let mut findings = Vec::new();
-        for (source, severity, summary, subj) in out {
-            let reason = match source {
-                FindingSource::Rule { .. } => "rule",
-                FindingSource::Anomaly { .. } => "baseline",
-            };
-            self.metrics
-                .finding_occurrences
-                .get_or_create(&ReasonLabels {
-                    reason: reason.into(),
-                })
-                .inc();
-            let dedup_key = (source.name(), subj);
-            if let Some(at) = self.reported.get(&dedup_key) {
-                if now.duration_since(*at).unwrap_or_default() < self.suppression {
-                    self.metrics
-                        .findings_suppressed
-                        .get_or_create(&ReasonLabels {
-                            reason: "duplicate".into(),
-                        })
-                        .inc();
-                    continue;
-                }
-            }
-            if self.reported.len() >= MAX_DEDUP_KEYS {
-                let window = self.suppression;
-                self.reported
-                    .retain(|_, at| now.duration_since(*at).unwrap_or_default() < window);
-                if self.reported.len() >= MAX_DEDUP_KEYS {
-                    self.reported.clear();
-                }
-            }
-            self.reported.insert(dedup_key, now);
-            match &source {
-                FindingSource::Rule { id, .. } => {
-                    self.metrics
-                        .rule_matches
-                        .get_or_create(&RuleLabels {
-                            rule: id.clone(),
-                            severity,
-                        })
-                        .inc();
-                }
-                FindingSource::Anomaly { model, .. } => {
-                    self.metrics
-                        .anomalies
-                        .get_or_create(&ModelSeverityLabels {
-                            model: model.clone(),
-                            severity,
-                        })
-                        .inc();
-                }
-            }
-            self.seq += 1;
-            let f = Finding {
-                id: format!("{:016x}-{:x}", ev.ktime_ns, self.seq),
-                time: ev.time,
-                severity,
-                source,
-                summary,
-                event: ev.clone(),
-            };
-            self.shared
-                .threat
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record(now, severity, &f.source.name());
-            self.shared
-                .findings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(now, record::to_json(&record::finding_record(&f)));
-            findings.push(f);
-        }
+        let mut candidates = self.rule_matches(ev, &ctx);
+        candidates.extend(self.anomalies(ev, now));
+        let findings: Vec<Arc<Finding>> = candidates
+            .into_iter()
+            .filter_map(|c| self.report(c, ev, now))
+            .collect();
         if !findings.is_empty() {
             self.update_gauges();
         }
         findings
+    }
+
+    /// Every policy rule the event matches.
+    fn rule_matches(&self, ev: &Event, ctx: &Context) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for rule in &self.policy.rules {
+            if !rule.matches(ev, ctx) {
+                continue;
+            }
+            out.push(Candidate {
+                source: FindingSource::Rule {
+                    id: rule.id.clone(),
+                    description: rule.description.clone(),
+                    category: rule.tactic.clone(),
+                    techniques: rule.techniques.clone(),
+                    ruleset: self.policy.name.clone(),
+                },
+                severity: rule.severity,
+                summary: format!("{}: {}", rule.id, families::summary(ev)),
+                subject: subject(ev),
+            });
+        }
+        out
+    }
+
+    /// Every baseline key of the event that is new to its model.
+    fn anomalies(&self, ev: &Event, now: SystemTime) -> Vec<Candidate> {
+        let mut b = self
+            .shared
+            .baselines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let enabled: Vec<Model> = b.enabled.iter().copied().collect();
+        let mut out = Vec::new();
+        for model in enabled {
+            let Some(key) = model.key(ev) else { continue };
+            if b.observe(model, &key, now) == Outcome::Anomaly {
+                out.push(Candidate {
+                    summary: format!("new {} behaviour: {key}", model.as_str()),
+                    source: FindingSource::Anomaly {
+                        model: model.as_str().into(),
+                        key: key.clone(),
+                    },
+                    severity: model.severity(),
+                    subject: key,
+                });
+            }
+        }
+        out
+    }
+
+    /// Counts a candidate and, unless the same (source, subject) was reported inside the suppression
+    /// window, turns it into a finding (threat level, API ring).
+    fn report(&mut self, c: Candidate, ev: &Arc<Event>, now: SystemTime) -> Option<Arc<Finding>> {
+        let reason = match c.source {
+            FindingSource::Rule { .. } => FindingReason::rule,
+            FindingSource::Anomaly { .. } => FindingReason::baseline,
+        };
+        self.metrics
+            .finding_occurrences
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        let dedup_key = (c.source.name(), c.subject);
+        if let Some(at) = self.reported.get(&dedup_key) {
+            if now.duration_since(*at).unwrap_or_default() < self.suppression {
+                self.metrics
+                    .findings_suppressed
+                    .get_or_create(&SuppressedLabels {
+                        reason: SuppressReason::duplicate,
+                    })
+                    .inc();
+                return None;
+            }
+        }
+        if self.reported.len() >= MAX_DEDUP_KEYS {
+            let window = self.suppression;
+            self.reported
+                .retain(|_, at| now.duration_since(*at).unwrap_or_default() < window);
+            if self.reported.len() >= MAX_DEDUP_KEYS {
+                self.reported.clear();
+            }
+        }
+        self.reported.insert(dedup_key, now);
+        let severity = c.severity;
+        match &c.source {
+            FindingSource::Rule { id, .. } => {
+                self.metrics
+                    .rule_matches
+                    .get_or_create(&RuleLabels {
+                        rule: Bounded::from_closed_set(id),
+                        severity,
+                    })
+                    .inc();
+            }
+            FindingSource::Anomaly { model, .. } => {
+                if let Some(model) = Model::parse(model) {
+                    self.metrics
+                        .anomalies
+                        .get_or_create(&ModelSeverityLabels { model, severity })
+                        .inc();
+                }
+            }
+        }
+        self.seq += 1;
+        let f = Arc::new(Finding {
+            id: format!("{:016x}-{:x}", ev.ktime_ns, self.seq),
+            time: ev.time,
+            severity,
+            source: c.source,
+            summary: c.summary,
+            event: ev.clone(),
+        });
+        self.shared
+            .threat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(now, severity, &f.source.name());
+        self.shared
+            .findings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(now, f.clone());
+        Some(f)
     }
 
     /// Process-tree facts rules can use, kept current from the event stream.
@@ -452,7 +435,7 @@ impl Engine {
             return Ok(());
         }
         if b.learning() {
-            b.baseline.provenance.learned_until = Some(record::rfc3339(SystemTime::now()));
+            b.baseline.provenance.learned_until = Some(rfc3339(SystemTime::now()));
         }
         b.baseline.save(path)?;
         b.dirty = false;
@@ -466,28 +449,46 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         for m in &b.enabled {
-            let model = m.as_str().to_string();
+            let model = *m;
             self.metrics
                 .baseline_learning
-                .get_or_create(&ModelLabels {
-                    model: model.clone(),
-                })
+                .get_or_create(&ModelLabels { model })
                 .set(i64::from(b.learning()));
             let keys = b.baseline.models.get(m).cloned().unwrap_or_default();
             for (state, n) in [
-                ("learned", keys.learned.len()),
-                ("seen_in_monitor", keys.seen_in_monitor.len()),
-                ("accepted", keys.accepted.len()),
+                (KeyState::learned, keys.learned.len()),
+                (KeyState::seen_in_monitor, keys.seen_in_monitor.len()),
+                (KeyState::accepted, keys.accepted.len()),
             ] {
                 self.metrics
                     .baseline_keys
-                    .get_or_create(&ModelStateLabels {
-                        model: model.clone(),
-                        state: state.into(),
-                    })
+                    .get_or_create(&ModelStateLabels { model, state })
                     .set(n as i64);
             }
         }
+    }
+}
+
+/// The detection stage's loop: every event from `rx` through the engine, then to `output` with its
+/// findings; `Engine::tick` about once a second; the baseline persisted when `rx` closes.
+pub async fn run(
+    mut engine: Engine,
+    mut rx: tokio::sync::mpsc::Receiver<Arc<Event>>,
+    mut output: impl FnMut(&Event, &[Arc<Finding>]),
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                let findings = engine.process(&ev);
+                output(&ev, &findings);
+            }
+            _ = tick.tick() => engine.tick(SystemTime::now()),
+        }
+    }
+    if let Err(e) = engine.persist() {
+        tracing::error!(error = %e, "could not persist the baseline at shutdown");
     }
 }
 

@@ -11,8 +11,7 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::event::{Event, EventKind};
-use crate::sinks::metrics::Severity;
+use crate::model::{Event, EventKind, Severity};
 
 /// The policy used when no `detect.policy_file` is configured.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.yml");
@@ -167,6 +166,7 @@ impl Policy {
         }
     }
 
+    // Long on purpose: each check of a raw rule is a few lines with its own error; kept in rule order.
     pub fn parse(text: &str, path: &str) -> Result<Policy, PolicyError> {
         let raw: RawPolicy = serde_yaml_ng::from_str(text).map_err(|e| {
             let (line, column) = e
@@ -286,6 +286,7 @@ fn globs(
         .map_err(|e| invalid(field, e.to_string()))
 }
 
+// Long on purpose: one line (or small block) per condition field, in the order of `RawConditions`.
 fn compile(
     raw: &RawConditions,
     block: &str,
@@ -376,6 +377,7 @@ fn name_of(path: &str) -> &str {
 }
 
 impl Conditions {
+    // Long on purpose: one early return per condition field, in the order of `RawConditions`.
     pub fn matches(&self, ev: &Event, ctx: &Context) -> bool {
         if let Some(k) = &self.kind {
             if !k.contains(&ev.kind) {
@@ -465,28 +467,21 @@ impl Conditions {
         }
         if let Some(g) = &self.file_path {
             let Some(f) = ev.file() else { return false };
-            if !g.is_match(&f.path) && !f.new_path.as_ref().is_some_and(|p| g.is_match(p)) {
+            if !f.paths().any(|p| g.is_match(p)) {
                 return false;
             }
         }
         if let Some(uids) = &self.new_euid {
-            let new = match &ev.data {
-                crate::event::EventData::Sys(x) if x.succeeded() => x.new_euid(p.euid),
-                _ => None,
-            };
+            let new = ev
+                .sys()
+                .filter(|x| x.succeeded())
+                .and_then(|x| x.new_euid(p.euid));
             if !new.is_some_and(|u| uids.contains(&u)) {
                 return false;
             }
         }
         if let Some(r) = self.result {
-            let ok = match &ev.data {
-                crate::event::EventData::Sys(x) => x.succeeded(),
-                crate::event::EventData::File(f) => f.succeeded(),
-                crate::event::EventData::Net(n) => n.succeeded(),
-                crate::event::EventData::Exit { status } => *status == 0,
-                _ => true,
-            };
-            if (r == ResultCond::Success) != ok {
+            if (r == ResultCond::Success) != ev.data.succeeded() {
                 return false;
             }
         }

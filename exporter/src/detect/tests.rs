@@ -4,7 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::event::{EventData, Net, Parent, Process, Transport};
+use crate::model::{EventData, Net, Parent, Process, Severity, Transport};
+use crate::telemetry::metrics::{
+    Bounded, FindingReason, KeyState, ModelLabels, ModelSeverityLabels, ModelStateLabels,
+    ReasonLabels, RuleLabels, SuppressReason, SuppressedLabels,
+};
 
 fn t(s: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
@@ -95,8 +99,8 @@ fn engine(mode: Mode) -> Engine {
 fn rules_hit(e: &mut Engine, event: &Arc<Event>) -> Vec<String> {
     e.process_at(event, t(1))
         .into_iter()
-        .filter_map(|f| match f.source {
-            FindingSource::Rule { id, .. } => Some(id),
+        .filter_map(|f| match &f.source {
+            FindingSource::Rule { id, .. } => Some(id.clone()),
             _ => None,
         })
         .collect()
@@ -328,22 +332,22 @@ fn duplicates_are_suppressed_within_the_window() {
     assert_eq!(e.process_at(&x, t(1)).len(), 1);
     assert_eq!(e.process_at(&x, t(2)).len(), 0, "duplicate in window");
     let rule = RuleLabels {
-        rule: "exec_from_temp_or_memory".into(),
+        rule: Bounded::from_closed_set("exec_from_temp_or_memory"),
         severity: Severity::high,
     };
     assert_eq!(m.rule_matches.get_or_create(&rule).get(), 1);
     assert_eq!(
         m.finding_occurrences
             .get_or_create(&ReasonLabels {
-                reason: "rule".into()
+                reason: FindingReason::rule
             })
             .get(),
         2
     );
     assert_eq!(
         m.findings_suppressed
-            .get_or_create(&ReasonLabels {
-                reason: "duplicate".into()
+            .get_or_create(&SuppressedLabels {
+                reason: SuppressReason::duplicate
             })
             .get(),
         1
@@ -444,8 +448,8 @@ fn baseline_models_learn_then_flag_new_keys_once() {
         let got: Vec<String> = e
             .process_at(ev, t(63))
             .into_iter()
-            .filter_map(|f| match f.source {
-                FindingSource::Anomaly { model, .. } => Some(model),
+            .filter_map(|f| match &f.source {
+                FindingSource::Anomaly { model, .. } => Some(model.clone()),
                 _ => None,
             })
             .collect();
@@ -460,7 +464,7 @@ fn baseline_models_learn_then_flag_new_keys_once() {
     let anomalies = m
         .anomalies
         .get_or_create(&ModelSeverityLabels {
-            model: "listen_port".into(),
+            model: Model::ListenPort,
             severity: Severity::medium,
         })
         .get();
@@ -468,15 +472,15 @@ fn baseline_models_learn_then_flag_new_keys_once() {
     let seen = m
         .baseline_keys
         .get_or_create(&ModelStateLabels {
-            model: "listen_port".into(),
-            state: "seen_in_monitor".into(),
+            model: Model::ListenPort,
+            state: KeyState::seen_in_monitor,
         })
         .get();
     assert_eq!(seen, 1);
     assert_eq!(
         m.baseline_learning
             .get_or_create(&ModelLabels {
-                model: "listen_port".into()
+                model: Model::ListenPort
             })
             .get(),
         0
@@ -586,7 +590,7 @@ fn file_ev(
     new_path: Option<&str>,
     parent: Option<(u32, &str)>,
 ) -> Arc<Event> {
-    let f = crate::event::File {
+    let f = crate::model::File {
         path: path.into(),
         new_path: new_path.map(String::from),
         flags: 0o1101,
@@ -865,10 +869,13 @@ fn privilege_rules() {
         hit.contains(&"root_gained_by_unusual_setuid_binary".to_string()),
         "{hit:?}"
     );
-    let rec = crate::sinks::record::event_record(&event);
+    let attrs = crate::families::attributes(&event);
     assert_eq!(
-        rec.get("tripline.exec.setid"),
-        Some(&crate::sinks::record::Value::Bool(true))
+        attrs
+            .iter()
+            .find(|(k, _)| *k == "tripline.exec.setid")
+            .map(|(_, v)| v),
+        Some(&crate::model::record::Value::Bool(true))
     );
 
     let mut p = proc(201, "/usr/bin/sudo", &["sudo", "id"], 0);
@@ -891,4 +898,24 @@ fn privilege_rules() {
 
     let root = exec(202, "/usr/bin/id", &["id"], None); // real root: not a gain
     assert!(!rules_hit(&mut e, &root).contains(&"root_gained_by_unusual_setuid_binary".to_string()));
+}
+
+#[test]
+fn every_registered_model_is_live_selectable_and_reported() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let m = Metrics::new(&mut registry);
+    let e = Engine::new_at(&DetectConfig::default(), m, t(0)).unwrap();
+    let enabled = e.shared().baselines.lock().unwrap().enabled.clone();
+    let text = crate::telemetry::exposition::encode(&registry, false).unwrap();
+    for model in Model::ALL {
+        assert!(enabled.contains(model), "{model:?} is not on by default");
+        let mut c = DetectConfig::default();
+        c.baseline.models = vec![model.as_str().to_string()];
+        assert_eq!(c.validate(), Ok(()), "{model:?} is not selectable");
+        let series = format!(
+            "tripline_baseline_keys{{model=\"{}\",state=\"learned\"}}",
+            model.as_str()
+        );
+        assert!(text.contains(&series), "{series} missing");
+    }
 }

@@ -3,13 +3,17 @@
 //! Keyed by pid and checked against the start time, so a reused pid never inherits a dead process's
 //! identity. Seeded from procfs at start, kept current by exec/fork/exit events, bounded in size.
 pub mod filewatch;
+pub mod ingest;
 pub mod procfs;
+pub mod redact;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
-use crate::decode::Decoded;
-use crate::event::{Event, EventData, Parent, Process};
+use tripline_common::Header;
+
+use crate::families::Decoded;
+use crate::model::{Event, EventData, Parent, Process};
 
 /// How deep `Event::ancestors` goes.
 pub const MAX_ANCESTRY: usize = 16;
@@ -183,106 +187,23 @@ impl ProcessTree {
     /// Updates the tree with a decoded record and builds the enriched event.
     pub fn enrich(&mut self, d: Decoded, time: std::time::SystemTime) -> Event {
         let h = d.header;
-        let have_start = h.start_ns != 0;
-        let start_ticks = have_start.then(|| self.ticks(h.start_ns));
+        let start_ticks = (h.start_ns != 0).then(|| self.ticks(h.start_ns));
         let parent_start_ticks = (h.parent_start_ns != 0).then(|| self.ticks(h.parent_start_ns));
         self.reap(h.ktime_ns);
 
         match &d.data {
             EventData::Exec { filename, .. } => {
-                // fexecve()/execveat(AT_EMPTY_PATH) report /dev/fd/N: ask procfs for the real file (a
-                // memfd shows as `/memfd:NAME (deleted)`) while the process still exists.
-                let via_fd =
-                    filename.starts_with("/dev/fd/") || filename.starts_with("/proc/self/fd/");
-                let exe = if filename.starts_with('/') && !via_fd {
-                    filename.clone()
-                } else {
-                    // Relative path: the kernel resolved it against the caller's cwd; ask procfs.
-                    std::fs::read_link(self.procfs.join(h.pid.to_string()).join("exe"))
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|_| filename.clone())
-                };
-                let entry = Entry {
-                    start_ticks: start_ticks.unwrap_or_default(),
-                    start_ns: h.start_ns,
-                    ppid: h.ppid,
-                    parent_start_ticks,
-                    comm: crate::decode::c_string(&h.comm),
-                    exe,
-                    args: d.args.clone(),
-                    args_truncated: h.flags & tripline_common::flags::ARGS_TRUNCATED != 0,
-                    uid: h.uid,
-                    euid: h.euid,
-                    auid: (h.auid != u32::MAX).then_some(h.auid),
-                    exited: false,
-                };
-                self.insert(h.pid, entry);
+                self.on_exec(&h, filename, &d.args, start_ticks, parent_start_ticks)
             }
             EventData::Fork {
                 child_pid,
                 child_start_ns,
-            } => {
-                let parent = self.lookup(h.pid, start_ticks).cloned().unwrap_or_default();
-                let child_ticks = self.ticks(*child_start_ns);
-                let known_child = self
-                    .procs
-                    .get(child_pid)
-                    .is_some_and(|e| e.start_ticks == child_ticks);
-                if !known_child {
-                    let entry = Entry {
-                        start_ticks: child_ticks,
-                        start_ns: *child_start_ns,
-                        ppid: h.pid,
-                        parent_start_ticks: start_ticks,
-                        comm: crate::decode::c_string(&h.comm),
-                        exited: false,
-                        ..parent
-                    };
-                    self.insert(*child_pid, entry);
-                }
-            }
+            } => self.on_fork(&h, *child_pid, *child_start_ns, start_ticks),
             _ => {}
         }
 
         let entry = self.lookup(h.pid, start_ticks).cloned();
-        let comm = crate::decode::c_string(&h.comm);
-        let process = match &entry {
-            Some(e) => Process {
-                pid: h.pid,
-                tid: h.tid,
-                ppid: if h.ppid != 0 { h.ppid } else { e.ppid },
-                start_ns: if h.start_ns != 0 {
-                    h.start_ns
-                } else {
-                    e.start_ns
-                },
-                uid: h.uid,
-                euid: h.euid,
-                gid: h.gid,
-                egid: h.egid,
-                auid: (h.auid != u32::MAX).then_some(h.auid).or(e.auid),
-                comm,
-                exe: e.exe.clone(),
-                args: e.args.clone(),
-                args_truncated: e.args_truncated,
-                cgroup_id: h.cgroup_id,
-            },
-            None => Process {
-                pid: h.pid,
-                tid: h.tid,
-                ppid: h.ppid,
-                start_ns: h.start_ns,
-                uid: h.uid,
-                euid: h.euid,
-                gid: h.gid,
-                egid: h.egid,
-                auid: (h.auid != u32::MAX).then_some(h.auid),
-                comm,
-                cgroup_id: h.cgroup_id,
-                ..Process::default()
-            },
-        };
-
+        let process = process_of(&h, entry.as_ref());
         let parent_key = entry
             .as_ref()
             .and_then(|e| e.parent_start_ticks)
@@ -301,12 +222,7 @@ impl ProcessTree {
         let ancestors = self.ancestry(process.ppid, parent_key);
 
         if let EventData::Exit { .. } = d.data {
-            if let Some(e) = self.procs.get_mut(&h.pid) {
-                if start_ticks.is_none_or(|s| s == e.start_ticks) {
-                    e.exited = true;
-                    self.exited.push_back((h.pid, e.start_ticks, h.ktime_ns));
-                }
-            }
+            self.on_exit(&h, start_ticks);
         }
 
         Event {
@@ -318,6 +234,81 @@ impl ProcessTree {
             ancestors,
             data: d.data,
             wire_flags: h.flags,
+        }
+    }
+
+    /// A new image: the process's entry now describes the executed file and its argv.
+    fn on_exec(
+        &mut self,
+        h: &Header,
+        filename: &str,
+        args: &[String],
+        start_ticks: Option<u64>,
+        parent_start_ticks: Option<u64>,
+    ) {
+        // fexecve()/execveat(AT_EMPTY_PATH) report /dev/fd/N: ask procfs for the real file (a memfd
+        // shows as `/memfd:NAME (deleted)`) while the process still exists.
+        let via_fd = filename.starts_with("/dev/fd/") || filename.starts_with("/proc/self/fd/");
+        let exe = if filename.starts_with('/') && !via_fd {
+            filename.to_string()
+        } else {
+            // Relative path: the kernel resolved it against the caller's cwd; ask procfs.
+            std::fs::read_link(self.procfs.join(h.pid.to_string()).join("exe"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| filename.to_string())
+        };
+        let entry = Entry {
+            start_ticks: start_ticks.unwrap_or_default(),
+            start_ns: h.start_ns,
+            ppid: h.ppid,
+            parent_start_ticks,
+            comm: crate::families::c_string(&h.comm),
+            exe,
+            args: args.to_vec(),
+            args_truncated: h.flags & tripline_common::flags::ARGS_TRUNCATED != 0,
+            uid: h.uid,
+            euid: h.euid,
+            auid: (h.auid != u32::MAX).then_some(h.auid),
+            exited: false,
+        };
+        self.insert(h.pid, entry);
+    }
+
+    /// A new process: it runs its parent's image until it executes another.
+    fn on_fork(
+        &mut self,
+        h: &Header,
+        child_pid: u32,
+        child_start_ns: u64,
+        start_ticks: Option<u64>,
+    ) {
+        let parent = self.lookup(h.pid, start_ticks).cloned().unwrap_or_default();
+        let child_ticks = self.ticks(child_start_ns);
+        let known_child = self
+            .procs
+            .get(&child_pid)
+            .is_some_and(|e| e.start_ticks == child_ticks);
+        if !known_child {
+            let entry = Entry {
+                start_ticks: child_ticks,
+                start_ns: child_start_ns,
+                ppid: h.pid,
+                parent_start_ticks: start_ticks,
+                comm: crate::families::c_string(&h.comm),
+                exited: false,
+                ..parent
+            };
+            self.insert(child_pid, entry);
+        }
+    }
+
+    /// The process exited: kept for the grace period (late events still resolve), then reaped.
+    fn on_exit(&mut self, h: &Header, start_ticks: Option<u64>) {
+        if let Some(e) = self.procs.get_mut(&h.pid) {
+            if start_ticks.is_none_or(|s| s == e.start_ticks) {
+                e.exited = true;
+                self.exited.push_back((h.pid, e.start_ticks, h.ktime_ns));
+            }
         }
     }
 
@@ -344,10 +335,46 @@ impl ProcessTree {
     }
 }
 
+/// The acting process: identity from the kernel header, image (exe, argv) from the tree when known.
+fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
+    let comm = crate::families::c_string(&h.comm);
+    let auid = (h.auid != u32::MAX).then_some(h.auid);
+    let base = Process {
+        pid: h.pid,
+        tid: h.tid,
+        ppid: h.ppid,
+        start_ns: h.start_ns,
+        uid: h.uid,
+        euid: h.euid,
+        gid: h.gid,
+        egid: h.egid,
+        auid,
+        comm,
+        cgroup_id: h.cgroup_id,
+        ..Process::default()
+    };
+    match entry {
+        Some(e) => Process {
+            ppid: if h.ppid != 0 { h.ppid } else { e.ppid },
+            start_ns: if h.start_ns != 0 {
+                h.start_ns
+            } else {
+                e.start_ns
+            },
+            auid: auid.or(e.auid),
+            exe: e.exe.clone(),
+            args: e.args.clone(),
+            args_truncated: e.args_truncated,
+            ..base
+        },
+        None => base,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{decode, encode};
+    use crate::families::{decode, encode};
     use std::mem::size_of;
     use std::time::SystemTime;
     use tripline_common::{kind, ExecEvent, ExitEvent, ForkEvent};

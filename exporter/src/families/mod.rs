@@ -1,16 +1,22 @@
-//! Ring-buffer bytes to typed events: pure, length-checked, no transmute.
+//! What each event family means, one module per family, mirroring `exporter-ebpf/src/<family>.rs`:
+//! its wire decode, its typed data, its log attributes and one-line summary, the accessors the policy and
+//! baselines read, and its tests. This module is the dispatch: it checks the header and hands the bytes to
+//! the family the kind registry (`tripline_common::kinds`) names.
 //!
-//! `decode` copies each wire struct out of the record with `read_unaligned` on plain integer/byte-array
+//! Floor 0 with [`crate::model`]: families import the model, never a stage.
+//!
+//! Decoding copies each wire struct out of the record with `read_unaligned` on plain integer/byte-array
 //! types only (never on enums), after checking the version, the kind and the length.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+pub mod file;
+pub mod net;
+pub mod privilege;
+pub mod process;
+pub mod tamper;
 
-use tripline_common::{
-    flags, kind, sysop, ExecEvent, ExitEvent, FileEvent, ForkEvent, Header, NetEvent, SysEvent,
-    AF_INET6, ARGS_LEN, FILENAME_LEN, PATH_LEN, SYS_NAME_LEN, WIRE_VERSION,
-};
+use tripline_common::{flags, syscall_by_op, Header, SysEvent, SYS_NAME_LEN, WIRE_VERSION};
 
-use crate::event::{EventData, EventKind, File, Net, Sys, Transport};
-use crate::sinks::metrics::DecodeReason;
+use crate::model::record::{errno_name, Attrs};
+use crate::model::{Event, EventData, EventKind, Family};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -28,6 +34,27 @@ pub enum DecodeError {
     },
 }
 
+/// Why a record could not be decoded (the `reason` label of `tripline_decode_errors_total`).
+#[derive(
+    Clone, Copy, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum DecodeReason {
+    short,
+    version,
+    unknown_kind,
+    length,
+}
+
+impl DecodeReason {
+    pub const ALL: &'static [DecodeReason] = &[
+        DecodeReason::short,
+        DecodeReason::version,
+        DecodeReason::unknown_kind,
+        DecodeReason::length,
+    ];
+}
+
 impl DecodeError {
     pub fn reason(&self) -> DecodeReason {
         match self {
@@ -38,11 +65,11 @@ impl DecodeError {
         }
     }
 
-    /// The `kind` label: the event kind when the header was readable.
-    pub fn kind_label(&self) -> &'static str {
+    /// The event kind, when the header was readable.
+    pub fn kind(&self) -> Option<EventKind> {
         match self {
-            DecodeError::Length { kind, .. } => kind.as_str(),
-            _ => "unknown",
+            DecodeError::Length { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 }
@@ -57,17 +84,9 @@ pub struct Decoded {
     pub args: Vec<String>,
 }
 
-/// Copies a `T` from the front of `bytes`. `T` must be a `#[repr(C)]` wire struct made of integers and
-/// byte arrays, for which every bit pattern is valid.
-fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
-    if bytes.len() < std::mem::size_of::<T>() {
-        return None;
-    }
-    // SAFETY: length checked above; T is a plain-old-data wire type (integers and byte arrays only).
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
-}
-
-fn checked<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
+/// Copies a `T` from the front of `bytes`, or says how long it should have been.
+/// `T` must be a `#[repr(C)]` wire struct made of integers and byte arrays (every bit pattern valid).
+pub(crate) fn checked<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
     let want = std::mem::size_of::<T>();
     if bytes.len() < want {
         return Err(DecodeError::Length {
@@ -76,103 +95,26 @@ fn checked<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
             want,
         });
     }
-    read::<T>(bytes).ok_or(DecodeError::Length {
-        kind,
-        got: bytes.len(),
-        want,
-    })
+    // SAFETY: length checked above; T is a plain-old-data wire type (integers and byte arrays only).
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    let header: Header = read(bytes).ok_or(DecodeError::Short(bytes.len()))?;
+    if bytes.len() < std::mem::size_of::<Header>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    // SAFETY: length checked; Header is plain-old-data.
+    let header: Header = unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const Header) };
     if header.version != WIRE_VERSION {
         return Err(DecodeError::Version(header.version));
     }
     let kind = EventKind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
     let mut args = Vec::new();
-    let data = match header.kind {
-        kind::EXEC => {
-            let e: ExecEvent = checked(bytes, kind)?;
-            let flen = usize::from(e.filename_len).min(FILENAME_LEN);
-            let alen = usize::from(e.args_len).min(ARGS_LEN);
-            args = split_args(&e.args[..alen]);
-            EventData::Exec {
-                filename: c_string(&e.filename[..flen]),
-                filename_truncated: e.header.flags & flags::FILENAME_TRUNCATED != 0,
-            }
-        }
-        kind::FORK => {
-            let e: ForkEvent = checked(bytes, kind)?;
-            EventData::Fork {
-                child_pid: e.child_pid,
-                child_start_ns: e.child_start_ns,
-            }
-        }
-        kind::EXIT => {
-            let e: ExitEvent = checked(bytes, kind)?;
-            EventData::Exit {
-                status: e.exit_code,
-            }
-        }
-        kind::CONNECT | kind::ACCEPT | kind::LISTEN => {
-            let e: NetEvent = checked(bytes, kind)?;
-            let ip = |a: [u8; 16]| -> IpAddr {
-                if e.family == AF_INET6 {
-                    IpAddr::V6(Ipv6Addr::from(a))
-                } else {
-                    IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
-                }
-            };
-            EventData::Net(Net {
-                transport: Transport::Tcp,
-                local: SocketAddr::new(ip(e.local_addr), e.local_port),
-                peer: SocketAddr::new(ip(e.peer_addr), e.peer_port),
-                result: e.result,
-            })
-        }
-        kind::FILE_WRITE
-        | kind::FILE_UNLINK
-        | kind::FILE_RENAME
-        | kind::FILE_CHMOD
-        | kind::FILE_CHOWN
-        | kind::FILE_LINK => {
-            let e: FileEvent = checked(bytes, kind)?;
-            let path = c_string(&e.path[..usize::from(e.path_len).min(PATH_LEN)]);
-            let new_path = (e.path2_len > 0)
-                .then(|| c_string(&e.path2[..usize::from(e.path2_len).min(PATH_LEN)]));
-            EventData::File(File {
-                resolved: path.starts_with('/')
-                    && new_path.as_ref().is_none_or(|p| p.starts_with('/')),
-                path,
-                new_path,
-                flags: e.flags,
-                mode: e.mode,
-                owner_uid: (e.uid_arg != u32::MAX).then_some(e.uid_arg),
-                owner_gid: (e.gid_arg != u32::MAX).then_some(e.gid_arg),
-                dirfd: e.dirfd,
-                result: e.result,
-            })
-        }
-        kind::PRIV_CHANGE
-        | kind::PTRACE
-        | kind::BPF_LOAD
-        | kind::SIGNAL_SELF
-        | kind::MEMFD_CREATE
-        | kind::MOUNT
-        | kind::UMOUNT => {
-            let e: SysEvent = checked(bytes, kind)?;
-            let text = |b: &[u8], n: u16| {
-                (n > 0).then(|| c_string(&b[..usize::from(n).min(SYS_NAME_LEN)]))
-            };
-            EventData::Sys(Sys {
-                syscall: syscall_name(e.op),
-                args: e.args,
-                name: text(&e.name, e.name_len),
-                name2: text(&e.name2, e.name2_len),
-                result: e.result,
-            })
-        }
-        other => return Err(DecodeError::UnknownKind(other)),
+    let data = match kind.family() {
+        Family::Process => process::decode(bytes, kind, &mut args)?,
+        Family::Net => net::decode(bytes, kind)?,
+        Family::File => file::decode(bytes, kind)?,
+        Family::Privilege | Family::Tamper => EventData::Sys(Sys::decode(bytes, kind)?),
     };
     Ok(Decoded {
         kind,
@@ -182,23 +124,97 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-fn syscall_name(op: u32) -> &'static str {
-    match op {
-        sysop::SETUID => "setuid",
-        sysop::SETGID => "setgid",
-        sysop::SETREUID => "setreuid",
-        sysop::SETREGID => "setregid",
-        sysop::SETRESUID => "setresuid",
-        sysop::SETRESGID => "setresgid",
-        sysop::PTRACE => "ptrace",
-        sysop::BPF => "bpf",
-        sysop::KILL => "kill",
-        sysop::TKILL => "tkill",
-        sysop::TGKILL => "tgkill",
-        sysop::MEMFD_CREATE => "memfd_create",
-        sysop::MOUNT => "mount",
-        sysop::UMOUNT => "umount",
-        _ => "unknown",
+/// Log attributes of an event: who (process, parent, ancestry), then what (the family's own).
+pub fn attributes(ev: &Event) -> Attrs {
+    let mut a = process::identity_attributes(ev);
+    match &ev.data {
+        EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
+            process::attributes(ev, &mut a)
+        }
+        EventData::Net(n) => net::attributes(ev, n, &mut a),
+        EventData::File(f) => file::attributes(f, &mut a),
+        EventData::Sys(x) => {
+            a.push(("tripline.syscall.name", x.syscall.into()));
+            a.push(("tripline.syscall.result", x.result.into()));
+            if x.result < 0 {
+                a.push(("error.type", errno_name(-x.result).into()));
+            }
+            match ev.kind.family() {
+                Family::Privilege => privilege::attributes(ev, x, &mut a),
+                _ => tamper::attributes(ev, x, &mut a),
+            }
+        }
+    }
+    if ev.wire_flags & (flags::READ_ERROR | flags::NO_OFFSETS) != 0 {
+        a.push(("tripline.event.incomplete", true.into()));
+    }
+    a
+}
+
+/// A one-line human summary of an event (the log record's body).
+pub fn summary(ev: &Event) -> String {
+    let who = format!(
+        "{} (pid {}, uid {})",
+        ev.process.exe_name(),
+        ev.process.pid,
+        ev.process.euid
+    );
+    match &ev.data {
+        EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
+            process::summary(ev, &who)
+        }
+        EventData::Net(n) => net::summary(ev, n, &who),
+        EventData::File(f) => file::summary(ev, f, &who),
+        EventData::Sys(x) => {
+            let r = if x.result < 0 {
+                format!(" (failed: {})", errno_name(-x.result))
+            } else {
+                String::new()
+            };
+            format!(
+                "{who} called {}{}{r}",
+                x.syscall,
+                x.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// A privilege or kernel-tampering syscall (`SysEvent`): its name, raw arguments and result. Shared by the
+/// privilege and tamper families, as `sys_enter` is shared by their probes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sys {
+    /// The syscall: setuid, setresuid, ptrace, bpf, kill, memfd_create, mount, …
+    pub syscall: &'static str,
+    pub args: [u64; 4],
+    /// memfd name, mount target, umount target.
+    pub name: Option<String>,
+    /// mount source.
+    pub name2: Option<String>,
+    pub result: i64,
+}
+
+impl Sys {
+    fn decode(bytes: &[u8], kind: EventKind) -> Result<Sys, DecodeError> {
+        let e: SysEvent = checked(bytes, kind)?;
+        let text =
+            |b: &[u8], n: u16| (n > 0).then(|| c_string(&b[..usize::from(n).min(SYS_NAME_LEN)]));
+        Ok(Sys {
+            syscall: syscall_by_op(e.op).map(|s| s.name).unwrap_or("unknown"),
+            args: e.args,
+            name: text(&e.name, e.name_len),
+            name2: text(&e.name2, e.name2_len),
+            result: e.result,
+        })
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.result >= 0
+    }
+
+    /// For the setuid family: the effective uid after a successful call, given the one before.
+    pub fn new_euid(&self, before: u32) -> Option<u32> {
+        privilege::new_euid(self, before)
     }
 }
 
@@ -221,11 +237,15 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
 }
 
 /// Wire encoding, the exact inverse of [`decode`] for the fields the probes fill: for round-trip tests,
-/// benchmarks and recorded-event replays.
+/// benchmarks and recorded-event replays. Each family adds its own encoder.
 pub mod encode {
-    use super::*;
+    use tripline_common::{Header, SysEvent, SYS_NAME_LEN, WIRE_VERSION};
 
-    fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+    pub use super::file::encode as file;
+    pub use super::net::encode as net;
+    pub use super::process::encode::{exec, exit, fork};
+
+    pub(crate) fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
         // SAFETY: T is a padding-free repr(C) wire type; reading its bytes is defined.
         unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
             .to_vec()
@@ -252,57 +272,6 @@ pub mod encode {
         }
     }
 
-    pub fn exec(h: Header, filename: &str, args: &[&str]) -> Vec<u8> {
-        let mut e = ExecEvent {
-            header: h,
-            filename_len: 0,
-            args_len: 0,
-            _pad: 0,
-            filename: [0; FILENAME_LEN],
-            args: [0; ARGS_LEN],
-        };
-        let f = filename.as_bytes();
-        let flen = f.len().min(FILENAME_LEN - 1);
-        e.filename[..flen].copy_from_slice(&f[..flen]);
-        e.filename_len = (flen + 1) as u16;
-        let mut pos = 0;
-        for a in args {
-            let a = a.as_bytes();
-            if pos + a.len() + 1 > ARGS_LEN {
-                e.header.flags |= flags::ARGS_TRUNCATED;
-                break;
-            }
-            e.args[pos..pos + a.len()].copy_from_slice(a);
-            pos += a.len() + 1;
-        }
-        e.args_len = pos as u16;
-        bytes_of(&e)
-    }
-
-    pub fn file(h: Header, path: &str, path2: Option<&str>, mode: u32, result: i64) -> Vec<u8> {
-        let mut e = FileEvent {
-            header: h,
-            flags: 0o1101,
-            mode,
-            uid_arg: u32::MAX,
-            gid_arg: u32::MAX,
-            dirfd: -100,
-            path_len: 0,
-            path2_len: 0,
-            result,
-            path: [0; PATH_LEN],
-            path2: [0; PATH_LEN],
-        };
-        let p = path.as_bytes();
-        e.path[..p.len()].copy_from_slice(p);
-        e.path_len = (p.len() + 1) as u16;
-        if let Some(p2) = path2 {
-            e.path2[..p2.len()].copy_from_slice(p2.as_bytes());
-            e.path2_len = (p2.len() + 1) as u16;
-        }
-        bytes_of(&e)
-    }
-
     pub fn sys(h: Header, op: u32, args: [u64; 4], name: Option<&str>, result: i64) -> Vec<u8> {
         let mut e = SysEvent {
             header: h,
@@ -320,50 +289,6 @@ pub mod encode {
         }
         bytes_of(&e)
     }
-
-    pub fn fork(h: Header, child_pid: u32, child_start_ns: u64) -> Vec<u8> {
-        bytes_of(&ForkEvent {
-            header: h,
-            child_pid,
-            _pad: 0,
-            child_start_ns,
-        })
-    }
-
-    pub fn exit(h: Header, exit_code: u32) -> Vec<u8> {
-        bytes_of(&ExitEvent {
-            header: h,
-            exit_code,
-            _pad: 0,
-        })
-    }
-
-    pub fn net(h: Header, local: SocketAddr, peer: SocketAddr, result: i64) -> Vec<u8> {
-        let addr = |a: IpAddr| -> [u8; 16] {
-            match a {
-                IpAddr::V4(v4) => {
-                    let mut b = [0u8; 16];
-                    b[..4].copy_from_slice(&v4.octets());
-                    b
-                }
-                IpAddr::V6(v6) => v6.octets(),
-            }
-        };
-        bytes_of(&NetEvent {
-            header: h,
-            family: if local.is_ipv6() {
-                AF_INET6
-            } else {
-                tripline_common::AF_INET
-            },
-            protocol: tripline_common::IPPROTO_TCP,
-            local_port: local.port(),
-            peer_port: peer.port(),
-            local_addr: addr(local.ip()),
-            peer_addr: addr(peer.ip()),
-            result,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -371,82 +296,24 @@ mod tests {
     use super::encode::*;
     use super::*;
     use std::mem::size_of;
+    use tripline_common::{kind, sysop, ExecEvent, ExitEvent};
 
     #[test]
-    fn exec_round_trip() {
-        let h = header(kind::EXEC, size_of::<ExecEvent>(), 42);
-        let d = decode(&exec(h, "/bin/true", &["/bin/true", "a b", ""])).unwrap();
-        assert_eq!(d.kind, EventKind::Exec);
-        assert_eq!(d.header.pid, 42);
-        assert_eq!(d.args, vec!["/bin/true", "a b", ""]);
+    fn rejects_bad_records() {
+        assert_eq!(decode(&[0u8; 10]).unwrap_err(), DecodeError::Short(10));
+        let mut h = header(kind::EXIT, size_of::<ExitEvent>(), 1);
+        h.version = 99;
+        assert_eq!(decode(&exit(h, 0)).unwrap_err(), DecodeError::Version(99));
+        let h = header(77, size_of::<ExitEvent>(), 1);
         assert_eq!(
-            d.data,
-            EventData::Exec {
-                filename: "/bin/true".into(),
-                filename_truncated: false
-            }
+            decode(&exit(h, 0)).unwrap_err(),
+            DecodeError::UnknownKind(77)
         );
-    }
-
-    #[test]
-    fn exec_truncated_args_flagged() {
         let h = header(kind::EXEC, size_of::<ExecEvent>(), 1);
-        let long = "x".repeat(1000);
-        let args: Vec<&str> = std::iter::repeat_n(long.as_str(), 10).collect();
-        let d = decode(&exec(h, "/bin/echo", &args)).unwrap();
-        assert_eq!(d.args.len(), 4);
-        assert!(d.header.flags & flags::ARGS_TRUNCATED != 0);
-    }
-
-    #[test]
-    fn fork_exit_round_trip() {
-        let d = decode(&fork(header(kind::FORK, size_of::<ForkEvent>(), 7), 8, 99)).unwrap();
-        assert_eq!(
-            d.data,
-            EventData::Fork {
-                child_pid: 8,
-                child_start_ns: 99
-            }
-        );
-        let d = decode(&exit(header(kind::EXIT, size_of::<ExitEvent>(), 7), 256)).unwrap();
-        assert_eq!(d.data, EventData::Exit { status: 256 });
-    }
-
-    #[test]
-    fn net_round_trip_v4_v6() {
-        for (k, local, peer, res) in [
-            (kind::CONNECT, "127.0.0.1:40000", "127.0.0.1:80", -111i64),
-            (kind::ACCEPT, "[::1]:8080", "[::1]:50000", 5),
-            (kind::LISTEN, "0.0.0.0:22", "0.0.0.0:0", 0),
-        ] {
-            let (l, p): (SocketAddr, SocketAddr) = (local.parse().unwrap(), peer.parse().unwrap());
-            let d = decode(&net(header(k, size_of::<NetEvent>(), 3), l, p, res)).unwrap();
-            let EventData::Net(n) = d.data else {
-                panic!("not net")
-            };
-            assert_eq!((n.local, n.peer, n.result), (l, p, res));
-        }
-    }
-
-    #[test]
-    fn file_round_trip() {
-        let h = header(kind::FILE_RENAME, size_of::<FileEvent>(), 9);
-        let d = decode(&file(h, "/etc/passwd+", Some("/etc/passwd"), 0o644, 0)).unwrap();
-        assert_eq!(d.kind, EventKind::FileRename);
-        let EventData::File(f) = d.data else {
-            panic!("not a file event")
-        };
-        assert_eq!(f.path, "/etc/passwd+");
-        assert_eq!(f.new_path.as_deref(), Some("/etc/passwd"));
-        assert_eq!(
-            (f.mode, f.result, f.resolved, f.owner_uid),
-            (0o644, 0, true, None)
-        );
-        let h = header(kind::FILE_WRITE, size_of::<FileEvent>(), 9);
-        let EventData::File(f) = decode(&file(h, "notes.txt", None, 0, -13)).unwrap().data else {
-            panic!()
-        };
-        assert!(!f.resolved && !f.succeeded());
+        let bytes = exit(h, 0); // an exec header on an exit-sized record
+        let err = decode(&bytes).unwrap_err();
+        assert_eq!(err.reason(), DecodeReason::length);
+        assert_eq!(err.kind(), Some(EventKind::Exec));
     }
 
     #[test]
@@ -467,38 +334,27 @@ mod tests {
             (x.syscall, x.name.as_deref(), x.result),
             ("memfd_create", Some("payload"), 3)
         );
-        let h = header(kind::PRIV_CHANGE, size_of::<SysEvent>(), 4);
-        let EventData::Sys(x) = decode(&sys(
-            h,
-            sysop::SETRESUID,
-            [u64::from(u32::MAX), 0, u64::from(u32::MAX), 0],
-            None,
-            0,
-        ))
-        .unwrap()
-        .data
-        else {
-            panic!()
-        };
-        assert_eq!(x.new_euid(1000), Some(0));
     }
 
     #[test]
-    fn rejects_bad_records() {
-        assert_eq!(decode(&[0u8; 10]).unwrap_err(), DecodeError::Short(10));
-        let mut h = header(kind::EXIT, size_of::<ExitEvent>(), 1);
-        h.version = 99;
-        assert_eq!(decode(&exit(h, 0)).unwrap_err(), DecodeError::Version(99));
-        let h = header(77, size_of::<ExitEvent>(), 1);
-        assert_eq!(
-            decode(&exit(h, 0)).unwrap_err(),
-            DecodeError::UnknownKind(77)
-        );
-        let h = header(kind::EXEC, size_of::<ExecEvent>(), 1);
-        let bytes = exit(h, 0); // an exec header on an exit-sized record
-        let err = decode(&bytes).unwrap_err();
-        assert_eq!(err.reason(), DecodeReason::length);
-        assert_eq!(err.kind_label(), "exec");
+    fn every_kind_decodes_through_its_family() {
+        for k in EventKind::ALL {
+            let bytes = match k.family() {
+                Family::Process => exec(header(k.wire(), 0, 1), "/bin/x", &["x"]),
+                Family::Net => net(
+                    header(k.wire(), 0, 1),
+                    "127.0.0.1:1".parse().unwrap(),
+                    "127.0.0.1:2".parse().unwrap(),
+                    0,
+                ),
+                Family::File => file(header(k.wire(), 0, 1), "/etc/x", None, 0, 0),
+                Family::Privilege | Family::Tamper => {
+                    sys(header(k.wire(), 0, 1), sysop::SETUID, [0; 4], None, 0)
+                }
+            };
+            let d = decode(&bytes).unwrap_or_else(|e| panic!("{k:?}: {e}"));
+            assert_eq!(d.kind, *k);
+        }
     }
 
     #[test]
@@ -507,5 +363,47 @@ mod tests {
         assert_eq!(split_args(b"a\0"), vec!["a"]);
         assert_eq!(split_args(b"a\0\0b\0"), vec!["a", "", "b"]);
         assert_eq!(c_string(b"ab\0cd"), "ab");
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use crate::model::EventKind;
+
+    /// The kinds table of docs/events.md, rendered from the registry.
+    fn kinds_table() -> String {
+        let mut t = String::from(
+            "| Kind (`kind` label) | Event name | Family | Wire id | Meaning |\n|---|---|---|---|---|\n",
+        );
+        for k in EventKind::ALL {
+            t.push_str(&format!(
+                "| `{}` | `{}` | {} | {} | {} |\n",
+                k.as_str(),
+                k.event_name(),
+                k.family().name(),
+                k.wire(),
+                k.description()
+            ));
+        }
+        t
+    }
+
+    #[test]
+    fn docs_kinds_table_is_generated_from_the_registry() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let (begin, end) = ("<!-- kinds:begin -->\n", "<!-- kinds:end -->");
+        let a = text.find(begin).expect("kinds:begin marker") + begin.len();
+        let b = text.find(end).expect("kinds:end marker");
+        let want = kinds_table();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, format!("{}{want}{}", &text[..a], &text[b..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            &text[a..b],
+            want,
+            "docs/events.md kinds table is stale: run UPDATE_DOCS=1 cargo test -p tripline --lib docs_"
+        );
     }
 }

@@ -1,142 +1,19 @@
-//! The owned, typed event model every stage after `decode` works on.
+//! The ground floor: the shared vocabulary every stage speaks.
 //!
-//! `decode` builds an [`Event`] from ring-buffer bytes with the caller's identity as the kernel saw it;
-//! `enrich` fills in [`Event::process`] (executable, argv, parent, ancestry) from the process tree.
-//! Detectors and sinks read events; they never see wire bytes.
-use std::net::{IpAddr, SocketAddr};
+//! `model` names the types that cross stages — the [`Event`] with its process and parent, findings and
+//! severities ([`finding`]) and the log record schema ([`record`]). What each event family's data means
+//! (wire decode, attributes, summary, policy fields) lives beside it in [`crate::families`]; together they
+//! are floor 0 and import no stage.
+pub mod finding;
+pub mod record;
+
 use std::time::SystemTime;
 
-/// Every kind of event, with its stable label value (used as the `kind` metric label and in logs).
-/// Closed set: adding a kind is a code change, so the `kind` label stays bounded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventKind {
-    Exec,
-    Fork,
-    Exit,
-    Connect,
-    Accept,
-    Listen,
-    FileWrite,
-    FileUnlink,
-    FileRename,
-    FileChmod,
-    FileChown,
-    FileLink,
-    PrivChange,
-    Ptrace,
-    BpfLoad,
-    SignalSelf,
-    MemfdCreate,
-    Mount,
-    Umount,
-}
-
-impl EventKind {
-    pub const ALL: &'static [EventKind] = &[
-        EventKind::Exec,
-        EventKind::Fork,
-        EventKind::Exit,
-        EventKind::Connect,
-        EventKind::Accept,
-        EventKind::Listen,
-        EventKind::FileWrite,
-        EventKind::FileUnlink,
-        EventKind::FileRename,
-        EventKind::FileChmod,
-        EventKind::FileChown,
-        EventKind::FileLink,
-        EventKind::PrivChange,
-        EventKind::Ptrace,
-        EventKind::BpfLoad,
-        EventKind::SignalSelf,
-        EventKind::MemfdCreate,
-        EventKind::Mount,
-        EventKind::Umount,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Exec => "exec",
-            EventKind::Fork => "fork",
-            EventKind::Exit => "exit",
-            EventKind::Connect => "connect",
-            EventKind::Accept => "accept",
-            EventKind::Listen => "listen",
-            EventKind::FileWrite => "file_write",
-            EventKind::FileUnlink => "file_unlink",
-            EventKind::FileRename => "file_rename",
-            EventKind::FileChmod => "file_chmod",
-            EventKind::FileChown => "file_chown",
-            EventKind::FileLink => "file_link",
-            EventKind::PrivChange => "priv_change",
-            EventKind::Ptrace => "ptrace",
-            EventKind::BpfLoad => "bpf_load",
-            EventKind::SignalSelf => "signal_tripline",
-            EventKind::MemfdCreate => "memfd_create",
-            EventKind::Mount => "mount",
-            EventKind::Umount => "umount",
-        }
-    }
-
-    /// OpenTelemetry event name, `tripline.<domain>.<action>`.
-    pub fn event_name(self) -> &'static str {
-        match self {
-            EventKind::Exec => "tripline.process.exec",
-            EventKind::Fork => "tripline.process.fork",
-            EventKind::Exit => "tripline.process.exit",
-            EventKind::Connect => "tripline.network.connect",
-            EventKind::Accept => "tripline.network.accept",
-            EventKind::Listen => "tripline.network.listen",
-            EventKind::FileWrite => "tripline.file.write",
-            EventKind::FileUnlink => "tripline.file.unlink",
-            EventKind::FileRename => "tripline.file.rename",
-            EventKind::FileChmod => "tripline.file.chmod",
-            EventKind::FileChown => "tripline.file.chown",
-            EventKind::FileLink => "tripline.file.link",
-            EventKind::PrivChange => "tripline.privilege.change",
-            EventKind::Ptrace => "tripline.kernel.ptrace",
-            EventKind::BpfLoad => "tripline.kernel.bpf_load",
-            EventKind::SignalSelf => "tripline.kernel.signal_tripline",
-            EventKind::MemfdCreate => "tripline.process.memfd_create",
-            EventKind::Mount => "tripline.kernel.mount",
-            EventKind::Umount => "tripline.kernel.umount",
-        }
-    }
-
-    /// The wire kind number (`tripline_common::kind`).
-    pub fn wire(self) -> u16 {
-        use tripline_common::kind as k;
-        match self {
-            EventKind::Exec => k::EXEC,
-            EventKind::Fork => k::FORK,
-            EventKind::Exit => k::EXIT,
-            EventKind::Connect => k::CONNECT,
-            EventKind::Accept => k::ACCEPT,
-            EventKind::Listen => k::LISTEN,
-            EventKind::FileWrite => k::FILE_WRITE,
-            EventKind::FileUnlink => k::FILE_UNLINK,
-            EventKind::FileRename => k::FILE_RENAME,
-            EventKind::FileChmod => k::FILE_CHMOD,
-            EventKind::FileChown => k::FILE_CHOWN,
-            EventKind::FileLink => k::FILE_LINK,
-            EventKind::PrivChange => k::PRIV_CHANGE,
-            EventKind::Ptrace => k::PTRACE,
-            EventKind::BpfLoad => k::BPF_LOAD,
-            EventKind::SignalSelf => k::SIGNAL_SELF,
-            EventKind::MemfdCreate => k::MEMFD_CREATE,
-            EventKind::Mount => k::MOUNT,
-            EventKind::Umount => k::UMOUNT,
-        }
-    }
-
-    pub fn from_wire(kind: u16) -> Option<EventKind> {
-        EventKind::ALL.iter().copied().find(|k| k.wire() == kind)
-    }
-
-    pub fn parse(s: &str) -> Option<EventKind> {
-        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-}
+pub use crate::families::file::File;
+pub use crate::families::net::{Net, Transport};
+pub use crate::families::Sys;
+pub use finding::{Finding, FindingSource, Model, Severity};
+pub use tripline_common::{EventKind, Family};
 
 /// A process as the enrichment stage knows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -184,41 +61,10 @@ pub struct Parent {
     pub euid: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Tcp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Net {
-    pub transport: Transport,
-    pub local: SocketAddr,
-    /// Unspecified address and port 0 for `listen`.
-    pub peer: SocketAddr,
-    /// 0 (or the accepted fd) on success, `-errno` on failure.
-    pub result: i64,
-}
-
-impl Net {
-    pub fn succeeded(&self) -> bool {
-        self.result >= 0
-    }
-
-    pub fn peer_ip(&self) -> IpAddr {
-        self.peer.ip()
-    }
-}
-
+/// The kind-specific part of an event; each variant's type lives in its family module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventData {
+    /// Process family ([`crate::families::process`]).
     Exec {
         /// The path as given to execve (may be relative).
         filename: String,
@@ -232,64 +78,25 @@ pub enum EventData {
         /// Wait status: exit code in bits 8..16, terminating signal in bits 0..7.
         status: u32,
     },
+    /// Network family ([`crate::families::net`]).
     Net(Net),
+    /// File family ([`crate::families::file`]).
     File(File),
+    /// Privilege and tamper families: one syscall with its arguments ([`crate::families::Sys`]).
     Sys(Sys),
 }
 
-/// A privilege change or kernel-tampering syscall: its name, raw arguments and result.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sys {
-    /// The syscall: setuid, setresuid, ptrace, bpf, kill, memfd_create, mount, …
-    pub syscall: &'static str,
-    pub args: [u64; 4],
-    /// memfd name, mount target, umount target.
-    pub name: Option<String>,
-    /// mount source.
-    pub name2: Option<String>,
-    pub result: i64,
-}
-
-impl Sys {
+impl EventData {
+    /// Whether the operation succeeded (the policy's `result:` field). Process events always did, except
+    /// an exit with a non-zero status.
     pub fn succeeded(&self) -> bool {
-        self.result >= 0
-    }
-
-    /// For the setuid family: the effective uid after a successful call, given the one before.
-    pub fn new_euid(&self, before: u32) -> Option<u32> {
-        let id = |i: usize| -> Option<u32> {
-            let v = self.args[i] as u32;
-            (v != u32::MAX).then_some(v)
-        };
-        match self.syscall {
-            "setuid" => id(0),
-            "setreuid" | "setresuid" => id(1).or(Some(before)),
-            _ => None,
+        match self {
+            EventData::Sys(x) => x.succeeded(),
+            EventData::File(f) => f.succeeded(),
+            EventData::Net(n) => n.succeeded(),
+            EventData::Exit { status } => *status == 0,
+            EventData::Exec { .. } | EventData::Fork { .. } => true,
         }
-    }
-}
-
-/// A file change. Paths are absolute when `resolved`; otherwise as the process passed them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct File {
-    pub path: String,
-    /// rename/link: the new name; symlink: the link created (`path` is then the link's target text).
-    pub new_path: Option<String>,
-    pub flags: u32,
-    pub mode: u32,
-    /// chown: the requested owner and group (`None` = unchanged).
-    pub owner_uid: Option<u32>,
-    pub owner_gid: Option<u32>,
-    pub dirfd: i32,
-    /// A relative path could be resolved against the process's cwd or dirfd.
-    pub resolved: bool,
-    /// 0 (or the fd) on success, `-errno` on failure.
-    pub result: i64,
-}
-
-impl File {
-    pub fn succeeded(&self) -> bool {
-        self.result >= 0
     }
 }
 
@@ -320,6 +127,13 @@ impl Event {
     pub fn net(&self) -> Option<&Net> {
         match &self.data {
             EventData::Net(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn sys(&self) -> Option<&Sys> {
+        match &self.data {
+            EventData::Sys(x) => Some(x),
             _ => None,
         }
     }
