@@ -84,6 +84,32 @@ pub mod tp {
             ("daddr_v6", 56),
         ],
     };
+    pub const IO_URING_CREATE: Tracepoint = Tracepoint {
+        category: "io_uring",
+        name: "io_uring_create",
+        fields: &[("fd", 8), ("sq_entries", 24), ("flags", 32)],
+    };
+    pub const IO_URING_SUBMIT_REQ: Tracepoint = Tracepoint {
+        category: "io_uring",
+        name: "io_uring_submit_req",
+        fields: &[
+            ("req", 16),
+            ("opcode", 32),
+            ("flags", 40),
+            ("sq_thread", 48),
+        ],
+    };
+    /// A request's file looked up from a (non-fixed) fd, in the submitter's file table.
+    pub const IO_URING_FILE_GET: Tracepoint = Tracepoint {
+        category: "io_uring",
+        name: "io_uring_file_get",
+        fields: &[("req", 16), ("fd", 32)],
+    };
+    pub const IO_URING_COMPLETE: Tracepoint = Tracepoint {
+        category: "io_uring",
+        name: "io_uring_complete",
+        fields: &[("req", 16), ("res", 32)],
+    };
     /// `syscalls:sys_exit_*`: the return value.
     pub const SYS_EXIT: Tracepoint = Tracepoint {
         category: "syscalls",
@@ -155,6 +181,27 @@ pub struct KernelOffsets {
     pub sk_protocol: u32,
     pub sk_err: u32,
     pub sk_state: u32,
+    pub task_fs: u32,
+    pub fs_pwd: u32,
+    pub file_f_path: u32,
+    pub file_f_inode: u32,
+    pub file_f_mode: u32,
+    pub file_f_flags: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub dentry_d_parent: u32,
+    pub dentry_d_name: u32,
+    pub dentry_d_inode: u32,
+    pub dentry_d_sb: u32,
+    pub qstr_name: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub sb_s_dev: u32,
+    pub vfsmount_mnt_root: u32,
+    pub mount_mnt: u32,
+    pub mount_mnt_parent: u32,
+    pub mount_mnt_mountpoint: u32,
+    pub io_kiocb_opcode: u32,
 }
 
 /// Where each [`KernelOffsets`] member comes from: (field, BTF struct, BTF member, required).
@@ -190,6 +237,28 @@ pub const KERNEL_OFFSET_SOURCES: &[(&str, &str, &str, bool)] = &[
     ("sk_protocol", "sock", "sk_protocol", true),
     ("sk_err", "sock", "sk_err", true),
     ("sk_state", "sock_common", "skc_state", true),
+    // Kernel-resolved file paths (exporter-ebpf/src/path.rs): fd -> file -> f_path -> dentry/mount walk.
+    ("task_fs", "task_struct", "fs", true),
+    ("fs_pwd", "fs_struct", "pwd", true),
+    ("file_f_path", "file", "f_path", true),
+    ("file_f_inode", "file", "f_inode", true),
+    ("file_f_mode", "file", "f_mode", true),
+    ("file_f_flags", "file", "f_flags", true),
+    ("path_mnt", "path", "mnt", true),
+    ("path_dentry", "path", "dentry", true),
+    ("dentry_d_parent", "dentry", "d_parent", true),
+    ("dentry_d_name", "dentry", "d_name", true),
+    ("dentry_d_inode", "dentry", "d_inode", true),
+    ("dentry_d_sb", "dentry", "d_sb", true),
+    ("qstr_name", "qstr", "name", true),
+    ("inode_i_ino", "inode", "i_ino", true),
+    ("inode_i_sb", "inode", "i_sb", true),
+    ("sb_s_dev", "super_block", "s_dev", true),
+    ("vfsmount_mnt_root", "vfsmount", "mnt_root", true),
+    ("mount_mnt", "mount", "mnt", true),
+    ("mount_mnt_parent", "mount", "mnt_parent", true),
+    ("mount_mnt_mountpoint", "mount", "mnt_mountpoint", true),
+    ("io_kiocb_opcode", "io_kiocb", "opcode", false),
 ];
 
 impl KernelOffsets {
@@ -225,6 +294,27 @@ impl KernelOffsets {
             "sk_protocol" => &mut self.sk_protocol,
             "sk_err" => &mut self.sk_err,
             "sk_state" => &mut self.sk_state,
+            "task_fs" => &mut self.task_fs,
+            "fs_pwd" => &mut self.fs_pwd,
+            "file_f_path" => &mut self.file_f_path,
+            "file_f_inode" => &mut self.file_f_inode,
+            "file_f_mode" => &mut self.file_f_mode,
+            "file_f_flags" => &mut self.file_f_flags,
+            "path_mnt" => &mut self.path_mnt,
+            "path_dentry" => &mut self.path_dentry,
+            "dentry_d_parent" => &mut self.dentry_d_parent,
+            "dentry_d_name" => &mut self.dentry_d_name,
+            "dentry_d_inode" => &mut self.dentry_d_inode,
+            "dentry_d_sb" => &mut self.dentry_d_sb,
+            "qstr_name" => &mut self.qstr_name,
+            "inode_i_ino" => &mut self.inode_i_ino,
+            "inode_i_sb" => &mut self.inode_i_sb,
+            "sb_s_dev" => &mut self.sb_s_dev,
+            "vfsmount_mnt_root" => &mut self.vfsmount_mnt_root,
+            "mount_mnt" => &mut self.mount_mnt,
+            "mount_mnt_parent" => &mut self.mount_mnt_parent,
+            "mount_mnt_mountpoint" => &mut self.mount_mnt_mountpoint,
+            "io_kiocb_opcode" => &mut self.io_kiocb_opcode,
             _ => return None,
         })
     }

@@ -14,6 +14,7 @@ pub enum Family {
     File,
     Privilege,
     Tamper,
+    IoUring,
 }
 
 impl Family {
@@ -23,6 +24,7 @@ impl Family {
         Family::File,
         Family::Privilege,
         Family::Tamper,
+        Family::IoUring,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -32,6 +34,7 @@ impl Family {
             Family::File => "file",
             Family::Privilege => "privilege",
             Family::Tamper => "tamper",
+            Family::IoUring => "io_uring",
         }
     }
 }
@@ -103,6 +106,8 @@ kinds! {
     FILE_CHMOD = 35 => FileChmod, "file_chmod", "tripline.file.chmod", File, "The mode of a watched file changed.";
     FILE_CHOWN = 36 => FileChown, "file_chown", "tripline.file.chown", File, "The owner or group of a watched file changed.";
     FILE_LINK = 37 => FileLink, "file_link", "tripline.file.link", File, "A hard or symbolic link created to or under a watched path.";
+    FILE_XATTR = 38 => FileXattr, "file_xattr", "tripline.file.xattr", File, "An extended attribute set or removed on a watched file, or a `security.capability` (file capability) set anywhere.";
+    SENSITIVE_READ = 39 => SensitiveRead, "sensitive_read", "tripline.file.sensitive_read", File, "A credential store or kernel memory/keyring interface opened for reading (matched by inode in the kernel).";
     PRIV_CHANGE = 48 => PrivChange, "priv_change", "tripline.privilege.change", Privilege, "A setuid-family call: the requested ids and the result.";
     PTRACE = 64 => Ptrace, "ptrace", "tripline.kernel.ptrace", Tamper, "ptrace attach, seize or poke of another process.";
     BPF_LOAD = 65 => BpfLoad, "bpf_load", "tripline.kernel.bpf_load", Tamper, "A BPF program load by a process other than tripline.";
@@ -110,6 +115,8 @@ kinds! {
     MEMFD_CREATE = 67 => MemfdCreate, "memfd_create", "tripline.process.memfd_create", Tamper, "An anonymous memory file created (fileless execution staging).";
     MOUNT = 68 => Mount, "mount", "tripline.kernel.mount", Tamper, "A filesystem mounted.";
     UMOUNT = 69 => Umount, "umount", "tripline.kernel.umount", Tamper, "A filesystem unmounted.";
+    IO_URING_SETUP = 80 => IoUringSetup, "io_uring_setup", "tripline.process.io_uring_setup", IoUring, "A process created an io_uring instance (io_uring:io_uring_create).";
+    IO_URING_OP = 81 => IoUringOp, "io_uring_op", "tripline.process.io_uring_op", IoUring, "The first submission of one io_uring opcode by a process (once per process and opcode).";
 }
 
 // Hooked syscalls: which kind each feeds, its operation id, and the `sys_enter_*` fields its probe reads
@@ -156,6 +163,19 @@ syscalls! {
     LINK = "link", FILE_LINK, 46, ["oldname" @ 16, "newname" @ 24];
     SYMLINKAT = "symlinkat", FILE_LINK, 47, ["oldname" @ 16, "newdfd" @ 24, "newname" @ 32];
     SYMLINK = "symlink", FILE_LINK, 48, ["oldname" @ 16, "newname" @ 24];
+    OPENAT2 = "openat2", FILE_WRITE, 49, ["dfd" @ 16, "filename" @ 24, "how" @ 32];
+    OPEN_BY_HANDLE_AT = "open_by_handle_at", FILE_WRITE, 50, ["mountdirfd" @ 16, "handle" @ 24, "flags" @ 32];
+    TRUNCATE = "truncate", FILE_WRITE, 51, ["path" @ 16, "length" @ 24];
+    FTRUNCATE = "ftruncate", FILE_WRITE, 52, ["fd" @ 16, "length" @ 24];
+    FCHMOD = "fchmod", FILE_CHMOD, 53, ["fd" @ 16, "mode" @ 24];
+    FCHMODAT2 = "fchmodat2", FILE_CHMOD, 54, ["dfd" @ 16, "filename" @ 24, "mode" @ 32, "flags" @ 40];
+    FCHOWN = "fchown", FILE_CHOWN, 55, ["fd" @ 16, "user" @ 24, "group" @ 32];
+    SETXATTR = "setxattr", FILE_XATTR, 56, ["pathname" @ 16, "name" @ 24, "value" @ 32, "size" @ 40, "flags" @ 48];
+    LSETXATTR = "lsetxattr", FILE_XATTR, 57, ["pathname" @ 16, "name" @ 24, "value" @ 32, "size" @ 40, "flags" @ 48];
+    FSETXATTR = "fsetxattr", FILE_XATTR, 58, ["fd" @ 16, "name" @ 24, "value" @ 32, "size" @ 40, "flags" @ 48];
+    REMOVEXATTR = "removexattr", FILE_XATTR, 59, ["pathname" @ 16, "name" @ 24];
+    LREMOVEXATTR = "lremovexattr", FILE_XATTR, 60, ["pathname" @ 16, "name" @ 24];
+    FREMOVEXATTR = "fremovexattr", FILE_XATTR, 61, ["fd" @ 16, "name" @ 24];
     // Privilege (privilege family).
     SETUID = "setuid", PRIV_CHANGE, 1, ["uid" @ 16];
     SETGID = "setgid", PRIV_CHANGE, 2, ["gid" @ 16];

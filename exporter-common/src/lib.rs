@@ -15,7 +15,7 @@ pub use abi::{
 pub use kinds::{kind, EventKind, Family};
 
 /// Bumped whenever a wire type changes shape. Userspace rejects records of another version.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// Indexes into the per-CPU `COUNTERS` array. `SEEN + kind` counts events the probes saw, `LOST + kind`
 /// counts those the ring buffer had no room for; the rest are single counters.
@@ -30,6 +30,15 @@ pub mod counter {
     pub const PENDING_FULL: u32 = 2 * kind::MAX + 1;
     /// File operations outside every watched prefix, dropped in the kernel.
     pub const FILE_FILTERED: u32 = 2 * kind::MAX + 2;
+    /// Kernel path resolution (fd or dentry walk) failed on a kernel read; the event fell back to the
+    /// spelled path (or was dropped when there was none).
+    pub const RESOLVE_FAILED: u32 = 2 * kind::MAX + 3;
+    /// The dentry/mount walk hit its depth bound ([`super::RESOLVE_DEPTH`] components).
+    pub const RESOLVE_TOO_DEEP: u32 = 2 * kind::MAX + 4;
+    /// The resolved path was longer than the buffer and was cut (flagged on the event).
+    pub const RESOLVE_TOO_LONG: u32 = 2 * kind::MAX + 5;
+    /// An io_uring request used a registered (fixed) file, which the probes cannot map to a path.
+    pub const IO_URING_FIXED_FILE: u32 = 2 * kind::MAX + 6;
     pub const COUNT: u32 = 2 * kind::MAX + 8;
 }
 
@@ -142,7 +151,37 @@ pub const PATH_LEN: usize = 256;
 pub const WATCH_MAX: usize = 16;
 pub const WATCH_PREFIX_LEN: usize = 64;
 
-/// `kind::FILE_*`: a change to a file under a watched prefix (or a relative path, resolved in userspace).
+/// Bytes of the kernel-resolved path buffer. The walk writes each component with a bounded 256-byte
+/// read at an offset below 256, so paths are complete up to [`RESOLVED_PATH_MAX`] bytes.
+pub const RESOLVED_BUF: usize = 512;
+/// Longest resolved path kept whole; longer ones are cut and flagged ([`resolve::TRUNCATED`]).
+pub const RESOLVED_PATH_MAX: usize = 256;
+/// Most path components the dentry walk follows (mount crossings included).
+pub const RESOLVE_DEPTH: usize = 32;
+
+/// Flags in [`FileEvent::resolve`]: how the path was obtained and why the event passed the filter.
+pub mod resolve {
+    /// `path` was built in the kernel from the file's dentry and mount (canonical).
+    pub const KERNEL: u16 = 1 << 0;
+    /// Matched through the watched-inode map (the same file under another name: hard link).
+    pub const BY_INODE: u16 = 1 << 1;
+    /// The resolved path was cut at [`super::RESOLVED_PATH_MAX`] bytes.
+    pub const TRUNCATED: u16 = 1 << 2;
+    /// Through io_uring (`op` is then the io_uring opcode).
+    pub const IO_URING: u16 = 1 << 3;
+    /// Kept regardless of path: the mode sets setuid or setgid.
+    pub const SETID_MODE: u16 = 1 << 4;
+    /// Kept regardless of path: a `security.capability` xattr (file capabilities).
+    pub const CAPABILITY: u16 = 1 << 5;
+    /// A spelled path the kernel could not judge (relative, `.`/`..` components, `/proc/*/root`): sent
+    /// for userspace to canonicalise and filter.
+    pub const UNJUDGED: u16 = 1 << 6;
+    /// Kernel resolution was attempted and failed: `path` is the spelled one.
+    pub const FAILED: u16 = 1 << 7;
+}
+
+/// `kind::FILE_*` and `kind::SENSITIVE_READ`: a file operation on a watched path (or a watched inode),
+/// a setid mode or file capability anywhere, or a read of a credential store.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FileEvent {
@@ -154,16 +193,190 @@ pub struct FileEvent {
     /// chown target uid/gid (`u32::MAX` = unchanged).
     pub uid_arg: u32,
     pub gid_arg: u32,
-    /// Directory fd the path is relative to (AT_FDCWD = -100).
+    /// Directory fd the spelled path is relative to (AT_FDCWD = -100), or the fd of fd-based calls.
     pub dirfd: i32,
     pub path_len: u16,
     pub path2_len: u16,
     /// Syscall result: 0/fd on success, `-errno` on failure.
     pub result: i64,
-    /// The path operated on (rename/link: the source; symlink: the link target text).
-    pub path: [u8; PATH_LEN],
-    /// rename/link/symlink: the new name.
+    /// The operation: a syscall op id (`sysop`), or the io_uring opcode when `resolve::IO_URING`.
+    pub op: u32,
+    /// `resolve::*` flags.
+    pub resolve: u16,
+    pub spelled_len: u16,
+    /// Kernel device number (`super_block.s_dev`, major << 20 | minor) of the object, when resolved.
+    pub dev: u32,
+    /// The inode map's class for this inode (see [`inode_class`]), 0 when not in the map.
+    pub class: u32,
+    pub ino: u64,
+    /// The path operated on: kernel-resolved when `resolve::KERNEL`, else as the caller spelled it
+    /// (rename/link: the source; symlink: the link target text).
+    pub path: [u8; RESOLVED_BUF],
+    /// rename/link/symlink: the new name; xattr calls: the attribute name.
     pub path2: [u8; PATH_LEN],
+    /// The path as the caller passed it, when it differs in kind from `path` (kernel-resolved events).
+    pub spelled: [u8; PATH_LEN],
+}
+
+/// Key of the watched/sensitive inode map (`INODES`): kernel device number and inode number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+
+/// Values of the inode map: bit 0 = watched file (writes through any name are watched writes); bits 8..16
+/// = sensitive class (reads are `SENSITIVE_READ` events), one of [`SensitiveClass`].
+pub mod inode_class {
+    pub const WATCHED: u32 = 1;
+    pub const SENSITIVE_SHIFT: u32 = 8;
+    pub const SENSITIVE_MASK: u32 = 0xff << SENSITIVE_SHIFT;
+}
+
+/// Classes of sensitive files (credential stores and kernel interfaces) for `SENSITIVE_READ`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum SensitiveClass {
+    AccountShadow = 1,
+    Sudoers = 2,
+    SshPrivateKey = 3,
+    SshHostKey = 4,
+    CloudCredentials = 5,
+    KubeCredentials = 6,
+    KernelMemory = 7,
+    Keyring = 8,
+}
+
+impl SensitiveClass {
+    pub const ALL: &'static [SensitiveClass] = &[
+        SensitiveClass::AccountShadow,
+        SensitiveClass::Sudoers,
+        SensitiveClass::SshPrivateKey,
+        SensitiveClass::SshHostKey,
+        SensitiveClass::CloudCredentials,
+        SensitiveClass::KubeCredentials,
+        SensitiveClass::KernelMemory,
+        SensitiveClass::Keyring,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SensitiveClass::AccountShadow => "account_shadow",
+            SensitiveClass::Sudoers => "sudoers",
+            SensitiveClass::SshPrivateKey => "ssh_private_key",
+            SensitiveClass::SshHostKey => "ssh_host_key",
+            SensitiveClass::CloudCredentials => "cloud_credentials",
+            SensitiveClass::KubeCredentials => "kube_credentials",
+            SensitiveClass::KernelMemory => "kernel_memory",
+            SensitiveClass::Keyring => "keyring",
+        }
+    }
+
+    pub fn from_id(id: u8) -> Option<SensitiveClass> {
+        SensitiveClass::ALL.iter().copied().find(|c| *c as u8 == id)
+    }
+}
+
+/// io_uring opcodes (`IORING_OP_*`, include/uapi/linux/io_uring.h) the probes and the docs name.
+pub mod io_uring_op {
+    pub const WRITEV: u8 = 2;
+    pub const WRITE_FIXED: u8 = 5;
+    pub const FALLOCATE: u8 = 17;
+    pub const OPENAT: u8 = 18;
+    pub const WRITE: u8 = 23;
+    pub const OPENAT2: u8 = 28;
+    pub const SPLICE: u8 = 30;
+    pub const TEE: u8 = 33;
+    pub const FSETXATTR: u8 = 41;
+    pub const FTRUNCATE: u8 = 55;
+    pub const WRITEV_FIXED: u8 = 61;
+
+    /// Opcodes that modify the file behind their fd (a write to a watched file when it is watched).
+    pub const fn writes(op: u8) -> bool {
+        matches!(
+            op,
+            WRITEV
+                | WRITE_FIXED
+                | FALLOCATE
+                | WRITE
+                | SPLICE
+                | TEE
+                | FSETXATTR
+                | FTRUNCATE
+                | WRITEV_FIXED
+        )
+    }
+
+    /// The opcode's name, for logs.
+    pub fn name(op: u8) -> &'static str {
+        const NAMES: [&str; 62] = [
+            "NOP",
+            "READV",
+            "WRITEV",
+            "FSYNC",
+            "READ_FIXED",
+            "WRITE_FIXED",
+            "POLL_ADD",
+            "POLL_REMOVE",
+            "SYNC_FILE_RANGE",
+            "SENDMSG",
+            "RECVMSG",
+            "TIMEOUT",
+            "TIMEOUT_REMOVE",
+            "ACCEPT",
+            "ASYNC_CANCEL",
+            "LINK_TIMEOUT",
+            "CONNECT",
+            "FALLOCATE",
+            "OPENAT",
+            "CLOSE",
+            "FILES_UPDATE",
+            "STATX",
+            "READ",
+            "WRITE",
+            "FADVISE",
+            "MADVISE",
+            "SEND",
+            "RECV",
+            "OPENAT2",
+            "EPOLL_CTL",
+            "SPLICE",
+            "PROVIDE_BUFFERS",
+            "REMOVE_BUFFERS",
+            "TEE",
+            "SHUTDOWN",
+            "RENAMEAT",
+            "UNLINKAT",
+            "MKDIRAT",
+            "SYMLINKAT",
+            "LINKAT",
+            "MSG_RING",
+            "FSETXATTR",
+            "SETXATTR",
+            "FGETXATTR",
+            "GETXATTR",
+            "SOCKET",
+            "URING_CMD",
+            "SEND_ZC",
+            "SENDMSG_ZC",
+            "READ_MULTISHOT",
+            "WAITID",
+            "FUTEX_WAIT",
+            "FUTEX_WAKE",
+            "FUTEX_WAITV",
+            "FIXED_FD_INSTALL",
+            "FTRUNCATE",
+            "BIND",
+            "LISTEN",
+            "RECV_ZC",
+            "EPOLL_WAIT",
+            "READV_FIXED",
+            "WRITEV_FIXED",
+        ];
+        NAMES.get(op as usize).copied().unwrap_or("UNKNOWN")
+    }
 }
 
 /// Bytes kept of a name argument (memfd name, mount source/target).
@@ -184,13 +397,47 @@ pub struct SysEvent {
     pub name2: [u8; SYS_NAME_LEN],
 }
 
-/// Watched prefixes, written into `.rodata` before load.
+/// Watched prefixes, written into `.rodata` before load. Each prefix is also given as 8-byte words with
+/// masks (`words[i][w] == path_word[w] & masks[i][w]` for all `w` means "path starts with prefix i"): the
+/// probes compare words without branching, which keeps the verifier's work small.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct WatchList {
     pub count: u32,
     pub lens: [u32; WATCH_MAX],
+    pub _pad: u32,
     pub prefixes: [[u8; WATCH_PREFIX_LEN]; WATCH_MAX],
+    pub words: [[u64; WATCH_WORDS]; WATCH_MAX],
+    pub masks: [[u64; WATCH_WORDS]; WATCH_MAX],
+}
+
+/// 8-byte words per watched prefix.
+pub const WATCH_WORDS: usize = WATCH_PREFIX_LEN / 8;
+
+impl WatchList {
+    /// A list of `prefixes` (each shorter than [`WATCH_PREFIX_LEN`]; at most [`WATCH_MAX`]).
+    pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a [u8]>) -> WatchList {
+        let mut w = WatchList {
+            count: 0,
+            lens: [0; WATCH_MAX],
+            _pad: 0,
+            prefixes: [[0; WATCH_PREFIX_LEN]; WATCH_MAX],
+            words: [[0; WATCH_WORDS]; WATCH_MAX],
+            masks: [[0; WATCH_WORDS]; WATCH_MAX],
+        };
+        for (i, p) in prefixes.into_iter().take(WATCH_MAX).enumerate() {
+            let p = &p[..p.len().min(WATCH_PREFIX_LEN)];
+            w.count += 1;
+            w.lens[i] = p.len() as u32;
+            w.prefixes[i][..p.len()].copy_from_slice(p);
+            for (j, b) in p.iter().enumerate() {
+                let shift = 8 * (j % 8);
+                w.words[i][j / 8] |= u64::from(*b) << shift;
+                w.masks[i][j / 8] |= 0xff << shift;
+            }
+        }
+        w
+    }
 }
 
 /// Runtime settings written into `.rodata` before load.
@@ -219,9 +466,11 @@ const _: () = assert!(core::mem::size_of::<ForkEvent>() == 96 + 16);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 96 + 8);
 const _: () = assert!(core::mem::size_of::<NetEvent>() == 96 + 8 + 32 + 8);
 const _: () = assert!(ARGS_LEN.is_power_of_two());
-const _: () = assert!(core::mem::size_of::<FileEvent>() == 96 + 32 + 2 * PATH_LEN);
-const _: () =
-    assert!(core::mem::size_of::<WatchList>() == 4 + 4 * WATCH_MAX + WATCH_PREFIX_LEN * WATCH_MAX);
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 96 + 56 + RESOLVED_BUF + 2 * PATH_LEN);
+const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
+const _: () = assert!(
+    core::mem::size_of::<WatchList>() == 8 + 4 * WATCH_MAX + 3 * WATCH_PREFIX_LEN * WATCH_MAX
+);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -230,4 +479,5 @@ mod pod {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::WatchList {}
+    unsafe impl aya::Pod for super::InodeKey {}
 }

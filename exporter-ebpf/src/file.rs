@@ -1,22 +1,42 @@
-//! File integrity: writes (open for write/create/truncate), unlink, rename, chmod, chown, link and
-//! symlink, on watched path prefixes only.
+//! File integrity: writes (open for write/create/truncate), unlink, rename, chmod, chown, link, symlink,
+//! truncate and extended attributes on watched files; setid modes and file capabilities anywhere; reads of
+//! sensitive files.
 //!
-//! `sys_enter_*` reads the user's path(s) into per-CPU scratch and compares them with the watched
-//! prefixes (`WATCH`, filled by userspace); a path outside every prefix costs a counter
-//! (`counter::FILE_FILTERED`), not an event. A match is parked per thread until `sys_exit_*` adds the
-//! result. Relative paths cannot be judged here: they are sent, and userspace resolves them against the
-//! process's cwd or dirfd and filters them.
+//! Three ways to judge a call, cheapest first:
+//! * **opens** (`open`, `openat`, `openat2`, `creat`, `open_by_handle_at`) are judged at `sys_exit_*` on
+//!   the file the returned fd points to: its canonical path is built from the kernel's dentries and mounts
+//!   (`path.rs`) and compared with the watched prefixes, and its (device, inode) is looked up in the inode
+//!   map (hard links of watched files; sensitive files, whose *read* opens are `SENSITIVE_READ` events).
+//!   Entry only parks the caller's spelling and flags for write opens. A failed open has no file: it is
+//!   judged on the spelled path, as before.
+//! * **fd-based calls** (`ftruncate`, `fchmod`, `fchown`, `fsetxattr`, `fremovexattr`) resolve the fd at
+//!   entry the same way.
+//! * **path-based calls** (unlink, rename, chmod, chown, link, symlink, truncate, `fchmodat2`, the xattr
+//!   family) compare the spelled path at entry; spellings the kernel cannot judge (relative, with `.` or
+//!   `..` components, under `/proc/`) are sent for userspace to canonicalise (`resolve::UNJUDGED`). A
+//!   symlinked or bind-mounted *directory* in a path-based call is the documented gap
+//!   (docs/file-integrity.md).
+//!
+//! Regardless of path: a chmod that sets setuid/setgid bits, and setting a `security.capability` xattr.
+//! Everything dropped costs a counter (`counter::FILE_FILTERED`), not an event.
 use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_user_str_bytes,
-    macros::map,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_str_bytes},
+    macros::{map, tracepoint},
     maps::{LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
-use tripline_common::{counter, sc, FileEvent, Syscall, WatchList, WATCH_MAX, WATCH_PREFIX_LEN};
+use tripline_common::{
+    counter, inode_class, kind, resolve, sc, FileEvent, Syscall, WatchList, PATH_LEN, WATCH_MAX,
+    WATCH_WORDS,
+};
 
-use crate::common::{count, fill_header, is_self, park, probe_pair};
+use crate::common::{
+    count, count_lost, count_seen, fill_header, is_self, park, probe_pair, submit_flags, EVENTS,
+    SYS_EXIT_RET,
+};
+use crate::path::{class_of, f_path, file_of_fd, identity};
 
 /// Filled by userspace before load.
 #[unsafe(no_mangle)]
@@ -26,11 +46,26 @@ pub static WATCH: WatchList = unsafe { core::mem::zeroed() };
 static FILE_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-static FILE_PENDING: LruHashMap<u64, FileEvent> = LruHashMap::with_max_entries(8192, 0);
+static FILE_PENDING: LruHashMap<u64, FileEvent> = LruHashMap::with_max_entries(4096, 0);
+
+/// An open's arguments, parked per thread from entry to exit (write opens only).
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct OpenArgs {
+    path: u64,
+    flags: u32,
+    mode: u32,
+    dirfd: i32,
+    op: u32,
+}
+
+#[map]
+static OPEN_PENDING: LruHashMap<u64, OpenArgs> = LruHashMap::with_max_entries(8192, 0);
 
 /// Where a syscall's arguments are (offsets into the tracepoint record from the ABI table; 0 = absent).
 struct Spec {
     kind: u16,
+    op: u32,
     dfd: usize,
     path: usize,
     path2: usize,
@@ -38,46 +73,134 @@ struct Spec {
     mode: usize,
     uid: usize,
     gid: usize,
-    /// open/openat: only opens that can modify (O_WRONLY|O_RDWR|O_CREAT|O_TRUNC).
-    write_only: bool,
+    /// fd-based calls: the fd argument (the path is resolved from it).
+    fd: usize,
+    /// xattr calls: the attribute name (kept in `path2`, not compared as a path).
+    xattr: usize,
 }
 
 const O_WRITE_MASK: i32 = 0o1 | 0o2 | 0o100 | 0o1000;
 const AT_FDCWD: i32 = -100;
 
+/// Compares an absolute path (`len` bytes with the NUL, in a buffer of at least `WATCH_PREFIX_LEN` bytes)
+/// with the watched prefixes, eight bytes at a time and without branches inside a prefix.
 #[inline(always)]
-fn watched(path: &[u8; 256], len: usize) -> bool {
+fn watched(path: *const u8, len: usize) -> bool {
     if len == 0 {
         return false;
     }
-    if path[0] != b'/' {
-        return true; // relative: userspace resolves and decides
+    let mut words = [0u64; WATCH_WORDS];
+    for (w, word) in words.iter_mut().enumerate() {
+        *word = unsafe { core::ptr::read_unaligned(path.add(w * 8) as *const u64) };
     }
     let n = unsafe { read_volatile(addr_of!(WATCH.count)) } as usize;
     for i in 0..WATCH_MAX {
         if i >= n {
             break;
         }
-        let plen = unsafe { read_volatile(addr_of!(WATCH.lens[i])) } as usize;
-        if plen == 0 || plen > WATCH_PREFIX_LEN || plen > len {
-            continue;
+        let mut diff = 0u64;
+        for (w, word) in words.iter().enumerate() {
+            let want = unsafe { read_volatile(addr_of!(WATCH.words[i][w])) };
+            let mask = unsafe { read_volatile(addr_of!(WATCH.masks[i][w])) };
+            diff |= (*word & mask) ^ want;
         }
-        let mut same = true;
-        for (j, have) in path.iter().take(WATCH_PREFIX_LEN).enumerate() {
-            if j >= plen {
-                break;
-            }
-            let want = unsafe { read_volatile(addr_of!(WATCH.prefixes[i][j])) };
-            if *have != want {
-                same = false;
-                break;
-            }
-        }
-        if same {
+        if diff == 0 {
             return true;
         }
     }
     false
+}
+
+/// [`watched`] for other hook families (io_uring).
+#[inline(always)]
+pub fn watched_resolved(path: *const u8, len: usize) -> bool {
+    watched(path, len)
+}
+
+/// A spelling the in-kernel prefix filter cannot judge: relative, `.`/`..` components, or under /proc
+/// (`/proc/self/root/...`). Userspace canonicalises these.
+#[inline(always)]
+fn unjudged(path: &[u8; PATH_LEN], len: usize) -> bool {
+    if len == 0 {
+        return false;
+    }
+    if path[0] != b'/' {
+        return true;
+    }
+    let p = path.as_ptr();
+    let word = |w: usize| unsafe { core::ptr::read_unaligned(p.add(w * 8) as *const u64) };
+    if word(0) & 0xffff_ffff_ffff == u64::from_le_bytes(*b"/proc/\0\0") {
+        return true;
+    }
+    // "/." followed by '/', '.' or NUL anywhere, eight bytes at a time without branches (SWAR). Bytes after
+    // the NUL may give a false positive: userspace then filters exactly.
+    let mut hit = 0u64;
+    let mut x = word(0);
+    for w in 1..PATH_LEN / 8 {
+        let nx = word(w);
+        let y = (x >> 8) | (nx << 56);
+        let z = (x >> 16) | (nx << 48);
+        hit |= bytes_eq(x, b'/')
+            & bytes_eq(y, b'.')
+            & (bytes_eq(z, b'/') | bytes_eq(z, b'.') | zero_bytes(z));
+        x = nx;
+    }
+    hit != 0
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `v` that is zero (and possibly in bytes above one: harmless here).
+#[inline(always)]
+fn zero_bytes(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGHS
+}
+
+#[inline(always)]
+fn bytes_eq(v: u64, c: u8) -> u64 {
+    zero_bytes(v ^ (ONES * c as u64))
+}
+
+const CAPABILITY_XATTR: &[u8; 20] = b"security.capability\0";
+const S_ISUID_ISGID: u32 = 0o6000;
+
+#[inline(always)]
+fn is_capability(name: &[u8; PATH_LEN], len: usize) -> bool {
+    if len != CAPABILITY_XATTR.len() {
+        return false;
+    }
+    for i in 0..CAPABILITY_XATTR.len() {
+        if name[i] != CAPABILITY_XATTR[i] {
+            return false;
+        }
+    }
+    true
+}
+
+/// Resolves `file` into the event: canonical path, identity, inode class. Returns the class.
+#[inline(always)]
+unsafe fn resolve_file(ev: *mut FileEvent, file: *const u8) -> u32 {
+    unsafe {
+        let mut class = 0;
+        if let Ok(key) = identity(file) {
+            (*ev).dev = key.dev;
+            (*ev).ino = key.ino;
+            class = class_of(&key);
+        }
+        (*ev).class = class;
+        match crate::path::resolve(f_path(file), (*ev).path.as_mut_ptr()) {
+            Ok((len, flags)) => {
+                (*ev).path_len = len;
+                (*ev).resolve |= resolve::KERNEL | flags;
+            }
+            Err(()) => {
+                (*ev).path_len = 0;
+                (*ev).resolve |= resolve::FAILED;
+            }
+        }
+        class
+    }
 }
 
 #[inline(always)]
@@ -90,9 +213,6 @@ fn enter(ctx: &TracePointContext, s: &Spec) -> Result<(), i32> {
     } else {
         0
     };
-    if s.write_only && flags & O_WRITE_MASK == 0 {
-        return Ok(());
-    }
     let Some(ev) = FILE_SCRATCH.get_ptr_mut(0) else {
         return Ok(());
     };
@@ -119,22 +239,73 @@ fn enter(ctx: &TracePointContext, s: &Spec) -> Result<(), i32> {
             AT_FDCWD
         };
         (*ev).result = 0;
-        let p: *const u8 = ctx.read_at(s.path)?;
-        let n = bpf_probe_read_user_str_bytes(p, &mut (*ev).path)
-            .map(|b| b.len())
-            .unwrap_or(0);
-        (*ev).path_len = n as u16;
-        let mut n2 = 0;
-        if s.path2 != 0 {
-            let p2: *const u8 = ctx.read_at(s.path2)?;
-            n2 = bpf_probe_read_user_str_bytes(p2, &mut (*ev).path2)
-                .map(|b| b.len())
-                .unwrap_or(0);
+        (*ev).op = s.op;
+        (*ev).resolve = 0;
+        (*ev).spelled_len = 0;
+        (*ev).dev = 0;
+        (*ev).ino = 0;
+        (*ev).class = 0;
+        let mut keep = false;
+        if s.mode != 0 && (*ev).mode & S_ISUID_ISGID != 0 && s.kind == kind::FILE_CHMOD {
+            (*ev).resolve |= resolve::SETID_MODE;
+            keep = true;
         }
-        (*ev).path2_len = n2 as u16;
-        if !watched(&(*ev).path, n) && !(n2 > 0 && watched(&(*ev).path2, n2)) {
-            count(counter::FILE_FILTERED);
-            return Ok(());
+        let mut n2 = 0;
+        if s.xattr != 0 {
+            let p: *const u8 = ctx.read_at(s.xattr)?;
+            n2 = bpf_probe_read_user_str_bytes(p, &mut (*ev).path2)
+                .map(|b| b.len() + 1)
+                .unwrap_or(0);
+            if is_capability(&(*ev).path2, n2) {
+                (*ev).resolve |= resolve::CAPABILITY;
+                keep = true;
+            }
+        }
+        if s.fd != 0 {
+            let fd: i32 = ctx.read_at(s.fd)?;
+            (*ev).dirfd = fd;
+            let Ok(file) = file_of_fd(fd as u64) else {
+                count(counter::FILE_FILTERED);
+                return Ok(());
+            };
+            let class = resolve_file(ev, file);
+            (*ev).path2_len = n2 as u16;
+            let n = (*ev).path_len as usize;
+            if class & inode_class::WATCHED != 0 {
+                (*ev).resolve |= resolve::BY_INODE;
+                keep = true;
+            }
+            if !keep && !watched((*ev).path.as_ptr(), n) {
+                count(counter::FILE_FILTERED);
+                return Ok(());
+            }
+        } else {
+            let p: *const u8 = ctx.read_at(s.path)?;
+            let n = bpf_probe_read_user_str_bytes(p, &mut (*ev).spelled)
+                .map(|b| b.len() + 1)
+                .unwrap_or(0);
+            // Path-based: the spelled path is the path (copied into `path` below).
+            if s.path2 != 0 {
+                let p2: *const u8 = ctx.read_at(s.path2)?;
+                n2 = bpf_probe_read_user_str_bytes(p2, &mut (*ev).path2)
+                    .map(|b| b.len() + 1)
+                    .unwrap_or(0);
+            }
+            (*ev).path2_len = n2 as u16;
+            let path2_is_path = s.path2 != 0;
+            let spelled = &(*ev).spelled;
+            if unjudged(spelled, n) || (path2_is_path && unjudged(&(*ev).path2, n2)) {
+                (*ev).resolve |= resolve::UNJUDGED;
+                keep = true;
+            }
+            if !keep
+                && !watched(spelled.as_ptr(), n)
+                && !(path2_is_path && n2 > 0 && watched((*ev).path2.as_ptr(), n2))
+            {
+                count(counter::FILE_FILTERED);
+                return Ok(());
+            }
+            copy_spelled(ev, n);
         }
         fill_header(
             &raw mut (*ev).header,
@@ -144,6 +315,16 @@ fn enter(ctx: &TracePointContext, s: &Spec) -> Result<(), i32> {
         park(&FILE_PENDING, ev);
     }
     Ok(())
+}
+
+/// Moves the spelled path into `path` (path-based calls, failed opens).
+#[inline(always)]
+unsafe fn copy_spelled(ev: *mut FileEvent, n: usize) {
+    unsafe {
+        core::ptr::copy_nonoverlapping((*ev).spelled.as_ptr(), (*ev).path.as_mut_ptr(), PATH_LEN);
+        (*ev).path_len = n as u16;
+        (*ev).spelled_len = 0;
+    }
 }
 
 /// A spec reading `path` (and nothing else yet) of syscall `sc`; fields are added with struct update.
@@ -157,37 +338,423 @@ const fn spec(sc: Syscall, path: &str) -> Spec {
         mode: 0,
         uid: 0,
         gid: 0,
-        write_only: false,
+        fd: 0,
+        xattr: 0,
+        op: sc.op,
     }
 }
 
 // Offsets come from `tripline_common::sc`, the table userspace checks against tracefs before attach.
-probe_pair!(enter, FILE_PENDING, sys_enter_openat, sys_exit_openat, {
+// Opens: entry parks the spelling of write opens; exit judges the file behind the fd.
+
+/// Where an open's arguments are. `how`: openat2's `struct open_how *` (flags and mode are read from it).
+struct OpenSpec {
+    sc: Syscall,
+    dfd: usize,
+    path: usize,
+    flags: usize,
+    mode: usize,
+    how: usize,
+    /// creat: always a write.
+    always_write: bool,
+}
+
+const fn open_spec(sc: Syscall) -> OpenSpec {
+    OpenSpec {
+        sc,
+        dfd: 0,
+        path: 0,
+        flags: 0,
+        mode: 0,
+        how: 0,
+        always_write: false,
+    }
+}
+
+#[inline(always)]
+fn open_enter(ctx: &TracePointContext, s: &OpenSpec) -> Result<(), i32> {
+    if is_self() {
+        return Ok(());
+    }
+    let (flags, mode) = if s.how != 0 {
+        let how: *const u64 = unsafe { ctx.read_at(s.how)? };
+        let f = unsafe { bpf_probe_read_user(how)? };
+        let m = unsafe { bpf_probe_read_user(how.add(1))? };
+        (f as u32, m as u32)
+    } else {
+        let f = if s.flags != 0 {
+            unsafe { ctx.read_at::<u32>(s.flags)? }
+        } else {
+            0
+        };
+        let m = if s.mode != 0 {
+            unsafe { ctx.read_at::<u32>(s.mode)? }
+        } else {
+            0
+        };
+        (f, m)
+    };
+    if !s.always_write && flags & O_WRITE_MASK as u32 == 0 {
+        return Ok(());
+    }
+    let args = OpenArgs {
+        path: if s.path != 0 {
+            unsafe { ctx.read_at::<u64>(s.path)? }
+        } else {
+            0
+        },
+        flags,
+        mode,
+        dirfd: if s.dfd != 0 {
+            unsafe { ctx.read_at::<i32>(s.dfd)? }
+        } else {
+            AT_FDCWD
+        },
+        op: s.sc.op,
+    };
+    if OPEN_PENDING
+        .insert(bpf_get_current_pid_tgid(), &args, 0)
+        .is_err()
+    {
+        count(counter::PENDING_FULL);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn open_exit(ctx: &TracePointContext) -> Result<(), i32> {
+    let key = bpf_get_current_pid_tgid();
+    // Built field by field: an `Option<OpenArgs>` copy leaves uninitialised registers the verifier refuses.
+    let mut a = OpenArgs {
+        path: 0,
+        flags: 0,
+        mode: 0,
+        dirfd: AT_FDCWD,
+        op: 0,
+    };
+    let mut parked = false;
+    if let Some(p) = unsafe { OPEN_PENDING.get(&key) } {
+        a.path = p.path;
+        a.flags = p.flags;
+        a.mode = p.mode;
+        a.dirfd = p.dirfd;
+        a.op = p.op;
+        parked = true;
+        let _ = OPEN_PENDING.remove(&key);
+    }
+    let ret: i64 = unsafe { ctx.read_at(SYS_EXIT_RET)? };
+    if ret < 0 && !parked {
+        return Ok(());
+    }
+    if is_self() {
+        return Ok(());
+    }
+    let Some(ev) = FILE_SCRATCH.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    unsafe {
+        (*ev).resolve = 0;
+        (*ev).path2_len = 0;
+        (*ev).spelled_len = 0;
+        (*ev).dev = 0;
+        (*ev).ino = 0;
+        (*ev).class = 0;
+        (*ev).uid_arg = u32::MAX;
+        (*ev).gid_arg = u32::MAX;
+        (*ev).result = ret;
+        let kind = if ret < 0 {
+            // No file: judge the spelling, as before kernel resolution.
+            let n = read_spelled(ev, a.path);
+            let odd = unjudged(&(*ev).spelled, n);
+            if !odd && !watched((*ev).spelled.as_ptr(), n) {
+                count(counter::FILE_FILTERED);
+                return Ok(());
+            }
+            if odd {
+                (*ev).resolve |= resolve::UNJUDGED;
+            }
+            copy_spelled(ev, n);
+            kind::FILE_WRITE
+        } else {
+            let Ok(file) = file_of_fd(ret as u64) else {
+                return Ok(());
+            };
+            if parked {
+                let class = resolve_file(ev, file);
+                let mut keep = class & inode_class::WATCHED != 0;
+                if keep {
+                    (*ev).resolve |= resolve::BY_INODE;
+                }
+                if !keep && (*ev).resolve & resolve::KERNEL != 0 {
+                    keep = watched((*ev).path.as_ptr(), (*ev).path_len as usize);
+                }
+                if !keep {
+                    // Outside the watched paths, or unresolvable (counted in `RESOLVE_FAILED`).
+                    count(counter::FILE_FILTERED);
+                    return Ok(());
+                }
+                kind::FILE_WRITE
+            } else {
+                // A read open: only sensitive inodes are reported.
+                let Ok(id) = identity(file) else {
+                    return Ok(());
+                };
+                let class = class_of(&id);
+                if class & inode_class::SENSITIVE_MASK == 0 {
+                    return Ok(());
+                }
+                resolve_file(ev, file);
+                (*ev).flags = 0;
+                (*ev).mode = 0;
+                (*ev).dirfd = AT_FDCWD;
+                (*ev).op = 0;
+                kind::SENSITIVE_READ
+            }
+        };
+        if parked {
+            (*ev).flags = a.flags;
+            (*ev).mode = a.mode;
+            (*ev).dirfd = a.dirfd;
+            (*ev).op = a.op;
+            if (*ev).resolve & resolve::KERNEL != 0 {
+                (*ev).spelled_len = read_spelled(ev, a.path) as u16;
+            }
+        }
+        fill_header(
+            &raw mut (*ev).header,
+            kind,
+            core::mem::size_of::<FileEvent>(),
+        );
+        output(ev, kind);
+    }
+    Ok(())
+}
+
+/// Reads the caller's spelling of a path into `spelled`; its length with the NUL (0 when unreadable).
+#[inline(always)]
+unsafe fn read_spelled(ev: *mut FileEvent, p: u64) -> usize {
+    if p == 0 {
+        return 0;
+    }
+    unsafe {
+        bpf_probe_read_user_str_bytes(p as *const u8, &mut (*ev).spelled)
+            .map(|b| b.len() + 1)
+            .unwrap_or(0)
+    }
+}
+
+/// Sends a finished event from scratch.
+#[inline(always)]
+pub unsafe fn output(ev: *const FileEvent, kind: u16) {
+    count_seen(kind);
+    if EVENTS
+        .output::<FileEvent>(unsafe { &*ev }, submit_flags())
+        .is_err()
+    {
+        count_lost(kind);
+    }
+}
+
+macro_rules! open_probe {
+    ($enter:ident, $exit:ident, $spec:expr) => {
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            let _ = open_enter(&ctx, &const { $spec });
+            0
+        }
+
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            let _ = open_exit(&ctx);
+            0
+        }
+    };
+}
+
+open_probe!(sys_enter_openat, sys_exit_openat, {
     let s = sc::OPENAT;
-    Spec {
+    OpenSpec {
         dfd: s.arg("dfd"),
+        path: s.arg("filename"),
         flags: s.arg("flags"),
         mode: s.arg("mode"),
-        write_only: true,
-        ..spec(s, "filename")
+        ..open_spec(s)
     }
 });
-probe_pair!(enter, FILE_PENDING, sys_enter_open, sys_exit_open, {
+open_probe!(sys_enter_open, sys_exit_open, {
     let s = sc::OPEN;
-    Spec {
+    OpenSpec {
+        path: s.arg("filename"),
         flags: s.arg("flags"),
         mode: s.arg("mode"),
-        write_only: true,
-        ..spec(s, "filename")
+        ..open_spec(s)
     }
 });
-probe_pair!(enter, FILE_PENDING, sys_enter_creat, sys_exit_creat, {
+open_probe!(sys_enter_creat, sys_exit_creat, {
     let s = sc::CREAT;
-    Spec {
+    OpenSpec {
+        path: s.arg("pathname"),
         mode: s.arg("mode"),
-        ..spec(s, "pathname")
+        always_write: true,
+        ..open_spec(s)
     }
 });
+open_probe!(sys_enter_openat2, sys_exit_openat2, {
+    let s = sc::OPENAT2;
+    OpenSpec {
+        dfd: s.arg("dfd"),
+        path: s.arg("filename"),
+        how: s.arg("how"),
+        ..open_spec(s)
+    }
+});
+open_probe!(sys_enter_open_by_handle_at, sys_exit_open_by_handle_at, {
+    let s = sc::OPEN_BY_HANDLE_AT;
+    OpenSpec {
+        dfd: s.arg("mountdirfd"),
+        flags: s.arg("flags"),
+        ..open_spec(s)
+    }
+});
+
+// fd-based calls: the fd is resolved at entry.
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_ftruncate,
+    sys_exit_ftruncate,
+    {
+        let s = sc::FTRUNCATE;
+        Spec {
+            fd: s.arg("fd"),
+            ..spec(s, "fd")
+        }
+    }
+);
+probe_pair!(enter, FILE_PENDING, sys_enter_fchmod, sys_exit_fchmod, {
+    let s = sc::FCHMOD;
+    Spec {
+        fd: s.arg("fd"),
+        mode: s.arg("mode"),
+        ..spec(s, "fd")
+    }
+});
+probe_pair!(enter, FILE_PENDING, sys_enter_fchown, sys_exit_fchown, {
+    let s = sc::FCHOWN;
+    Spec {
+        fd: s.arg("fd"),
+        uid: s.arg("user"),
+        gid: s.arg("group"),
+        ..spec(s, "fd")
+    }
+});
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_fsetxattr,
+    sys_exit_fsetxattr,
+    {
+        let s = sc::FSETXATTR;
+        Spec {
+            fd: s.arg("fd"),
+            xattr: s.arg("name"),
+            flags: s.arg("flags"),
+            ..spec(s, "fd")
+        }
+    }
+);
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_fremovexattr,
+    sys_exit_fremovexattr,
+    {
+        let s = sc::FREMOVEXATTR;
+        Spec {
+            fd: s.arg("fd"),
+            xattr: s.arg("name"),
+            ..spec(s, "fd")
+        }
+    }
+);
+
+// Path-based calls new with kernel resolution.
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_truncate,
+    sys_exit_truncate,
+    spec(sc::TRUNCATE, "path")
+);
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_fchmodat2,
+    sys_exit_fchmodat2,
+    {
+        let s = sc::FCHMODAT2;
+        Spec {
+            dfd: s.arg("dfd"),
+            mode: s.arg("mode"),
+            flags: s.arg("flags"),
+            ..spec(s, "filename")
+        }
+    }
+);
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_setxattr,
+    sys_exit_setxattr,
+    {
+        let s = sc::SETXATTR;
+        Spec {
+            xattr: s.arg("name"),
+            flags: s.arg("flags"),
+            ..spec(s, "pathname")
+        }
+    }
+);
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_lsetxattr,
+    sys_exit_lsetxattr,
+    {
+        let s = sc::LSETXATTR;
+        Spec {
+            xattr: s.arg("name"),
+            flags: s.arg("flags"),
+            ..spec(s, "pathname")
+        }
+    }
+);
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_removexattr,
+    sys_exit_removexattr,
+    {
+        let s = sc::REMOVEXATTR;
+        Spec {
+            xattr: s.arg("name"),
+            ..spec(s, "pathname")
+        }
+    }
+);
+probe_pair!(
+    enter,
+    FILE_PENDING,
+    sys_enter_lremovexattr,
+    sys_exit_lremovexattr,
+    {
+        let s = sc::LREMOVEXATTR;
+        Spec {
+            xattr: s.arg("name"),
+            ..spec(s, "pathname")
+        }
+    }
+);
 probe_pair!(
     enter,
     FILE_PENDING,

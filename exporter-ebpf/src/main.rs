@@ -5,7 +5,9 @@
 
 mod common;
 mod file;
+mod io_uring;
 mod net;
+mod path;
 mod privilege;
 mod process;
 mod tamper;

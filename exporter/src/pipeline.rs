@@ -129,9 +129,13 @@ fn start_sensor(
         btf_path: &args.btf,
     })?;
     sensor.report(metrics);
+    let watched = config.sensor.watch_list();
+    let n = sensor.set_inodes(&probes::inodes::build(&watched));
+    tracing::info!(entries = n, "watched/sensitive inode map loaded");
     let probes = Arc::new(sensor.status.clone());
     let ring = sensor.ring.take().context("ring buffer already taken")?;
     let sensor = Arc::new(Mutex::new(sensor));
+    spawn_inode_refresh(Arc::downgrade(&sensor), watched);
     registry
         .sub_registry_with_prefix("tripline")
         .register_collector(Box::new(SensorCollector::new(
@@ -139,6 +143,22 @@ fn start_sensor(
             metrics.clone(),
         )));
     Ok((sensor, ring, probes, watch))
+}
+
+/// Rebuilds the kernel's inode map every `probes::inodes::REFRESH` until the sensor is dropped.
+fn spawn_inode_refresh(sensor: std::sync::Weak<Mutex<Sensor>>, watched: Vec<String>) {
+    let _ = std::thread::Builder::new()
+        .name("inode-refresh".into())
+        .spawn(move || loop {
+            std::thread::sleep(probes::inodes::REFRESH);
+            let table = probes::inodes::build(&watched);
+            let Some(sensor) = sensor.upgrade() else {
+                return;
+            };
+            if let Ok(mut s) = sensor.lock() {
+                s.set_inodes(&table);
+            };
+        });
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

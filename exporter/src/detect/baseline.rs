@@ -54,7 +54,16 @@ impl Model {
                     addr_class(n.peer.ip())
                 ))
             }
-            (Model::FileWriter, EventData::File(f)) if f.resolved && f.succeeded() => {
+            (Model::IoUringUser, EventData::Sys(_)) if ev.kind == EventKind::IoUringSetup => {
+                Some(exe)
+            }
+            (Model::SensitiveReader, EventData::File(f)) if ev.kind == EventKind::SensitiveRead => {
+                let class = f.detail.sensitive.map(|c| c.as_str()).unwrap_or("unknown");
+                Some(format!("{class} -> {exe}"))
+            }
+            (Model::FileWriter, EventData::File(f))
+                if f.resolved && f.succeeded() && ev.kind != EventKind::SensitiveRead =>
+            {
                 let path = f
                     .new_path
                     .as_deref()

@@ -97,6 +97,14 @@ struct RawConditions {
     /// priv_change events: the effective uid after a successful setuid-family call.
     new_euid: Option<Vec<u32>>,
     result: Option<ResultCond>,
+    /// File events kept by the kernel because the mode sets setuid/setgid (any path).
+    setid_mode: Option<bool>,
+    /// file_xattr events: the attribute name (glob), e.g. `security.capability`.
+    xattr_name: Option<Vec<String>>,
+    /// sensitive_read events: the class read (account_shadow, sudoers, ssh_private_key, …).
+    sensitive_class: Option<Vec<String>>,
+    /// File events: the operation (`openat`, `ftruncate`, `io_uring`, …).
+    file_operation: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -126,6 +134,10 @@ pub struct Conditions {
     file_path: Option<GlobSet>,
     new_euid: Option<Vec<u32>>,
     result: Option<ResultCond>,
+    setid_mode: Option<bool>,
+    xattr_name: Option<GlobSet>,
+    sensitive_class: Option<Vec<tripline_common::SensitiveClass>>,
+    file_operation: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -369,6 +381,35 @@ fn compile(
         file_path: globs(&raw.file_path, &f("file_path"), invalid)?,
         new_euid: raw.new_euid.clone(),
         result: raw.result,
+        setid_mode: raw.setid_mode,
+        xattr_name: globs(&raw.xattr_name, &f("xattr_name"), invalid)?,
+        sensitive_class: match &raw.sensitive_class {
+            None => None,
+            Some(v) => Some(
+                v.iter()
+                    .map(|c| {
+                        tripline_common::SensitiveClass::ALL
+                            .iter()
+                            .copied()
+                            .find(|k| k.as_str() == c)
+                            .ok_or_else(|| {
+                                let allowed: Vec<&str> = tripline_common::SensitiveClass::ALL
+                                    .iter()
+                                    .map(|k| k.as_str())
+                                    .collect();
+                                invalid(
+                                    &f("sensitive_class"),
+                                    format!(
+                                        "{c:?} is not a sensitive class; allowed: {}",
+                                        allowed.join(", ")
+                                    ),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        },
+        file_operation: raw.file_operation.clone(),
     })
 }
 
@@ -482,6 +523,31 @@ impl Conditions {
         }
         if let Some(r) = self.result {
             if (r == ResultCond::Success) != ev.data.succeeded() {
+                return false;
+            }
+        }
+        if let Some(want) = self.setid_mode {
+            if ev.file().is_none_or(|f| f.detail.setid_mode != want) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.xattr_name {
+            let name = ev.file().and_then(|f| f.detail.xattr_name.as_deref());
+            if !name.is_some_and(|n| g.is_match(n)) {
+                return false;
+            }
+        }
+        if let Some(classes) = &self.sensitive_class {
+            let c = ev.file().and_then(|f| f.detail.sensitive);
+            if !c.is_some_and(|c| classes.contains(&c)) {
+                return false;
+            }
+        }
+        if let Some(ops) = &self.file_operation {
+            if !ev
+                .file()
+                .is_some_and(|f| ops.iter().any(|o| o == f.detail.operation))
+            {
                 return false;
             }
         }

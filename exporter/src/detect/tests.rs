@@ -600,6 +600,7 @@ fn file_ev(
         dirfd: -100,
         resolved: true,
         result: 0,
+        detail: Default::default(),
     };
     ev(
         kind,

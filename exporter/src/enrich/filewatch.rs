@@ -86,16 +86,7 @@ impl FileWatch {
 
     /// The prefixes the probes compare paths against.
     pub fn kernel_list(&self) -> WatchList {
-        let mut w = WatchList {
-            count: self.kernel.len() as u32,
-            lens: [0; WATCH_MAX],
-            prefixes: [[0; WATCH_PREFIX_LEN]; WATCH_MAX],
-        };
-        for (i, k) in self.kernel.iter().enumerate() {
-            w.lens[i] = k.len() as u32;
-            w.prefixes[i][..k.len()].copy_from_slice(k.as_bytes());
-        }
-        w
+        WatchList::new(self.kernel.iter().map(|k| k.as_bytes()))
     }
 
     pub fn matches(&self, path: &str) -> bool {
@@ -129,20 +120,99 @@ impl FileWatch {
         let mut resolved = true;
         // link/symlink: the first path may be a symlink's target text, which is not resolved.
         let first_is_text = ev.kind == crate::model::EventKind::FileLink;
+        let root = procfs.join(pid.to_string()).join("root");
         for (i, p) in std::iter::once(&mut f.path)
             .chain(f.new_path.as_mut())
             .enumerate()
         {
-            if p.starts_with('/') || (i == 0 && first_is_text) {
+            if i == 0 && (first_is_text || f.detail.kernel_resolved) {
                 continue;
             }
-            match base(f.dirfd) {
-                Some(b) => *p = normalize(&format!("{b}/{p}")),
-                None => resolved = false,
+            if !p.starts_with('/') {
+                match base(f.dirfd) {
+                    Some(b) => *p = normalize(&format!("{b}/{p}")),
+                    None => {
+                        resolved = false;
+                        continue;
+                    }
+                }
+            }
+            if f.detail.unjudged {
+                *p = canonical_parent(&root, p);
             }
         }
-        f.resolved = resolved;
-        !resolved || self.matches(&f.path) || f.new_path.as_deref().is_some_and(|p| self.matches(p))
+        f.resolved = resolved || f.detail.kernel_resolved;
+        // Kept by the kernel for what the file is, not where: always reported.
+        if f.detail.by_inode
+            || f.detail.setid_mode
+            || f.detail.capability
+            || f.detail.sensitive.is_some()
+            || ev.kind == crate::model::EventKind::SensitiveRead
+        {
+            return true;
+        }
+        !f.resolved
+            || self.matches(&f.path)
+            || f.new_path.as_deref().is_some_and(|p| self.matches(p))
+    }
+}
+
+/// `/proc/self/root/etc/./x` → `/etc/x`: the parent directory canonicalised (symlinks followed) in the
+/// process's root, the last component kept as is (it may be a symlink or already gone). Falls back to
+/// the lexical form when the parent no longer exists.
+fn canonical_parent(root: &Path, p: &str) -> String {
+    let lexical = strip_proc_root(&normalize(p));
+    let (parent, name) = match lexical.rsplit_once('/') {
+        Some((a, b)) => (if a.is_empty() { "/" } else { a }, b),
+        None => return lexical,
+    };
+    let in_root = root.join(parent.trim_start_matches('/'));
+    match std::fs::canonicalize(&in_root) {
+        Ok(c) => {
+            let c = c.display().to_string();
+            // Canonicalised through /proc/PID/root: strip that root again.
+            let root_real = std::fs::canonicalize(root)
+                .map(|r| r.display().to_string())
+                .unwrap_or_default();
+            let inner = if root_real.len() > 1 {
+                c.strip_prefix(&root_real).unwrap_or(&c).to_string()
+            } else {
+                c
+            };
+            let inner = if inner.is_empty() {
+                "/".to_string()
+            } else {
+                inner
+            };
+            if name.is_empty() {
+                inner
+            } else if inner == "/" {
+                format!("/{name}")
+            } else {
+                format!("{inner}/{name}")
+            }
+        }
+        Err(_) => lexical,
+    }
+}
+
+/// `/proc/self/root/x`, `/proc/thread-self/root/x`, `/proc/PID/root/x` → `/x` (the same root for the
+/// caller, the usual case outside containers).
+fn strip_proc_root(p: &str) -> String {
+    let Some(rest) = p.strip_prefix("/proc/") else {
+        return p.to_string();
+    };
+    let (who, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let is_proc = who == "self" || who == "thread-self" || who.bytes().all(|b| b.is_ascii_digit());
+    match tail.strip_prefix("root") {
+        Some(t) if is_proc && (t.is_empty() || t.starts_with('/')) => {
+            if t.is_empty() {
+                "/".into()
+            } else {
+                strip_proc_root(t)
+            }
+        }
+        _ => p.to_string(),
     }
 }
 
@@ -191,6 +261,17 @@ mod tests {
         ] {
             assert!(!f.matches(p), "{p}");
         }
+    }
+
+    #[test]
+    fn proc_root_spellings_are_stripped() {
+        assert_eq!(strip_proc_root("/proc/self/root/etc/x"), "/etc/x");
+        assert_eq!(strip_proc_root("/proc/123/root/proc/self/root/etc"), "/etc");
+        assert_eq!(strip_proc_root("/proc/self/status"), "/proc/self/status");
+        assert_eq!(
+            canonical_parent(Path::new("/"), "/tmp/../etc/./hosts"),
+            "/etc/hosts"
+        );
     }
 
     #[test]

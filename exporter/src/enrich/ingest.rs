@@ -77,6 +77,9 @@ impl Ingest {
                 let time = self.clock.wall(d.header.ktime_ns);
                 let mut ev = self.tree.enrich(d, time);
                 if !self.watch.resolve_and_match(&mut ev, self.tree.procfs()) {
+                    if let Some(f) = ev.file() {
+                        tracing::trace!(path = %f.path, detail = ?f.detail, "file event outside the watched paths");
+                    }
                     self.metrics.file_events_filtered.inc();
                     return None;
                 }

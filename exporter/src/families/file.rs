@@ -1,6 +1,11 @@
-//! File family: writes, unlink, rename, chmod, chown, link and symlink on watched paths
-//! (`exporter-ebpf/src/file.rs`). Relative paths are resolved in `enrich::filewatch`.
-use tripline_common::{FileEvent, PATH_LEN};
+//! File family: writes, unlink, rename, chmod, chown, link, symlink, truncate and xattrs on watched paths,
+//! setid modes and file capabilities anywhere, and sensitive reads (`exporter-ebpf/src/file.rs`,
+//! `exporter-ebpf/src/io_uring.rs`). Opens and fd-based calls carry the kernel-resolved path; spellings
+//! the kernel could not judge are canonicalised in `enrich::filewatch`.
+use tripline_common::{
+    inode_class, io_uring_op, resolve, syscall_by_op, FileEvent, SensitiveClass, PATH_LEN,
+    RESOLVED_BUF,
+};
 
 use super::{c_string, checked, DecodeError};
 use crate::model::record::{errno_name, Attrs};
@@ -22,6 +27,38 @@ pub struct File {
     pub resolved: bool,
     /// 0 (or the fd) on success, `-errno` on failure.
     pub result: i64,
+    /// How the kernel saw it: operation, resolution, identity, why it was kept.
+    pub detail: FileDetail,
+}
+
+/// The kernel side of a file event: which operation, whether the path came from the kernel's objects,
+/// the caller's own spelling, the file's identity and why the in-kernel filter kept it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileDetail {
+    /// The syscall (`openat`, `ftruncate`, `fsetxattr`, …) or `io_uring`.
+    pub operation: &'static str,
+    /// io_uring: the opcode name (`WRITE`, `OPENAT`, …).
+    pub io_uring_op: Option<&'static str>,
+    /// `path` was built in the kernel from the file's dentry and mount (canonical).
+    pub kernel_resolved: bool,
+    /// The path as the caller spelled it, when `path` is kernel-resolved and the spelling was readable.
+    pub spelled_path: Option<String>,
+    /// Matched as a watched file's inode under another name (hard link).
+    pub by_inode: bool,
+    /// The resolved path was longer than the kernel buffer and was cut.
+    pub truncated: bool,
+    /// Kept regardless of path: the mode sets setuid/setgid.
+    pub setid_mode: bool,
+    /// Kept regardless of path: a `security.capability` xattr.
+    pub capability: bool,
+    /// xattr calls: the attribute name.
+    pub xattr_name: Option<String>,
+    /// (kernel device number, inode) when resolved.
+    pub inode: Option<(u32, u64)>,
+    /// `sensitive_read`: the class of the file read.
+    pub sensitive: Option<SensitiveClass>,
+    /// The kernel could not judge the spelling (relative, `.`/`..`, /proc): canonicalised in userspace.
+    pub unjudged: bool,
 }
 
 impl File {
@@ -37,11 +74,46 @@ impl File {
 
 pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeError> {
     let e: FileEvent = checked(bytes, kind)?;
-    let path = c_string(&e.path[..usize::from(e.path_len).min(PATH_LEN)]);
-    let new_path =
+    let path = c_string(&e.path[..usize::from(e.path_len).min(RESOLVED_BUF)]);
+    let second =
         (e.path2_len > 0).then(|| c_string(&e.path2[..usize::from(e.path2_len).min(PATH_LEN)]));
+    let (new_path, xattr_name) = if kind == EventKind::FileXattr {
+        (None, second)
+    } else {
+        (second, None)
+    };
+    let r = e.resolve;
+    let via_uring = r & resolve::IO_URING != 0;
+    let kernel_resolved = r & resolve::KERNEL != 0;
+    let class = ((e.class & inode_class::SENSITIVE_MASK) >> inode_class::SENSITIVE_SHIFT) as u8;
+    let detail = FileDetail {
+        operation: if via_uring {
+            "io_uring"
+        } else {
+            syscall_by_op(e.op).map(|s| s.name).unwrap_or(match kind {
+                EventKind::SensitiveRead => "open",
+                _ => "unknown",
+            })
+        },
+        io_uring_op: via_uring.then(|| io_uring_op::name(e.op as u8)),
+        kernel_resolved,
+        spelled_path: (kernel_resolved && e.spelled_len > 0)
+            .then(|| c_string(&e.spelled[..usize::from(e.spelled_len).min(PATH_LEN)])),
+        by_inode: r & resolve::BY_INODE != 0,
+        truncated: r & resolve::TRUNCATED != 0,
+        setid_mode: r & resolve::SETID_MODE != 0,
+        capability: r & resolve::CAPABILITY != 0,
+        xattr_name,
+        inode: (e.ino != 0).then_some((e.dev, e.ino)),
+        sensitive: SensitiveClass::from_id(class),
+        unjudged: r & resolve::UNJUDGED != 0,
+    };
     Ok(EventData::File(File {
-        resolved: path.starts_with('/') && new_path.as_ref().is_none_or(|p| p.starts_with('/')),
+        resolved: kernel_resolved
+            || (path.starts_with('/')
+                && !detail.unjudged
+                && new_path.as_ref().is_none_or(|p| p.starts_with('/'))),
+        detail,
         path,
         new_path,
         flags: e.flags,
@@ -59,6 +131,37 @@ pub(super) fn attributes(f: &File, a: &mut Attrs) {
         a.push(("tripline.file.new_path", p.clone().into()));
     }
     a.push(("tripline.file.path_resolved", f.resolved.into()));
+    let d = &f.detail;
+    a.push(("tripline.file.operation", d.operation.into()));
+    a.push(("tripline.file.kernel_resolved", d.kernel_resolved.into()));
+    if let Some(op) = d.io_uring_op {
+        a.push(("tripline.io_uring.opcode", op.into()));
+    }
+    if let Some(p) = &d.spelled_path {
+        a.push(("tripline.file.spelled_path", p.clone().into()));
+    }
+    if d.by_inode {
+        a.push(("tripline.file.matched_by_inode", true.into()));
+    }
+    if d.truncated {
+        a.push(("tripline.file.path_truncated", true.into()));
+    }
+    if d.setid_mode {
+        a.push(("tripline.file.setid_mode", true.into()));
+    }
+    if let Some(n) = &d.xattr_name {
+        a.push(("tripline.file.xattr_name", n.clone().into()));
+    }
+    if let Some((dev, ino)) = d.inode {
+        a.push(("file.inode", ino.to_string().into()));
+        a.push((
+            "tripline.file.device",
+            format!("{}:{}", dev >> 20, dev & 0xfffff).into(),
+        ));
+    }
+    if let Some(c) = d.sensitive {
+        a.push(("tripline.file.sensitive_class", c.as_str().into()));
+    }
     a.push(("tripline.file.flags", f.flags.into()));
     if f.mode != 0 {
         a.push(("file.mode", format!("{:04o}", f.mode & 0o7777).into()));
@@ -82,11 +185,16 @@ pub(super) fn summary(ev: &Event, f: &File, who: &str) -> String {
         EventKind::FileChmod => "changed the mode of",
         EventKind::FileChown => "changed the owner of",
         EventKind::FileLink => "linked",
+        EventKind::FileXattr => "changed an extended attribute of",
+        EventKind::SensitiveRead => "read",
+        _ if f.detail.io_uring_op.is_some() => "wrote (io_uring)",
+        _ if matches!(f.detail.operation, "truncate" | "ftruncate") => "truncated",
         _ => "opened for writing",
     };
     let to = f
         .new_path
         .as_ref()
+        .or(f.detail.xattr_name.as_ref())
         .map(|p| format!(" -> {p}"))
         .unwrap_or_default();
     let failed = if f.result < 0 {
@@ -115,8 +223,15 @@ pub fn encode(
         path_len: 0,
         path2_len: 0,
         result,
-        path: [0; PATH_LEN],
+        op: 0,
+        resolve: 0,
+        spelled_len: 0,
+        dev: 0,
+        class: 0,
+        ino: 0,
+        path: [0; RESOLVED_BUF],
         path2: [0; PATH_LEN],
+        spelled: [0; PATH_LEN],
     };
     let p = path.as_bytes();
     e.path[..p.len()].copy_from_slice(p);
@@ -126,6 +241,31 @@ pub fn encode(
         e.path2_len = (p2.len() + 1) as u16;
     }
     super::encode::bytes_of(&e)
+}
+
+/// Like [`encode`], for a kernel-resolved event: `op` (a `sysop` or io_uring opcode), `resolve` flags,
+/// the caller's spelling and the inode class.
+pub fn encode_resolved(
+    h: tripline_common::Header,
+    path: &str,
+    spelled: Option<&str>,
+    op: u32,
+    resolve_flags: u16,
+    class: u32,
+) -> Vec<u8> {
+    let mut bytes = encode(h, path, None, 0, 0);
+    let mut e: FileEvent = super::checked(&bytes, EventKind::FileWrite).expect("own encoding");
+    e.op = op;
+    e.resolve = resolve_flags | resolve::KERNEL;
+    e.class = class;
+    e.dev = 8 << 20;
+    e.ino = 42;
+    if let Some(sp) = spelled {
+        e.spelled[..sp.len()].copy_from_slice(sp.as_bytes());
+        e.spelled_len = (sp.len() + 1) as u16;
+    }
+    bytes = super::encode::bytes_of(&e);
+    bytes
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! Decoding copies each wire struct out of the record with `read_unaligned` on plain integer/byte-array
 //! types only (never on enums), after checking the version, the kind and the length.
 pub mod file;
+pub mod io_uring;
 pub mod net;
 pub mod privilege;
 pub mod process;
@@ -114,7 +115,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         Family::Process => process::decode(bytes, kind, &mut args)?,
         Family::Net => net::decode(bytes, kind)?,
         Family::File => file::decode(bytes, kind)?,
-        Family::Privilege | Family::Tamper => EventData::Sys(Sys::decode(bytes, kind)?),
+        Family::Privilege | Family::Tamper | Family::IoUring => {
+            EventData::Sys(Sys::decode(bytes, kind)?)
+        }
     };
     Ok(Decoded {
         kind,
@@ -141,6 +144,7 @@ pub fn attributes(ev: &Event) -> Attrs {
             }
             match ev.kind.family() {
                 Family::Privilege => privilege::attributes(ev, x, &mut a),
+                Family::IoUring => io_uring::attributes(ev, x, &mut a),
                 _ => tamper::attributes(ev, x, &mut a),
             }
         }
@@ -165,6 +169,7 @@ pub fn summary(ev: &Event) -> String {
         }
         EventData::Net(n) => net::summary(ev, n, &who),
         EventData::File(f) => file::summary(ev, f, &who),
+        EventData::Sys(x) if ev.kind.family() == Family::IoUring => io_uring::summary(ev, x, &who),
         EventData::Sys(x) => {
             let r = if x.result < 0 {
                 format!(" (failed: {})", errno_name(-x.result))
@@ -200,7 +205,10 @@ impl Sys {
         let text =
             |b: &[u8], n: u16| (n > 0).then(|| c_string(&b[..usize::from(n).min(SYS_NAME_LEN)]));
         Ok(Sys {
-            syscall: syscall_by_op(e.op).map(|s| s.name).unwrap_or("unknown"),
+            syscall: match kind.family() {
+                Family::IoUring => "io_uring",
+                _ => syscall_by_op(e.op).map(|s| s.name).unwrap_or("unknown"),
+            },
             args: e.args,
             name: text(&e.name, e.name_len),
             name2: text(&e.name2, e.name2_len),
@@ -348,7 +356,7 @@ mod tests {
                     0,
                 ),
                 Family::File => file(header(k.wire(), 0, 1), "/etc/x", None, 0, 0),
-                Family::Privilege | Family::Tamper => {
+                Family::Privilege | Family::Tamper | Family::IoUring => {
                     sys(header(k.wire(), 0, 1), sysop::SETUID, [0; 4], None, 0)
                 }
             };

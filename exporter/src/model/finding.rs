@@ -86,6 +86,8 @@ models! {
     ListenPort = "listen_port", medium, "Which executable listens on which TCP port.";
     OutboundPort = "outbound_port", low, "Which executable connects to which port class and address class.";
     FileWriter = "file_writer", medium, "Which executable, as which user, changes files in which watched directory.";
+    IoUringUser = "io_uring_user", medium, "Which executables set up io_uring rings.";
+    SensitiveReader = "sensitive_reader", high, "Which executable reads which class of credential store or kernel memory/keyring interface.";
 }
 
 /// What raised a finding.

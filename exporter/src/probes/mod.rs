@@ -4,6 +4,7 @@
 //! refused hook costs that probe only; what attached is logged once and exported as
 //! `tripline_probe_attached{probe}`.
 pub mod btf;
+pub mod inodes;
 pub mod reader;
 pub mod tracefs;
 
@@ -18,7 +19,9 @@ use prometheus_client::encoding::DescriptorEncoder;
 use tripline_common::{counter, tp, Family, KernelOffsets, ProbeConfig, Tracepoint, SYSCALLS};
 
 use crate::model::EventKind;
-use crate::telemetry::metrics::{Bounded, KindLabel, KindLabels, Metrics, ProbeLabels, Stage};
+use crate::telemetry::metrics::{
+    Bounded, KindLabel, KindLabels, Metrics, ProbeLabels, ResolveLabels, ResolveReason, Stage,
+};
 
 /// The compiled probes, embedded at build time by `build.rs`.
 static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tripline"));
@@ -150,6 +153,38 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
         needs_offsets: true,
         min_kernel: "4.7",
     },
+    ProbeSpec {
+        probe: "io_uring_create",
+        program: "io_uring_create",
+        hook: tracepoint(&tp::IO_URING_CREATE),
+        format: tp::IO_URING_CREATE.fields,
+        needs_offsets: false,
+        min_kernel: "5.5",
+    },
+    ProbeSpec {
+        probe: "io_uring_submit",
+        program: "io_uring_submit_req",
+        hook: tracepoint(&tp::IO_URING_SUBMIT_REQ),
+        format: tp::IO_URING_SUBMIT_REQ.fields,
+        needs_offsets: false,
+        min_kernel: "5.18",
+    },
+    ProbeSpec {
+        probe: "io_uring_file",
+        program: "io_uring_file_get",
+        hook: tracepoint(&tp::IO_URING_FILE_GET),
+        format: tp::IO_URING_FILE_GET.fields,
+        needs_offsets: true,
+        min_kernel: "5.5",
+    },
+    ProbeSpec {
+        probe: "io_uring_complete",
+        program: "io_uring_complete",
+        hook: tracepoint(&tp::IO_URING_COMPLETE),
+        format: tp::IO_URING_COMPLETE.fields,
+        needs_offsets: true,
+        min_kernel: "5.5",
+    },
 ];
 
 /// Attach rows for every syscall in the ABI table (`tripline_common::SYSCALLS`): `<syscall>` (entry, reads
@@ -215,6 +250,9 @@ pub struct SensorOptions<'a> {
 /// Loaded probes: the ring buffer to read and the counters to sample.
 pub struct Sensor {
     _ebpf: Ebpf,
+    /// The watched/sensitive inode map (`probes::inodes`) and the keys last written to it.
+    inodes: Option<aya::maps::HashMap<MapData, tripline_common::InodeKey, u32>>,
+    inode_keys: std::collections::HashSet<tripline_common::InodeKey>,
     pub ring: Option<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
     pub status: Vec<ProbeStatus>,
@@ -323,13 +361,39 @@ impl Sensor {
         let counters =
             PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS map missing")?)
                 .context("COUNTERS is not a per-CPU array")?;
+        let inodes = ebpf
+            .take_map("INODES")
+            .and_then(|m| aya::maps::HashMap::try_from(m).ok());
         Ok(Sensor {
             _ebpf: ebpf,
+            inodes,
+            inode_keys: Default::default(),
             ring: Some(ring),
             counters,
             status,
             last: vec![0; counter::COUNT as usize],
         })
+    }
+
+    /// Replaces the kernel's inode map with `table` (see [`inodes`]); returns the entries written.
+    pub fn set_inodes(
+        &mut self,
+        table: &std::collections::HashMap<tripline_common::InodeKey, u32>,
+    ) -> usize {
+        let Some(map) = self.inodes.as_mut() else {
+            return 0;
+        };
+        let mut written = 0;
+        for (k, v) in table {
+            if map.insert(*k, *v, 0).is_ok() {
+                written += 1;
+            }
+        }
+        for stale in self.inode_keys.iter().filter(|k| !table.contains_key(*k)) {
+            let _ = map.remove(stale);
+        }
+        self.inode_keys = table.keys().copied().collect();
+        written
     }
 
     /// Logs what attached and sets `tripline_probe_attached`.
@@ -395,6 +459,14 @@ impl Sensor {
         values[counter::READ_ERRORS as usize] = read(counter::READ_ERRORS);
         values[counter::PENDING_FULL as usize] = read(counter::PENDING_FULL);
         values[counter::FILE_FILTERED as usize] = read(counter::FILE_FILTERED);
+        for c in [
+            counter::RESOLVE_FAILED,
+            counter::RESOLVE_TOO_DEEP,
+            counter::RESOLVE_TOO_LONG,
+            counter::IO_URING_FIXED_FILE,
+        ] {
+            values[c as usize] = read(c);
+        }
 
         let delta = |i: u32, last: &mut Vec<u64>| -> u64 {
             let v = values[i as usize];
@@ -422,6 +494,19 @@ impl Sensor {
         metrics
             .file_events_filtered
             .inc_by(delta(counter::FILE_FILTERED, &mut self.last));
+        for (c, reason) in [
+            (counter::RESOLVE_FAILED, ResolveReason::read_error),
+            (counter::RESOLVE_TOO_DEEP, ResolveReason::too_deep),
+            (counter::RESOLVE_TOO_LONG, ResolveReason::too_long),
+        ] {
+            metrics
+                .file_path_resolution_failures
+                .get_or_create(&ResolveLabels { reason })
+                .inc_by(delta(c, &mut self.last));
+        }
+        metrics
+            .io_uring_fixed_files
+            .inc_by(delta(counter::IO_URING_FIXED_FILE, &mut self.last));
     }
 }
 

@@ -90,6 +90,23 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// Why the kernel could not resolve a file's path from its dentries and mounts.
+    ResolveReason {
+        /// A kernel read failed during the walk (the event was dropped or fell back to the spelling).
+        read_error,
+        /// More than 32 path components (mount crossings included).
+        too_deep,
+        /// Longer than the 256-byte budget: the path was cut and the event flagged.
+        too_long,
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResolveLabels {
+    pub reason: ResolveReason,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
     pub stage: Stage,
@@ -188,6 +205,8 @@ pub struct Metrics {
     pub kernel_read_errors: Counter,
     pub pending_connect_full: Counter,
     pub file_events_filtered: Counter,
+    pub file_path_resolution_failures: Family<ResolveLabels, Counter>,
+    pub io_uring_fixed_files: Counter,
     pub process_tree_processes: Gauge,
     pub process_tree_evictions: Counter,
     pub probe_attached: Family<ProbeLabels, Gauge>,
@@ -302,6 +321,12 @@ impl Metrics {
         for s in Stage::ALL {
             drop(m.events_lost.get_or_create(&StageLabels { stage: *s }));
         }
+        for r in ResolveReason::ALL {
+            drop(
+                m.file_path_resolution_failures
+                    .get_or_create(&ResolveLabels { reason: *r }),
+            );
+        }
         for k in EventKind::ALL.iter().map(|k| Some(*k)).chain([None]) {
             for reason in DecodeReason::ALL {
                 drop(m.decode_errors.get_or_create(&DecodeLabels {
@@ -346,12 +371,14 @@ impl Metrics {
         &self,
         encoder: &mut DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
-        let fed: [(&str, &str, &dyn EncodeMetric); 5] = [
+        let fed: [(&str, &str, &dyn EncodeMetric); 7] = [
             ("events", "Events seen by the kernel probes, by kind (read from in-kernel per-CPU counters at scrape time; includes events later lost).", &self.events),
             ("events_lost", "Events lost, by pipeline stage: kernel = ring buffer full, decode = undecodable record, pipeline/jsonl = bounded queue full.", &self.events_lost),
             ("kernel_read_errors", "Kernel memory reads that failed while a probe built an event (the event was sent with fields missing).", &self.kernel_read_errors),
             ("connect_pending_full", "Connects whose SYN_SENT state could not be parked until the syscall returned (map full); such connects are not reported.", &self.pending_connect_full),
             ("file_events_filtered", "File operations outside the watched paths, dropped by the in-kernel filter or after resolving a relative path.", &self.file_events_filtered),
+            ("file_path_resolution_failures", "Kernel path resolutions (dentry and mount walk) that failed or hit a bound, by reason.", &self.file_path_resolution_failures),
+            ("io_uring_fixed_files", "io_uring write requests on registered (fixed) files, which the probes cannot map to a path.", &self.io_uring_fixed_files),
         ];
         // Help texts end with '.', as the registry writes them.
         for (name, help, metric) in fed {
