@@ -183,6 +183,7 @@ pub struct KernelOffsets {
     pub sk_state: u32,
     pub task_fs: u32,
     pub fs_pwd: u32,
+    pub fs_root: u32,
     pub file_f_path: u32,
     pub file_f_inode: u32,
     pub file_f_mode: u32,
@@ -240,6 +241,7 @@ pub const KERNEL_OFFSET_SOURCES: &[(&str, &str, &str, bool)] = &[
     // Kernel-resolved file paths (exporter-ebpf/src/path.rs): fd -> file -> f_path -> dentry/mount walk.
     ("task_fs", "task_struct", "fs", true),
     ("fs_pwd", "fs_struct", "pwd", true),
+    ("fs_root", "fs_struct", "root", true),
     ("file_f_path", "file", "f_path", true),
     ("file_f_inode", "file", "f_inode", true),
     ("file_f_mode", "file", "f_mode", true),
@@ -296,6 +298,7 @@ impl KernelOffsets {
             "sk_state" => &mut self.sk_state,
             "task_fs" => &mut self.task_fs,
             "fs_pwd" => &mut self.fs_pwd,
+            "fs_root" => &mut self.fs_root,
             "file_f_path" => &mut self.file_f_path,
             "file_f_inode" => &mut self.file_f_inode,
             "file_f_mode" => &mut self.file_f_mode,

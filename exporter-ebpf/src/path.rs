@@ -4,8 +4,8 @@
 //! The walk follows `dentry->d_parent` up to the root of the file's filesystem, then crosses to the mount
 //! point (`mount->mnt_mountpoint` in `mount->mnt_parent`) and goes on, like the kernel's `d_path`, with
 //! two differences:
-//! * it walks *past* the root of a bind mount of a subtree: when the filesystem root it reaches is the
-//!   root of the namespace's root mount, the path is the file's path in that filesystem, so
+//! * it walks *past* the root of a bind mount of a subtree: when it reaches the caller's root directory
+//!   (`current->fs->root`) or the namespace's root, the path is the file's path in that filesystem, so
 //!   `mount --bind /etc /mnt/x` and a write to `/mnt/x/passwd` resolve to `/etc/passwd`. Bind mounts of
 //!   other filesystems resolve through the bind's mount point, as `d_path` does;
 //! * it is bounded: at most [`RESOLVE_DEPTH`] components (counted in `counter::RESOLVE_TOO_DEEP` when
@@ -153,8 +153,13 @@ unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
     let vfsmnt = unsafe { read_ptr(path, off!(path_mnt))? };
     let mut mnt = mount_of(vfsmnt);
     let mut mnt_root = unsafe { read_ptr(vfsmnt, off!(vfsmount_mnt_root))? };
-    // The namespace's root dentry: a walk that reaches it (even above a bind mount's root) is done.
+    // The caller's root directory (`current->fs->root`) and the namespace's root dentry: a walk that
+    // reaches either (even above a bind mount's root) is done.
     let ns_root = unsafe { top_root(mnt)? };
+    let proc_root = unsafe {
+        let fs = read_ptr(current_task(), off!(task_fs))?;
+        read_ptr(fs, off!(fs_root) + off!(path_dentry))?
+    };
     let name_off = off!(dentry_d_name) + off!(qstr_name);
     unsafe {
         write_volatile(&raw mut (*w).n, 0);
@@ -162,7 +167,7 @@ unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
     }
     let mut done = false;
     for _ in 0..RESOLVE_DEPTH + 8 {
-        if dentry == ns_root {
+        if dentry == ns_root || dentry == proc_root {
             done = true;
             break;
         }
