@@ -20,6 +20,11 @@ if [ "$want_test" = 1 ]; then
   need_pkg prometheus-alertmanager
   need_pkg protobuf-compiler
   need_pkg curl
+  # resolve_kernel: the io_uring test compiles a raw-syscall C helper; the file-capability test uses setcap.
+  need_pkg gcc
+  need_pkg libc6-dev
+  need_pkg linux-libc-dev
+  need_pkg libcap2-bin
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "install-deps: apt-get install ${apt_pkgs[*]}"
