@@ -920,3 +920,125 @@ fn every_registered_model_is_live_selectable_and_reported() {
         assert!(text.contains(&series), "{series} missing");
     }
 }
+
+/// A file event with kernel detail (setid mode, xattr name, sensitive class, operation).
+fn detailed_ev(
+    kind: EventKind,
+    exe: &str,
+    path: &str,
+    detail: crate::families::file::FileDetail,
+) -> Arc<Event> {
+    let f = crate::model::File {
+        path: path.into(),
+        new_path: None,
+        flags: 0,
+        mode: 0o4755,
+        owner_uid: None,
+        owner_gid: None,
+        dirfd: -100,
+        resolved: true,
+        result: 0,
+        detail,
+    };
+    ev(kind, proc(7, exe, &[exe], 0), None, EventData::File(f))
+}
+
+#[test]
+fn setid_capability_sensitive_and_io_uring_rules() {
+    use crate::families::file::FileDetail;
+    use tripline_common::SensitiveClass;
+    let hit = |kind, exe: &str, path: &str, d: FileDetail| {
+        let mut e = engine(Mode::Learn);
+        rules_hit(&mut e, &detailed_ev(kind, exe, path, d))
+    };
+    let setid = FileDetail {
+        operation: "fchmodat",
+        setid_mode: true,
+        ..Default::default()
+    };
+    assert!(hit(
+        EventKind::FileChmod,
+        "/usr/bin/chmod",
+        "/tmp/x",
+        setid.clone()
+    )
+    .contains(&"setid_bit_set".to_string()));
+    assert!(
+        !hit(EventKind::FileChmod, "/usr/bin/dpkg", "/usr/bin/su", setid)
+            .contains(&"setid_bit_set".to_string())
+    );
+    let cap = |name: &str| FileDetail {
+        operation: "setxattr",
+        xattr_name: Some(name.into()),
+        capability: name == "security.capability",
+        ..Default::default()
+    };
+    assert!(hit(
+        EventKind::FileXattr,
+        "/usr/sbin/setcap",
+        "/tmp/x",
+        cap("security.capability")
+    )
+    .contains(&"file_capability_set".to_string()));
+    assert!(!hit(
+        EventKind::FileXattr,
+        "/usr/bin/setfattr",
+        "/etc/x",
+        cap("user.note")
+    )
+    .contains(&"file_capability_set".to_string()));
+    let read = |class| FileDetail {
+        operation: "openat",
+        kernel_resolved: true,
+        sensitive: Some(class),
+        ..Default::default()
+    };
+    let cred = "credential_store_read_by_interpreter".to_string();
+    assert!(hit(
+        EventKind::SensitiveRead,
+        "/usr/bin/python3",
+        "/etc/shadow",
+        read(SensitiveClass::AccountShadow)
+    )
+    .contains(&cred));
+    assert!(!hit(
+        EventKind::SensitiveRead,
+        "/usr/sbin/sshd",
+        "/etc/ssh/ssh_host_ed25519_key",
+        read(SensitiveClass::SshHostKey)
+    )
+    .contains(&cred));
+    assert!(hit(
+        EventKind::SensitiveRead,
+        "/tmp/dumper",
+        "/proc/kcore",
+        read(SensitiveClass::KernelMemory)
+    )
+    .contains(&"kernel_memory_or_keyring_read".to_string()));
+    let uring = FileDetail {
+        operation: "io_uring",
+        io_uring_op: Some("WRITE"),
+        kernel_resolved: true,
+        ..Default::default()
+    };
+    assert!(
+        hit(EventKind::FileWrite, "/tmp/loader", "/etc/passwd", uring)
+            .contains(&"watched_file_written_through_io_uring".to_string())
+    );
+}
+
+#[test]
+fn sensitive_reader_and_io_uring_user_model_keys() {
+    use crate::families::file::FileDetail;
+    let d = FileDetail {
+        operation: "openat",
+        sensitive: Some(tripline_common::SensitiveClass::Sudoers),
+        ..Default::default()
+    };
+    let e = detailed_ev(EventKind::SensitiveRead, "/usr/bin/cat", "/etc/sudoers", d);
+    assert_eq!(
+        Model::SensitiveReader.key(&e).as_deref(),
+        Some("sudoers -> /usr/bin/cat")
+    );
+    assert_eq!(Model::FileWriter.key(&e), None, "a read is not a write");
+}

@@ -298,4 +298,54 @@ mod tests {
         };
         assert!(!f.resolved && !f.succeeded());
     }
+
+    #[test]
+    fn kernel_resolved_event_carries_spelling_identity_and_class() {
+        use tripline_common::{inode_class, resolve, sysop, SensitiveClass};
+        let h = header(kind::FILE_WRITE, size_of::<FileEvent>(), 9);
+        let bytes = encode_resolved(
+            h,
+            "/etc/passwd",
+            Some("/tmp/../etc/./passwd"),
+            sysop::OPENAT2,
+            resolve::BY_INODE,
+            inode_class::WATCHED,
+        );
+        let EventData::File(f) = decode(&bytes).unwrap().data else {
+            panic!()
+        };
+        assert!(f.resolved && f.detail.kernel_resolved && f.detail.by_inode);
+        assert_eq!(f.detail.operation, "openat2");
+        assert_eq!(
+            f.detail.spelled_path.as_deref(),
+            Some("/tmp/../etc/./passwd")
+        );
+        assert_eq!(f.detail.inode, Some((8 << 20, 42)));
+        let mut a = Vec::new();
+        attributes(&f, &mut a);
+        let get = |k: &str| a.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("tripline.file.device"), Some("8:0".into()));
+        assert_eq!(get("tripline.file.matched_by_inode"), Some(true.into()));
+
+        // io_uring: the opcode, not a syscall.
+        let h = header(kind::FILE_WRITE, size_of::<FileEvent>(), 9);
+        let bytes = encode_resolved(h, "/etc/x", None, 23, resolve::IO_URING, 0);
+        let EventData::File(f) = decode(&bytes).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(
+            (f.detail.operation, f.detail.io_uring_op),
+            ("io_uring", Some("WRITE"))
+        );
+
+        // A sensitive read: the class from the inode map value.
+        let h = header(kind::SENSITIVE_READ, size_of::<FileEvent>(), 9);
+        let class = (SensitiveClass::SshHostKey as u32) << inode_class::SENSITIVE_SHIFT;
+        let bytes = encode_resolved(h, "/etc/ssh/ssh_host_ed25519_key", None, 0, 0, class);
+        let d = decode(&bytes).unwrap();
+        assert_eq!(d.kind, EventKind::SensitiveRead);
+        let EventData::File(f) = d.data else { panic!() };
+        assert_eq!(f.detail.sensitive, Some(SensitiveClass::SshHostKey));
+        assert_eq!(f.detail.operation, "open");
+    }
 }
