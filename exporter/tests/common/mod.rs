@@ -239,6 +239,31 @@ pub fn gettid() -> i64 {
     i64::from(unsafe { gettid() })
 }
 
+/// Every JSON line of a file (the JSON-lines sink), skipping none that parse.
+pub fn read_jsonl(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits (30 s) for a line of `path` that satisfies `pred`.
+pub fn wait_jsonl(path: &std::path::Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(f) = read_jsonl(path).into_iter().find(|f| pred(f)) {
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line for {what}; lines: {:#?}",
+            read_jsonl(path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn s(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(|x| x.as_str())
