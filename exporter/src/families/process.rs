@@ -120,7 +120,10 @@ pub(super) fn summary(ev: &Event, who: &str) -> String {
     match &ev.data {
         EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
         EventData::Exit { status } => format!("{who} exited with status {status}"),
-        _ => format!("{who} executed {}", ev.process.exe),
+        _ => match &ev.process.script {
+            Some(script) => format!("{who} executed {} running {script}", ev.process.exe),
+            None => format!("{who} executed {}", ev.process.exe),
+        },
     }
 }
 
