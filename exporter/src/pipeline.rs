@@ -83,13 +83,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         },
     ));
     let detect_task = tokio::spawn(async move {
-        detect::run(engine, rx, |ev, findings| {
-            sinks.event(ev);
-            for f in findings {
-                sinks.finding(f);
-            }
-        })
-        .await;
+        detect::run(engine, rx, &mut sinks).await;
         sinks.shutdown();
     });
 
@@ -97,7 +91,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     tracing::info!("shutting down: detaching probes, draining queues");
     let _ = stop_tx.send(true);
     let _ = sensor_task.await; // drops the queue's senders, which ends the detection loop
-    drop(sensor); // detaches the probes
+                               // Detaches the probes (in parallel: each detach waits for an RCU grace period in the kernel).
+    drop(sensor);
     let _ = tokio::time::timeout(Duration::from_secs(10), detect_task).await;
     if let Some(t) = server_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

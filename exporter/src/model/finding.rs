@@ -119,6 +119,18 @@ impl FindingSource {
     }
 }
 
+/// One thing that was new or matched: a rule match or a new baseline key, with the event that showed it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub source: FindingSource,
+    pub severity: Severity,
+    pub summary: String,
+    pub event: Arc<Event>,
+}
+
+/// What detection reports: every rule match and new baseline key of one process (and the children it
+/// started) inside the correlation window, as one finding. `source`, `summary` and `event` are the
+/// strongest part's; `severity` is the highest.
 #[derive(Debug, Clone)]
 pub struct Finding {
     /// Unique id of this finding.
@@ -128,6 +140,8 @@ pub struct Finding {
     pub source: FindingSource,
     pub summary: String,
     pub event: Arc<Event>,
+    /// Every part, in the order seen (the strongest included).
+    pub parts: Vec<Part>,
 }
 
 #[cfg(test)]

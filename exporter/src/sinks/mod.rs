@@ -97,6 +97,16 @@ pub struct Sinks {
     otlp: Option<otlp::OtlpSink>,
 }
 
+impl crate::detect::Output for Sinks {
+    fn event(&mut self, ev: &Event) {
+        Sinks::event(self, ev)
+    }
+
+    fn finding(&mut self, f: &Finding) {
+        Sinks::finding(self, f)
+    }
+}
+
 impl Sinks {
     pub fn new(config: &SinksConfig, metrics: &metrics::Metrics) -> anyhow::Result<Sinks> {
         let jsonl = match &config.jsonl.path {

@@ -138,6 +138,11 @@ pub struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    pub severity: Severity,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelSeverityLabels {
     pub model: Model,
     pub severity: Severity,
@@ -216,6 +221,7 @@ pub struct Metrics {
     pub rule_matches: Family<RuleLabels, Counter>,
     pub anomalies: Family<ModelSeverityLabels, Counter>,
     pub finding_occurrences: Family<ReasonLabels, Counter>,
+    pub findings: Family<SeverityLabels, Counter>,
     pub baseline_keys: Family<ModelStateLabels, Gauge>,
     pub baseline_learning: Family<ModelLabels, Gauge>,
     pub threat_level: Gauge<f64, AtomicU64>,
@@ -271,6 +277,11 @@ impl Metrics {
             "anomalies",
             "Baseline anomalies (behaviour not in the learned model), by model and severity",
             m.anomalies.clone(),
+        );
+        r.register(
+            "findings",
+            "Findings reported, by severity: each is every rule match and new baseline key of one process (and its children) within the correlation window",
+            m.findings.clone(),
         );
         r.register(
             "finding_occurrences",
@@ -339,6 +350,11 @@ impl Metrics {
             drop(m.otlp_records.get_or_create(&OtlpLabels {
                 signal: OtlpSignal::logs,
                 result: *result,
+            }));
+        }
+        for severity in Severity::ALL {
+            drop(m.findings.get_or_create(&SeverityLabels {
+                severity: *severity,
             }));
         }
         for reason in FindingReason::ALL {
