@@ -413,7 +413,7 @@ fn open_enter(ctx: &TracePointContext, s: &OpenSpec) -> Result<(), i32> {
         op: s.sc.op,
     };
     if OPEN_PENDING
-        .insert(bpf_get_current_pid_tgid(), &args, 0)
+        .insert(bpf_get_current_pid_tgid(), args, 0)
         .is_err()
     {
         count(counter::PENDING_FULL);
@@ -433,14 +433,14 @@ fn open_exit(ctx: &TracePointContext) -> Result<(), i32> {
         op: 0,
     };
     let mut parked = false;
-    if let Some(p) = unsafe { OPEN_PENDING.get(&key) } {
+    if let Some(p) = unsafe { OPEN_PENDING.get(key) } {
         a.path = p.path;
         a.flags = p.flags;
         a.mode = p.mode;
         a.dirfd = p.dirfd;
         a.op = p.op;
         parked = true;
-        let _ = OPEN_PENDING.remove(&key);
+        let _ = OPEN_PENDING.remove(key);
     }
     let ret: i64 = unsafe { ctx.read_at(SYS_EXIT_RET)? };
     if ret < 0 && !parked {

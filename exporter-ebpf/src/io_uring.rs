@@ -99,12 +99,12 @@ fn try_submit(ctx: &TracePointContext) -> Result<(), i32> {
     let pid = aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32;
     let key = (pid << 8) | opcode as u64;
     let start = leader_start();
-    if let Some(seen) = unsafe { URING_SEEN.get(&key) } {
+    if let Some(seen) = unsafe { URING_SEEN.get(key) } {
         if *seen == start {
             return Ok(());
         }
     }
-    let _ = URING_SEEN.insert(&key, &start, 0);
+    let _ = URING_SEEN.insert(key, start, 0);
     emit_sys(
         kind::IO_URING_OP,
         [opcode as u64, flags, sq_thread as u64, 0],
