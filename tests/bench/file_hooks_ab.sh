@@ -4,7 +4,7 @@
 # and as ratios to the bare median. Root.
 #   tests/bench/file_hooks_ab.sh OLD_BINARY NEW_BINARY
 # Env: N (ops per round, default 100000), ROUNDS (default 5), WATCHED=1 to write inside a watched
-# directory (every op is then an event) instead of /tmp.
+# directory (every op is then an event) instead of /tmp; BENCH_DIR=/dev/shm keeps disk noise out.
 set -euo pipefail
 A=${1:?old binary}
 B=${2:?new binary}
@@ -16,7 +16,7 @@ if [ "${WATCHED:-0}" = 1 ]; then
   DIR=/var/lib/tripline-fileab.$$
   mkdir -p "$DIR"
 else
-  DIR=$(mktemp -d /tmp/tripline-fileab.XXXXXX)
+  DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/tripline-fileab.XXXXXX")
 fi
 printf 'sensor:\n  app_dirs: [/var/lib/tripline-fileab.%s]\n' "$$" > "$CFG"
 pid=
