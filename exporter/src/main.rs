@@ -1,11 +1,27 @@
 //! Thin entry point: parse the command line, set up logging, run, map errors to exit codes.
+//!
+//! Exit codes (docs/configuration.md): 0 success, 1 `baseline diff` found added keys, 2 usage error,
+//! 3 invalid configuration/web configuration/policy/baseline file, 4 runtime failure.
 use std::process::ExitCode;
 
 use clap::Parser;
 use tripline::cli::{Cli, Command};
+use tripline::limits::exit;
+use tripline::preflight::{self, OnCorruptBaseline};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; a closed pipe is not an error.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("tripline={}", cli.run.log_level))
     });
@@ -14,6 +30,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    raise_fd_limit();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             run_async(tripline::pipeline::run(cli.run, false)).map(|()| ExitCode::SUCCESS)
@@ -21,20 +38,47 @@ fn main() -> ExitCode {
         Command::Events => {
             run_async(tripline::pipeline::run(cli.run, true)).map(|()| ExitCode::SUCCESS)
         }
-        Command::CheckConfig => tripline::pipeline::effective_config(&cli.run, false).map(|_| {
-            println!("configuration OK");
-            ExitCode::SUCCESS
-        }),
+        Command::CheckConfig => preflight::check(&cli.run, false, OnCorruptBaseline::Report)
+            .and_then(|c| {
+                tripline::cli::print_stdout(&format!(
+                    "configuration OK ({} rule(s))\n",
+                    c.policy_rules
+                ))?;
+                Ok(ExitCode::SUCCESS)
+            }),
         Command::Baseline(cmd) => tripline::detect::cli::baseline(cmd),
         Command::Policy(cmd) => tripline::detect::cli::policy(cmd),
-        Command::Gameday(args) => tripline::gameday::run(args),
+        Command::Gameday(args) => {
+            // An interactive report: when its reader goes away, end quietly like any Unix tool.
+            // SAFETY: restoring the default disposition of SIGPIPE before any thread writes.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            tripline::gameday::run(args)
+        }
         Command::GamedayHelper(h) => tripline::gameday::run_helper(h),
     };
     match result {
         Ok(code) => code,
+        // The reader of our stdout went away (`tripline baseline show F | head`): not a failure.
+        Err(e) if tripline::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tripline: error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(preflight::exit_code(&e))
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (as Go programs do): each HTTP connection, map and
+/// probe costs a descriptor, and `--web.max-connections` defaults to 512.
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer; setrlimit with a value getrlimit returned.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::enrich::filewatch::FileWatch;
 use crate::enrich::ProcessTree;
 use crate::event::Event;
 use crate::probes::{Sensor, SensorOptions};
-use crate::server::{self, AppState};
+use crate::server::AppState;
 use crate::sinks::metrics::{DecodeLabels, Metrics, Stage};
 use crate::sinks::redact::Redactor;
 use crate::sinks::{process_metrics::ProcessCollector, EventLevel, Sinks};
@@ -146,10 +146,17 @@ pub fn ingest(
 }
 
 pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
-    let config = effective_config(&args, events_to_stdout)?;
+    // The same validation `check-config` runs; a corrupt baseline is moved aside here.
+    let checked = crate::preflight::check(
+        &args,
+        events_to_stdout,
+        crate::preflight::OnCorruptBaseline::MoveAside,
+    )?;
+    let config = checked.config;
 
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
+    let web_metrics = crate::web::WebMetrics::new(&mut registry);
     registry.register_collector(Box::new(ProcessCollector));
 
     let watch = FileWatch::new(&config.sensor.watch_list())
@@ -202,21 +209,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
             qmetrics.threat_level.set(t);
         }),
     };
-    let server_task = match server::bind(&args.listen_address).await? {
-        Some(listener) => {
-            tracing::info!(address = %listener.local_addr()?, path = %args.telemetry_path, "serving metrics");
-            let app = server::router(state);
-            let mut stop = stop_rx.clone();
-            Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await;
-            }))
-        }
-        None => None,
-    };
+    let server_tasks =
+        crate::web::spawn_servers(&args, state, checked.web, web_metrics, &stop_rx).await?;
 
     // Sensor: ring buffer → decode → enrich → queue.
     let clock = Clock::now();
@@ -295,7 +289,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let _ = sensor_task.await; // drops the sender held by the sensor task
     drop(sensor); // detaches the probes
     let _ = tokio::time::timeout(Duration::from_secs(10), detect_task).await;
-    if let Some(t) = server_task {
+    for t in server_tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     ready.store(false, Ordering::Relaxed);
@@ -310,5 +304,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+        _ = crate::sinks::jsonl::STDOUT_CLOSED.notified() => {},
     }
 }

@@ -196,7 +196,10 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         let policy = Policy::load(config.policy_file.as_deref())?;
         let loaded = match &config.baseline.file {
-            Some(f) => Baseline::load_state(f)?,
+            Some(f) => {
+                baseline::check_writable(f)?;
+                Baseline::load_state(f)?
+            }
             None => None,
         };
         let from_file = loaded.is_some();
@@ -433,6 +436,7 @@ impl Engine {
         if now.duration_since(self.last_persist).unwrap_or_default() >= self.persist_interval {
             self.last_persist = now;
             if let Err(e) = self.persist() {
+                self.metrics.baseline_write_errors.inc();
                 tracing::warn!(error = %e, "could not persist the baseline");
             }
         }

@@ -190,6 +190,8 @@ pub struct Metrics {
     pub otlp_records: Family<OtlpLabels, Counter>,
     pub otlp_queue_length: Gauge,
     pub redactions: Family<PatternLabels, Counter>,
+    // Hardening (issue 12).
+    pub baseline_write_errors: Counter,
 }
 
 impl Metrics {
@@ -197,6 +199,11 @@ impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("tripline");
+        r.register(
+            "baseline_write_errors",
+            "Failed writes of the baseline state file (the model in memory is kept; see the log for why)",
+            m.baseline_write_errors.clone(),
+        );
         r.register(
             "events",
             "Events seen by the kernel probes, by kind (read from in-kernel per-CPU counters at scrape time; includes events later lost)",
