@@ -35,6 +35,8 @@ pub enum RejectReason {
     tls_handshake,
     /// The connection carried no request for `--web.idle-timeout`.
     idle_timeout,
+    /// Request headers did not arrive within `--web.header-read-timeout`.
+    header_timeout,
     /// Basic auth missing or wrong (HTTP 401).
     unauthorized,
 }
@@ -43,6 +45,7 @@ impl RejectReason {
     const ALL: &'static [RejectReason] = &[
         RejectReason::tls_handshake,
         RejectReason::idle_timeout,
+        RejectReason::header_timeout,
         RejectReason::unauthorized,
     ];
 }
@@ -70,7 +73,7 @@ impl WebMetrics {
         );
         r.register(
             "http_rejected",
-            "HTTP connections closed or requests refused, by reason: tls_handshake, idle_timeout, unauthorized",
+            "HTTP connections closed or requests refused, by reason: tls_handshake, idle_timeout, header_timeout, unauthorized",
             m.rejected.clone(),
         );
         for reason in RejectReason::ALL {
@@ -186,7 +189,12 @@ async fn connection<IO>(
     let idle_ms = opts.idle_timeout.as_millis() as u64;
     loop {
         tokio::select! {
-            _ = conn.as_mut() => return,
+            r = conn.as_mut() => {
+                if r.is_err_and(|e| e.is_timeout()) {
+                    metrics.reject(RejectReason::header_timeout);
+                }
+                return;
+            }
             _ = tick.tick() => {
                 let now = start.elapsed().as_millis() as u64;
                 if in_flight.load(Ordering::SeqCst) == 0
