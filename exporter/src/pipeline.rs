@@ -172,7 +172,12 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let ring = sensor.ring.take().context("ring buffer already taken")?;
     let sensor = Arc::new(Mutex::new(sensor));
 
+    let redactor = Arc::new(Redactor::new(&config.sinks.redaction, &metrics)?);
     let mut tree = ProcessTree::new(config.sensor.process_tree_max, config.sensor.procfs.clone());
+    let tree_redactor = redactor.clone();
+    tree.set_args_filter(Arc::new(move |args: &mut [String]| {
+        tree_redactor.redact(args);
+    }));
     tree.seed();
     metrics.process_tree_processes.set(tree.len() as i64);
     tracing::info!(processes = tree.len(), "process tree seeded from procfs");
@@ -214,7 +219,6 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     // Sensor: ring buffer → decode → enrich → queue.
     let clock = Clock::now();
-    let redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
     let poll_interval = config.sensor.poll_interval;
     let sensor_metrics = metrics.clone();
     let sensor_task = tokio::spawn(async move {

@@ -306,3 +306,44 @@ async fn hostile_findings_queries_are_bad_requests() {
         assert_eq!(resp.status(), want, "{q}");
     }
 }
+
+/// The parent's argv in a child's record leaked what the child's own argv had redacted, when the
+/// parent started before tripline (its argv came from procfs). Now every copy is redacted.
+#[test]
+fn a_parent_seeded_from_procfs_has_its_argv_redacted() {
+    common::require_root();
+    let d = dir("parent");
+    let go = d.join("go");
+    let parent = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import os,sys,time,subprocess\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.05)\nsubprocess.run(['/bin/true'])",
+            go.to_str().unwrap(),
+            "--password=hunter2",
+            "sh -c 'mysql -phunter2 db'",
+        ])
+        .spawn()
+        .unwrap();
+    let ppid = i64::from(parent.id());
+    let ex = common::Exporter::start(&["events"]);
+    std::fs::write(&go, "").unwrap();
+    let mut parent = parent;
+    assert!(parent.wait().unwrap().success());
+    let evs = ex.wait_events(
+        "exec of true by the seeded parent",
+        Duration::from_secs(20),
+        |e| {
+            common::s(e, "event.name") == "tripline.process.exec"
+                && common::i(e, "process.parent_pid") == ppid
+        },
+    );
+    let pargs: Vec<String> =
+        serde_json::from_value(evs[0]["process.parent.command_args"].clone()).unwrap();
+    assert_eq!(pargs[4], "--password=[REDACTED]", "{pargs:?}");
+    assert_eq!(pargs[5], "sh -c 'mysql -p[REDACTED] db'", "{pargs:?}");
+    let all =
+        serde_json::to_string(&ex.events_where(|e| common::i(e, "process.parent_pid") == ppid))
+            .unwrap();
+    assert!(!all.contains("hunter2"), "a secret leaked: {all}");
+    let _ = std::fs::remove_dir_all(&d);
+}
