@@ -76,6 +76,15 @@ pub struct RunArgs {
     #[arg(long = "web.max-connections", default_value = "512", global = true, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
 
+    /// State directory for the clean-shutdown marker (`tripline.state`). Default: the baseline file's
+    /// directory when --baseline.file is set, else /var/lib/tripline.
+    #[arg(long = "state.directory", global = true)]
+    pub state_directory: Option<PathBuf>,
+
+    /// How often tripline verifies its own programs, links, maps and kernel counters (tamper checks).
+    #[arg(long = "tamper.check-interval", default_value = "5s", global = true, value_parser = parse_positive_duration)]
+    pub tamper_check_interval: std::time::Duration,
+
     /// Configuration file (YAML). Without it the embedded defaults are used.
     #[arg(long = "config.file", global = true)]
     pub config_file: Option<PathBuf>,

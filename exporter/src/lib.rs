@@ -14,4 +14,5 @@ pub mod preflight;
 pub mod probes;
 pub mod server;
 pub mod sinks;
+pub mod tamper;
 pub mod web;

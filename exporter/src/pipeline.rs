@@ -157,6 +157,18 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let web_metrics = crate::web::WebMetrics::new(&mut registry);
+    let tamper_metrics = crate::tamper::TamperMetrics::new(&mut registry);
+    // Tamper evidence (unclean previous end, rewritten counters, detached programs) → detection.
+    let (tamper_tx, mut tamper_rx) = mpsc::channel::<crate::tamper::Tamper>(256);
+    let marker =
+        match crate::tamper::marker::Marker::start(&checked.state_directory, SystemTime::now())? {
+            (marker, Some(unclean)) => {
+                tracing::warn!(detail = %unclean.detail, "the previous run ended uncleanly");
+                let _ = tamper_tx.try_send(unclean);
+                marker
+            }
+            (marker, None) => marker,
+        };
     registry.register_collector(Box::new(ProcessCollector));
 
     let watch = FileWatch::new(&config.sensor.watch_list())
@@ -221,6 +233,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let clock = Clock::now();
     let poll_interval = config.sensor.poll_interval;
     let sensor_metrics = metrics.clone();
+    let sensor_tamper_metrics = tamper_metrics.clone();
+    let tamper_stop = stop_rx.clone();
     let sensor_task = tokio::spawn(async move {
         // SAFETY: the RingBuf owns its map fd and is moved into the AsyncFd, so the fd stays open for as
         // long as it is registered.
@@ -235,14 +249,20 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         let mut evictions_seen = 0;
         let mut tick = tokio::time::interval(poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let last_event = sensor_tamper_metrics.last_event.clone();
         let mut drain = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
                          tree: &mut ProcessTree| {
+            let mut any = false;
             while let Some(item) = ring.next() {
+                any = true;
                 if let Some(ev) = ingest(&item, tree, &clock, &sensor_metrics, &redactor, &watch) {
                     if tx.try_send(Arc::new(ev)).is_err() {
                         lost.inc();
                     }
                 }
+            }
+            if any {
+                last_event.set(crate::tamper::unix_now());
             }
             sensor_metrics.process_tree_processes.set(tree.len() as i64);
             let ev = tree.evictions();
@@ -266,9 +286,54 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         drain(fd.get_mut(), &mut tree);
     });
 
+    // Tamper checks: counters read as monotonic, our programs/links/maps verified, the marker's
+    // heartbeat. Each new piece of evidence is reported once.
+    let tamper_task = {
+        let sensor = sensor.clone();
+        let metrics = metrics.clone();
+        let tm = tamper_metrics.clone();
+        let tx = tamper_tx.clone();
+        let mut stop = tamper_stop;
+        let interval = args.tamper_check_interval;
+        tokio::spawn(async move {
+            let mut seen = std::collections::HashSet::new();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tick.tick() => {}
+                }
+                if let Some(m) = &marker {
+                    if let Err(e) = m.heartbeat(SystemTime::now()) {
+                        tracing::warn!(error = %e, "state marker heartbeat failed");
+                    }
+                }
+                let found = {
+                    let mut s = sensor.lock().unwrap_or_else(|e| e.into_inner());
+                    s.sync_counters(&metrics);
+                    let mut found = s.take_tamper();
+                    found.extend(s.verify_integrity());
+                    found
+                };
+                tm.last_check.set(crate::tamper::unix_now());
+                for t in found {
+                    if seen.len() < 4096 && seen.insert((t.reason, t.detail.clone())) {
+                        tracing::error!(reason = t.reason.as_str(), detail = %t.detail, "tamper detected");
+                        let _ = tx.try_send(t);
+                    }
+                }
+            }
+            marker
+        })
+    };
+    drop(tamper_tx);
+
     // Detection and sinks.
+    let detect_tamper_metrics = tamper_metrics.clone();
     let detect_task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut seq = 0u64;
         loop {
             tokio::select! {
                 ev = rx.recv() => {
@@ -278,7 +343,17 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
                         sinks.finding(&finding);
                     }
                 }
-                _ = tick.tick() => engine.tick(SystemTime::now()),
+                Some(t) = tamper_rx.recv() => {
+                    seq += 1;
+                    detect_tamper_metrics.count(&t);
+                    let f = crate::tamper::finding(&t, seq);
+                    engine.record_external(&f, SystemTime::now());
+                    sinks.finding(&f);
+                }
+                _ = tick.tick() => {
+                    engine.tick(SystemTime::now());
+                    detect_tamper_metrics.heartbeat.set(crate::tamper::unix_now());
+                }
             }
         }
         if let Err(e) = engine.persist() {
@@ -291,12 +366,19 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     tracing::info!("shutting down: detaching probes, draining queues");
     let _ = stop_tx.send(true);
     let _ = sensor_task.await; // drops the sender held by the sensor task
+    let marker = tamper_task.await.ok().flatten();
     drop(sensor); // detaches the probes
     let _ = tokio::time::timeout(Duration::from_secs(10), detect_task).await;
     for t in server_tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     ready.store(false, Ordering::Relaxed);
+    // Last: a clean stop is not reported as tamper at the next start.
+    if let Some(m) = marker {
+        if let Err(e) = m.stopped(SystemTime::now()) {
+            tracing::warn!(error = %e, "could not mark the clean stop");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

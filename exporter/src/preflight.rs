@@ -28,6 +28,8 @@ pub enum OnCorruptBaseline {
 #[derive(Debug)]
 pub struct Checked {
     pub config: Config,
+    /// Where the clean-shutdown marker lives (writable, checked).
+    pub state_directory: std::path::PathBuf,
     pub web: WebConfig,
     pub policy_rules: usize,
 }
@@ -75,11 +77,47 @@ pub fn check(
         }
     }
     let web = WebConfig::load(args.web_config_file.as_deref())?;
+    let state_directory = state_directory(args, &config);
+    check_directory_writable(&state_directory)?;
     Ok(Checked {
         config,
+        state_directory,
         web,
         policy_rules: policy.rules.len(),
     })
+}
+
+/// `--state.directory`, else the baseline file's directory, else /var/lib/tripline.
+pub fn state_directory(args: &RunArgs, config: &Config) -> std::path::PathBuf {
+    if let Some(d) = &args.state_directory {
+        return d.clone();
+    }
+    match config
+        .detect
+        .baseline
+        .file
+        .as_deref()
+        .and_then(Path::parent)
+    {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        Some(_) => ".".into(),
+        None => "/var/lib/tripline".into(),
+    }
+}
+
+/// The directory exists (or can be created) and a file can be written in it.
+fn check_directory_writable(dir: &Path) -> anyhow::Result<()> {
+    let fail = |e: std::io::Error| {
+        anyhow::Error::new(InputError(format!(
+            "state directory {}: {e}: it must be writable by tripline (--state.directory)",
+            dir.display()
+        )))
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".tripline-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// An invalid input that has no richer error type of its own.
@@ -97,6 +135,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             || cause.is::<crate::limits::LimitError>()
             || cause.is::<crate::web::WebConfigError>()
             || cause.is::<InputError>()
+            || cause.is::<crate::tamper::marker::MarkerError>()
         {
             // A baseline that cannot be written is a runtime problem of the host, not a bad file,
             // but at start it is still the operator's input (a path) that is wrong.

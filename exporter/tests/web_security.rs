@@ -91,6 +91,8 @@ fn start(args: &[&str], ready: impl Fn(u16) -> bool) -> Running {
     let child = Command::new(common::BIN)
         .args(args)
         .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+        .arg("--state.directory")
+        .arg(std::env::temp_dir().join(format!("tripline-web-state-{}-{port}", std::process::id())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -136,6 +136,13 @@ pub enum FindingSource {
         /// The normalised key that was new, e.g. `/usr/sbin/nginx -> /bin/sh`.
         key: String,
     },
+    /// Evidence that tripline itself was tampered with (see `crate::tamper`).
+    Tamper {
+        reason: &'static str,
+        detail: String,
+        /// `unclean_stop`: seconds without monitoring.
+        gap_seconds: Option<u64>,
+    },
 }
 
 impl FindingSource {
@@ -143,6 +150,7 @@ impl FindingSource {
         match self {
             FindingSource::Rule { id, .. } => format!("rule:{id}"),
             FindingSource::Anomaly { model, .. } => format!("model:{model}"),
+            FindingSource::Tamper { reason, .. } => format!("tamper:{reason}"),
         }
     }
 }
@@ -233,7 +241,7 @@ impl Engine {
                 severity: m.severity(),
             }));
         }
-        for reason in ["rule", "baseline"] {
+        for reason in ["rule", "baseline", "tamper"] {
             drop(metrics.finding_occurrences.get_or_create(&ReasonLabels {
                 reason: reason.into(),
             }));
@@ -314,6 +322,7 @@ impl Engine {
             let reason = match source {
                 FindingSource::Rule { .. } => "rule",
                 FindingSource::Anomaly { .. } => "baseline",
+                FindingSource::Tamper { .. } => "tamper",
             };
             self.metrics
                 .finding_occurrences
@@ -352,6 +361,7 @@ impl Engine {
                         })
                         .inc();
                 }
+                FindingSource::Tamper { .. } => {}
                 FindingSource::Anomaly { model, .. } => {
                     self.metrics
                         .anomalies
@@ -387,6 +397,27 @@ impl Engine {
             self.update_gauges();
         }
         findings
+    }
+
+    /// Records a finding raised outside the event stream (tamper evidence): kept for the API and
+    /// counted in the threat level, never deduplicated away.
+    pub fn record_external(&mut self, f: &Finding, now: SystemTime) {
+        self.metrics
+            .finding_occurrences
+            .get_or_create(&ReasonLabels {
+                reason: "tamper".into(),
+            })
+            .inc();
+        self.shared
+            .threat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(now, f.severity, &f.source.name());
+        self.shared
+            .findings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(now, record::to_json(&record::finding_record(f)));
     }
 
     /// Process-tree facts rules can use, kept current from the event stream.
