@@ -85,6 +85,11 @@ pub struct RunArgs {
     #[arg(long = "tamper.check-interval", default_value = "5s", global = true, value_parser = parse_positive_duration)]
     pub tamper_check_interval: std::time::Duration,
 
+    /// Keep the process's capabilities after the probes attach (default: drop them all, see
+    /// docs/configuration.md#privileges). For debugging only.
+    #[arg(long = "no-privileges.drop", global = true)]
+    pub keep_privileges: bool,
+
     /// Configuration file (YAML). Without it the embedded defaults are used.
     #[arg(long = "config.file", global = true)]
     pub config_file: Option<PathBuf>,

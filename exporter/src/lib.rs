@@ -11,6 +11,7 @@ pub mod gameday;
 pub mod limits;
 pub mod pipeline;
 pub mod preflight;
+pub mod privilege;
 pub mod probes;
 pub mod server;
 pub mod sinks;

@@ -196,7 +196,6 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     let mut engine = Engine::new(&config.detect, metrics.clone())?;
     let detect_shared = engine.shared();
-    let mut sinks = Sinks::new(&config.sinks, &metrics)?;
 
     let ready = Arc::new(AtomicBool::new(true));
     let (tx, mut rx) = mpsc::channel::<Arc<Event>>(config.sensor.pipeline_queue);
@@ -228,6 +227,25 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     };
     let server_tasks =
         crate::web::spawn_servers(&args, state, checked.web, web_metrics, &stop_rx).await?;
+
+    // Probes attached, procfs seeded, sockets bound: nothing left needs a capability.
+    if args.keep_privileges {
+        tracing::warn!("--no-privileges.drop: keeping every capability");
+    } else {
+        crate::privilege::drop_all()
+            .await
+            .map_err(|e| anyhow::anyhow!("dropping capabilities failed: {e}"))?;
+        let left = crate::privilege::threads_with_capabilities();
+        if left.is_empty() {
+            tracing::info!(
+                "dropped every capability but CAP_SYS_PTRACE on every thread (no_new_privs set)"
+            );
+        } else {
+            tracing::warn!(threads = ?left, "some threads still hold capabilities");
+        }
+    }
+    // Sinks start their threads after the drop, so those threads hold no capability either.
+    let mut sinks = Sinks::new(&config.sinks, &metrics)?;
 
     // Sensor: ring buffer → decode → enrich → queue.
     let clock = Clock::now();

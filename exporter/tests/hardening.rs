@@ -347,3 +347,115 @@ fn a_parent_seeded_from_procfs_has_its_argv_redacted() {
     assert!(!all.contains("hunter2"), "a secret leaked: {all}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// After the probes attach, every thread of tripline holds no capability but CAP_SYS_PTRACE (read-only
+/// procfs access to other users' processes) in any set and has no_new_privs; events still flow and
+/// /metrics still answers.
+#[test]
+fn capabilities_are_dropped_on_every_thread_after_attach() {
+    let ex = common::Exporter::start(&["events"]);
+    let pid = ex.child.id();
+    let mut threads = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap_or_else(|| panic!("{k} missing"))
+                .trim()
+                .to_string()
+        };
+        const SYS_PTRACE: u64 = 1 << 19;
+        for (set, want) in [
+            ("CapEff:", SYS_PTRACE),
+            ("CapPrm:", SYS_PTRACE),
+            ("CapBnd:", SYS_PTRACE),
+            ("CapInh:", 0),
+            ("CapAmb:", 0),
+        ] {
+            assert_eq!(
+                u64::from_str_radix(&field(set), 16).unwrap(),
+                want,
+                "{set} of a tripline thread: {status}"
+            );
+        }
+        assert_eq!(field("NoNewPrivs:"), "1");
+        threads += 1;
+    }
+    assert!(threads >= 3, "main and worker threads: {threads}");
+    let child = Command::new("/bin/true").spawn().unwrap();
+    let cpid = i64::from(child.id());
+    let mut child = child;
+    child.wait().unwrap();
+    ex.wait_events("exec after the drop", Duration::from_secs(20), |e| {
+        common::s(e, "event.name") == "tripline.process.exec" && common::i(e, "process.pid") == cpid
+    });
+    assert!(ex.metrics().contains("tripline_events_total"));
+    assert_eq!(ex.stop(), 0);
+}
+
+/// The systemd recipe in docs/configuration.md: a non-root user with ambient CAP_BPF, CAP_PERFMON,
+/// CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE attaches every probe, then keeps only
+/// CAP_SYS_PTRACE.
+#[test]
+fn runs_as_a_non_root_user_with_ambient_capabilities() {
+    common::require_root();
+    let d = dir("nonroot");
+    // SAFETY: chmod on our own directory path.
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let port = common::free_port();
+    let caps = "+bpf,+perfmon,+sys_admin,+dac_read_search,+sys_ptrace";
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &format!("--inh-caps={caps}"),
+            &format!("--ambient-caps={caps}"),
+            common::BIN,
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+            "--state.directory",
+            d.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+            panic!("tripline as nobody exited: {s}: {err}");
+        }
+        if let Ok((200, _)) = common::http_get(port, "/readyz") {
+            break common::http_get(port, "/metrics").unwrap().1;
+        }
+        assert!(Instant::now() < deadline, "not ready as nobody");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        !body.contains("tripline_probe_attached{probe=\"exec\"} 0"),
+        "exec probe did not attach as nobody"
+    );
+    // The process (not setpriv) serving the port.
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                c.contains(&format!("127.0.0.1:{port}")) && !c.starts_with("setpriv")
+            })
+        })
+        .expect("tripline process");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("Uid:\t65534"), "{status}");
+    assert!(status.contains("CapEff:\t0000000000080000"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    // SAFETY: SIGTERM to the exporter.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -41,8 +41,13 @@ impl Integrity {
         self.programs.len()
     }
 
-    /// Compares the kernel's view now with what was captured.
-    pub fn verify(&self) -> Vec<Tamper> {
+    /// Compares the kernel's view now with what was captured. Listing every program, link and map
+    /// needs CAP_SYS_ADMIN; after the privilege drop only our own descriptors are asked (program ids
+    /// and tags), which needs nothing.
+    pub fn verify(&self, ebpf: &Ebpf) -> Vec<Tamper> {
+        if matches!(aya::programs::loaded_programs().next(), Some(Err(_))) {
+            return self.verify_own(ebpf);
+        }
         let mut out = Vec::new();
         let mut now: BTreeMap<u32, u64> = BTreeMap::new();
         for info in aya::programs::loaded_programs().flatten() {
@@ -92,6 +97,40 @@ impl Integrity {
                 detail: format!("eBPF map id {id} used by tripline's programs is gone"),
                 gap: None,
             });
+        }
+        out
+    }
+}
+
+impl Integrity {
+    fn verify_own(&self, ebpf: &Ebpf) -> Vec<Tamper> {
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (name, p) in ebpf.programs() {
+            let Ok(info) = p.info() else { continue };
+            seen.insert(info.id());
+            if let Some((_, tag)) = self.programs.get(&info.id()) {
+                if *tag != info.tag() {
+                    out.push(Tamper {
+                        reason: Reason::program_changed,
+                        detail: format!(
+                            "eBPF program {name} (id {}) changed: tag {tag:016x} is now {:016x}",
+                            info.id(),
+                            info.tag()
+                        ),
+                        gap: None,
+                    });
+                }
+            }
+        }
+        for (id, (name, _)) in &self.programs {
+            if !seen.contains(id) {
+                out.push(Tamper {
+                    reason: Reason::program_missing,
+                    detail: format!("eBPF program {name} (id {id}) is no longer loaded"),
+                    gap: None,
+                });
+            }
         }
         out
     }

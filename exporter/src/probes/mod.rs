@@ -282,7 +282,9 @@ pub struct Sensor {
 
 /// Refuses to start without what the probes need, with a message that says what to do.
 pub fn preflight(btf_path: &Path) -> anyhow::Result<()> {
-    if !nix::unistd::geteuid().is_root() {
+    let has = |c| caps::has_cap(None, caps::CapSet::Effective, c).unwrap_or(false);
+    let capable = has(caps::Capability::CAP_BPF) && has(caps::Capability::CAP_PERFMON);
+    if !nix::unistd::geteuid().is_root() && !capable {
         anyhow::bail!(
             "tripline must run as root (it loads eBPF programs): re-run with sudo, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
         );
@@ -451,7 +453,7 @@ impl Sensor {
 
     /// Checks our programs, links and maps are still loaded, attached and unchanged.
     pub fn verify_integrity(&self) -> Vec<crate::tamper::Tamper> {
-        self.integrity.verify()
+        self.integrity.verify(&self._ebpf)
     }
 
     pub fn sync_counters(&mut self, metrics: &Metrics) {
