@@ -133,6 +133,9 @@ const SHELLS: &[&str] = &[
 /// Nested command strings (`sh -c "bash -c '…'"`) are followed this deep.
 const MAX_DEPTH: usize = 4;
 
+/// Redaction passes over one argv at most (see [`Redactor::redact`]).
+const MAX_PASSES: usize = 8;
+
 /// Flags whose NEXT argument is a secret, for every program.
 fn is_secret_flag(arg: &str) -> bool {
     let a = arg.to_ascii_lowercase();
@@ -276,7 +279,17 @@ impl Redactor {
         if !self.enabled || args.is_empty() {
             return 0;
         }
-        self.redact_argv(args, 0)
+        // Until nothing changes (bounded): a replacement inside a nested command string can reveal
+        // a structure the first pass could not see. Found by the redactor fuzz target.
+        let mut total = 0;
+        for _ in 0..MAX_PASSES {
+            let n = self.redact_argv(args, 0);
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        total
     }
 
     fn redact_argv(&self, args: &mut [String], depth: usize) -> usize {
@@ -401,14 +414,23 @@ impl Redactor {
         let mut out = s.clone();
         let mut cursor = 0;
         for (o, w) in orig.iter().zip(&words) {
+            // Words are searched near the cursor only (quoting at most doubles a word, plus
+            // separators): linear in the string, whatever a hostile command line holds.
+            let window = |len: usize| {
+                let mut end = (cursor + 2 * len + 64).min(out.len());
+                while !out.is_char_boundary(end) {
+                    end += 1;
+                }
+                &out[cursor..end]
+            };
             if o == w {
-                if let Some(p) = out[cursor..].find(o.as_str()) {
+                if let Some(p) = window(o.len()).find(o.as_str()) {
                     cursor += p + o.len();
                 }
                 continue;
             }
             let (secret, replacement) = difference(o, w);
-            match out[cursor..].find(secret) {
+            match window(o.len()).find(secret) {
                 Some(p) if !secret.is_empty() => {
                     let at = cursor + p;
                     out.replace_range(at..at + secret.len(), replacement);

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-pub use serve::{serve, ServeOptions, WebMetrics};
+pub use serve::{parse_basic, serve, ServeOptions, WebMetrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
