@@ -155,13 +155,7 @@ pub struct RunArgs {
     pub btf: PathBuf,
 }
 
-/// Where to listen. `:PORT` binds every interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddress {
-    Disabled,
-    Any(u16),
-    Addr(SocketAddr),
-}
+pub use crate::server::ListenAddress;
 
 fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     if s.is_empty() {
@@ -213,22 +207,6 @@ fn parse_telemetry_path(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_string())
-}
-
-/// Writes to stdout, returning (not panicking on) errors such as a closed pipe.
-pub fn print_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
-}
-
-/// True when the error is stdout's reader having gone away (EPIPE).
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 #[cfg(test)]

@@ -116,6 +116,22 @@ pub fn check_nesting(text: &str, path: &str, max: usize) -> Result<(), LimitErro
     Ok(())
 }
 
+/// Writes to stdout, returning (not panicking on) errors such as a closed pipe.
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// True when the error is stdout's reader having gone away (EPIPE).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

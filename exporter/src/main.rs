@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig => preflight::check(&cli.run, false, OnCorruptBaseline::Report)
             .and_then(|c| {
-                tripline::cli::print_stdout(&format!(
+                tripline::limits::print_stdout(&format!(
                     "configuration OK ({} rule(s))\n",
                     c.policy_rules
                 ))?;
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         // The reader of our stdout went away (`tripline baseline show F | head`): not a failure.
-        Err(e) if tripline::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if tripline::limits::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tripline: error: {e:#}");
             ExitCode::from(preflight::exit_code(&e))

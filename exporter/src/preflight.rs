@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::detect::baseline::{self, Baseline};
 use crate::detect::policy::Policy;
 use crate::enrich::filewatch::FileWatch;
-use crate::sinks::metrics::Metrics;
-use crate::sinks::redact::Redactor;
+use crate::enrich::redact::Redactor;
+use crate::telemetry::metrics::Metrics;
 use crate::web::WebConfig;
 
 /// What preflight does with a corrupt baseline state file.
@@ -41,7 +41,7 @@ pub fn check(
     events_to_stdout: bool,
     corrupt: OnCorruptBaseline,
 ) -> anyhow::Result<Checked> {
-    let config = crate::pipeline::effective_config(args, events_to_stdout)?;
+    let config = Config::from_args(args, events_to_stdout)?;
     FileWatch::new(&config.sensor.watch_list())
         .map_err(|e| anyhow::Error::new(InputError(format!("sensor.file_watch: {e}"))))?;
     let policy = Policy::load(config.detect.policy_file.as_deref())?;

@@ -11,15 +11,25 @@ use std::time::SystemTime;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
-use tripline::decode::encode;
+use tripline::families::encode;
 use tripline_common::kind;
 
-static METRICS: std::sync::LazyLock<tripline::sinks::metrics::Metrics> =
+static METRICS: std::sync::LazyLock<tripline::telemetry::metrics::Metrics> =
     std::sync::LazyLock::new(Default::default);
-static REDACTOR: std::sync::LazyLock<tripline::sinks::redact::Redactor> =
+static REDACTOR: std::sync::LazyLock<tripline::enrich::redact::Redactor> =
     std::sync::LazyLock::new(|| {
-        tripline::sinks::redact::Redactor::new(&Default::default(), &METRICS).unwrap()
+        tripline::enrich::redact::Redactor::new(&Default::default(), &METRICS).unwrap()
     });
+
+thread_local! {
+    /// One ingest stage (process tree state carries over between cases, as in the daemon).
+    static INGEST: std::cell::RefCell<tripline::enrich::ingest::Ingest> = {
+        let watch = tripline::enrich::filewatch::FileWatch::new(&["/etc".into(), "/home/*/.ssh".into()]).unwrap();
+        let tree = tripline::enrich::ProcessTree::new(64, "/nonexistent-procfs".into());
+        let redactor = tripline::enrich::redact::Redactor::new(&Default::default(), &METRICS).unwrap();
+        std::cell::RefCell::new(tripline::enrich::ingest::Ingest::new(tree, redactor, watch, METRICS.clone()))
+    };
+}
 
 fn cases() -> u32 {
     std::env::var("TRIPLINE_FUZZ_CASES")
@@ -181,11 +191,10 @@ proptest! {
     fn wire_decoder_and_ingest(seed in 0usize..6, e in edits(), raw in proptest::collection::vec(any::<u8>(), 0..256)) {
         let seeds = wire_seeds();
         let bytes = if seed == 5 && raw.len() % 2 == 0 { raw } else { mutate(&seeds[seed % seeds.len()], &e) };
-        let _ = tripline::decode::decode(&bytes);
-        let watch = tripline::enrich::filewatch::FileWatch::new(&["/etc".into(), "/home/*/.ssh".into()]).unwrap();
-        let mut tree = tripline::enrich::ProcessTree::new(64, "/nonexistent-procfs".into());
-        let clock = tripline::pipeline::Clock::now();
-        let _ = tripline::pipeline::ingest(&bytes, &mut tree, &clock, &METRICS, &REDACTOR, &watch);
+        let _ = tripline::families::decode(&bytes);
+        INGEST.with(|i| {
+            let _ = i.borrow_mut().record(&bytes);
+        });
     }
 
     #[test]
@@ -242,7 +251,7 @@ proptest! {
     #[test]
     fn http_inputs(b in input("http")) {
         let s = text(&b);
-        if let Ok(t) = tripline::detect::findings::parse_since(&s) {
+        if let Ok(t) = tripline::detect::recent::parse_since(&s) {
             prop_assert!(t >= SystemTime::UNIX_EPOCH);
         }
         let _ = tripline::web::parse_basic(&s);
@@ -262,17 +271,14 @@ fn router_status(q: &str) -> u16 {
         static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         static APP: axum::Router = {
             let mut registry = prometheus_client::registry::Registry::default();
-            let metrics = tripline::sinks::metrics::Metrics::new(&mut registry);
+            let metrics = tripline::telemetry::metrics::Metrics::new(&mut registry);
             let engine = tripline::detect::Engine::new(&Default::default(), metrics.clone()).unwrap();
             tripline::server::router(tripline::server::AppState {
                 registry: std::sync::Arc::new(registry),
-                metrics,
-                sensor: None,
                 probes: std::sync::Arc::new(Vec::new()),
                 ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
                 telemetry_path: "/metrics".into(),
                 detect: Some(engine.shared()),
-                before_scrape: std::sync::Arc::new(|| {}),
             })
         };
     }

@@ -266,19 +266,16 @@ async fn hostile_findings_queries_are_bad_requests() {
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt as _;
     let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = tripline::sinks::metrics::Metrics::new(&mut registry);
+    let metrics = tripline::telemetry::metrics::Metrics::new(&mut registry);
     let engine =
         tripline::detect::Engine::new(&tripline::detect::DetectConfig::default(), metrics.clone())
             .unwrap();
     let state = tripline::server::AppState {
         registry: std::sync::Arc::new(registry),
-        metrics,
-        sensor: None,
         probes: std::sync::Arc::new(Vec::new()),
         ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         telemetry_path: "/metrics".into(),
         detect: Some(engine.shared()),
-        before_scrape: std::sync::Arc::new(|| {}),
     };
     let app = tripline::server::router(state);
     for (q, want) in [

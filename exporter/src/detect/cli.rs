@@ -41,6 +41,7 @@ pub enum PolicyCommand {
     Default,
 }
 
+// One arm per subcommand, each a few lines: a flat match reads better than a function per arm.
 pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BaselineCommand::Show { file } => {
@@ -78,16 +79,19 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            crate::cli::print_stdout(&out)?;
+            crate::limits::print_stdout(&out)?;
             Ok(ExitCode::SUCCESS)
         }
         BaselineCommand::Diff { old, new } => {
-            let d = Baseline::diff(&Baseline::read(&old)?, &Baseline::read(&new)?);
+            let (old_b, new_b) = (Baseline::read(&old)?, Baseline::read(&new)?);
+            let d = Baseline::diff(&old_b, &new_b);
             let mut out = String::new();
             for (m, sign, key) in &d {
-                let _ = writeln!(out, "{sign} {}: {key}", m.as_str());
+                let side = if *sign == '+' { &new_b } else { &old_b };
+                let state = side.state_of(*m, key).unwrap_or("unknown");
+                let _ = writeln!(out, "{sign} {}: {key} ({state})", m.as_str());
             }
-            crate::cli::print_stdout(&out)?;
+            crate::limits::print_stdout(&out)?;
             let added = d.iter().filter(|(_, s, _)| *s == '+').count();
             eprintln!("{added} key(s) added, {} removed", d.len() - added);
             Ok(if added > 0 {
@@ -140,7 +144,7 @@ pub fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { file } => {
             let p = Policy::load(Some(&file))?;
-            crate::cli::print_stdout(&format!(
+            crate::limits::print_stdout(&format!(
                 "{}: policy {:?} OK, {} rule(s)\n",
                 file.display(),
                 p.name,
@@ -149,7 +153,7 @@ pub fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Default => {
-            crate::cli::print_stdout(super::policy::DEFAULT_POLICY)?;
+            crate::limits::print_stdout(super::policy::DEFAULT_POLICY)?;
             Ok(ExitCode::SUCCESS)
         }
     }

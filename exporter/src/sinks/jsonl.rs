@@ -8,9 +8,10 @@ use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::metrics::{Metrics, Stage};
-use super::record::{to_json, Record};
+use super::render::to_json;
 use super::JsonlConfig;
+use crate::model::record::Record;
+use crate::telemetry::metrics::{Metrics, Stage};
 
 /// Signalled when stdout's reader went away while events were written there (`tripline events |
 /// head`); the pipeline treats it like SIGTERM.

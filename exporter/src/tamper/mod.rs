@@ -13,7 +13,6 @@
 //! `tripline_heartbeat_timestamp_seconds` let Alertmanager page on a silent agent.
 pub mod marker;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -56,8 +55,8 @@ impl Reason {
         }
     }
 
-    pub fn severity(self) -> crate::sinks::metrics::Severity {
-        use crate::sinks::metrics::Severity;
+    pub fn severity(self) -> crate::model::Severity {
+        use crate::model::Severity;
         match self {
             Reason::unclean_stop => Severity::medium,
             Reason::counter_decreased => Severity::high,
@@ -131,46 +130,4 @@ pub fn unix_now() -> f64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
-}
-
-/// The finding for a piece of tamper evidence (the subject is tripline itself).
-pub fn finding(t: &Tamper, seq: u64) -> crate::detect::Finding {
-    let me = std::process::id();
-    let exe = std::fs::read_link("/proc/self/exe")
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let now = SystemTime::now();
-    let event = crate::event::Event {
-        kind: crate::event::EventKind::SignalSelf,
-        ktime_ns: 0,
-        time: now,
-        process: crate::event::Process {
-            pid: me,
-            tid: me,
-            exe,
-            comm: "tripline".into(),
-            ..crate::event::Process::default()
-        },
-        parent: None,
-        ancestors: Vec::new(),
-        data: crate::event::EventData::Exit { status: 0 },
-        wire_flags: 0,
-    };
-    crate::detect::Finding {
-        id: format!(
-            "tamper-{}-{seq:x}",
-            now.duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ),
-        time: now,
-        severity: t.reason.severity(),
-        source: crate::detect::FindingSource::Tamper {
-            reason: t.reason.as_str(),
-            detail: t.detail.clone(),
-            gap_seconds: t.gap.map(|g| g.as_secs()),
-        },
-        summary: format!("tamper_{}: {}", t.reason.as_str(), t.detail),
-        event: Arc::new(event),
-    }
 }
