@@ -236,6 +236,19 @@ fn mutual_tls_and_basic_auth_protect_metrics_and_api() {
             "{path} {auth:?}"
         );
     }
+    // The configured headers are on refusals too.
+    let head = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null"])
+        .args(&cert)
+        .arg(format!("https://localhost:{port}/metrics"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 401") && head.contains("x-frame-options: deny"),
+        "{head}"
+    );
+    assert!(head.contains("www-authenticate: basic"), "{head}");
 
     let m = curl_body(port, "/metrics", &good);
     assert!(

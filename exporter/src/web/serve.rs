@@ -213,61 +213,62 @@ async fn connection<IO>(
     }
 }
 
-/// Adds basic auth (when users are configured) and the configured response headers.
+/// Adds basic auth (when users are configured) and the configured response headers (on every
+/// response, 401s included).
 fn protect(app: Router, web: &WebConfig, metrics: &WebMetrics) -> Router {
-    let headers = web.headers.clone();
-    let app = if headers.is_empty() {
+    let app = if web.users.is_empty() {
         app
     } else {
-        app.layer(axum::middleware::map_response(
-            move |mut resp: Response<Body>| {
-                let headers = headers.clone();
+        let users = web.users.clone();
+        let metrics = metrics.clone();
+        app.layer(axum::middleware::from_fn(
+            move |req: Request<Body>, next: axum::middleware::Next| {
+                let users = users.clone();
+                let metrics = metrics.clone();
                 async move {
-                    for (k, v) in headers.iter() {
-                        resp.headers_mut().insert(k.clone(), v.clone());
+                    let creds = req
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_basic);
+                    let ok = match creds {
+                        Some((user, pass)) => match users.get(&user).cloned() {
+                            // bcrypt is deliberately slow: keep it off the async workers.
+                            Some(hash) => tokio::task::spawn_blocking(move || {
+                                bcrypt::verify(pass.as_bytes(), &hash).unwrap_or(false)
+                            })
+                            .await
+                            .unwrap_or(false),
+                            None => false,
+                        },
+                        None => false,
+                    };
+                    if ok {
+                        next.run(req).await
+                    } else {
+                        metrics.reject(RejectReason::unauthorized);
+                        Response::builder()
+                            .status(StatusCode::UNAUTHORIZED)
+                            .header(header::WWW_AUTHENTICATE, "Basic realm=\"tripline\"")
+                            .body(Body::from("Unauthorized\n"))
+                            .unwrap_or_default()
                     }
-                    resp
                 }
             },
         ))
     };
-    if web.users.is_empty() {
+    let headers = web.headers.clone();
+    if headers.is_empty() {
         return app;
     }
-    let users = web.users.clone();
-    let metrics = metrics.clone();
-    app.layer(axum::middleware::from_fn(
-        move |req: Request<Body>, next: axum::middleware::Next| {
-            let users = users.clone();
-            let metrics = metrics.clone();
+    app.layer(axum::middleware::map_response(
+        move |mut resp: Response<Body>| {
+            let headers = headers.clone();
             async move {
-                let creds = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_basic);
-                let ok = match creds {
-                    Some((user, pass)) => match users.get(&user).cloned() {
-                        // bcrypt is deliberately slow: keep it off the async workers.
-                        Some(hash) => tokio::task::spawn_blocking(move || {
-                            bcrypt::verify(pass.as_bytes(), &hash).unwrap_or(false)
-                        })
-                        .await
-                        .unwrap_or(false),
-                        None => false,
-                    },
-                    None => false,
-                };
-                if ok {
-                    next.run(req).await
-                } else {
-                    metrics.reject(RejectReason::unauthorized);
-                    Response::builder()
-                        .status(StatusCode::UNAUTHORIZED)
-                        .header(header::WWW_AUTHENTICATE, "Basic realm=\"tripline\"")
-                        .body(Body::from("Unauthorized\n"))
-                        .unwrap_or_default()
+                for (k, v) in headers.iter() {
+                    resp.headers_mut().insert(k.clone(), v.clone());
                 }
+                resp
             }
         },
     ))
