@@ -128,26 +128,40 @@ fn a_rewritten_kernel_counter_is_a_tamper_finding_and_a_metric() {
     let fd = counters_map_of(ex.child.id());
     let ncpu = possible_cpus();
     let key: u32 = counter::SEEN + u32::from(kind::EXEC);
-    let mut values = vec![0u64; ncpu];
-    let mut a = MapElemAttr {
-        map_fd: fd as u32,
-        key: &key as *const u32 as u64,
-        value: values.as_mut_ptr() as u64,
-        ..Default::default()
+    let lookup = || {
+        let mut values = vec![0u64; ncpu];
+        let mut a = MapElemAttr {
+            map_fd: fd as u32,
+            key: &key as *const u32 as u64,
+            value: values.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        assert_eq!(bpf(BPF_MAP_LOOKUP_ELEM, &mut a), 0, "lookup");
+        values
     };
-    assert_eq!(bpf(BPF_MAP_LOOKUP_ELEM, &mut a), 0, "lookup");
+    let values = lookup();
     assert!(values.iter().sum::<u64>() >= 5);
-    // The attacker's move: lower the exec count on the busiest CPU (e.g. to hide what ran).
+    // The attacker's move: lower the exec count on the busiest CPU (e.g. to hide what ran). The probe
+    // increments the slot without a lock, so an exec on that CPU at the same instant can overwrite
+    // the write: check it stuck, as an attacker would.
     let biggest = (0..ncpu).max_by_key(|c| values[*c]).unwrap();
-    values[biggest] = 0;
-    let mut a = MapElemAttr {
-        map_fd: fd as u32,
-        key: &key as *const u32 as u64,
-        value: values.as_ptr() as u64,
-        flags: 0, // BPF_ANY
-        ..Default::default()
-    };
-    assert_eq!(bpf(BPF_MAP_UPDATE_ELEM, &mut a), 0, "update");
+    let was = values[biggest];
+    for attempt in 0.. {
+        let mut values = lookup();
+        values[biggest] = 0;
+        let mut a = MapElemAttr {
+            map_fd: fd as u32,
+            key: &key as *const u32 as u64,
+            value: values.as_ptr() as u64,
+            flags: 0, // BPF_ANY
+            ..Default::default()
+        };
+        assert_eq!(bpf(BPF_MAP_UPDATE_ELEM, &mut a), 0, "update");
+        if lookup()[biggest] < was {
+            break;
+        }
+        assert!(attempt < 20, "the counter write never stuck");
+    }
     // SAFETY: our own fd.
     unsafe { libc::close(fd) };
 
@@ -207,7 +221,7 @@ fn kill_9_then_restart_reports_the_gap_and_a_clean_stop_does_not() {
         s(e, "security_rule.name") == "tamper_unclean_stop"
     });
     let gap = i(&f[0], "tripline.tamper.gap_seconds");
-    assert!((3..60).contains(&gap), "gap {gap}");
+    assert!((2..60).contains(&gap), "gap {gap}");
     let detail = s(&f[0], "tripline.tamper.detail");
     assert!(detail.contains(&format!("pid {first_pid}")), "{detail}");
     assert!(second.sample("tripline_tamper_detected_total{reason=\"unclean_stop\"}") >= 1.0);
