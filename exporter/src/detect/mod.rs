@@ -379,6 +379,15 @@ impl Engine {
             .finding_occurrences
             .get_or_create(&ReasonLabels { reason })
             .inc();
+        if self.learned_benign(&c, now) {
+            self.metrics
+                .findings_suppressed
+                .get_or_create(&SuppressedLabels {
+                    reason: SuppressReason::learned,
+                })
+                .inc();
+            return None;
+        }
         let dedup_key = (c.source.name(), c.subject);
         if let Some(at) = self.reported.get(&dedup_key) {
             if now.duration_since(*at).unwrap_or_default() < self.suppression {
@@ -426,6 +435,36 @@ impl Engine {
             summary: c.summary,
             event: ev.clone(),
         })
+    }
+
+    /// Suppression that learns: an info or low rule match is a `rule_match` key (rule and subject). While
+    /// learning it is recorded; in monitor mode a learned or accepted one is not reported again (a new
+    /// one is reported and kept as `seen_in_monitor`, so `tripline baseline accept` can accept it).
+    /// Higher severities are never learned away.
+    fn learned_benign(&self, c: &Candidate, now: SystemTime) -> bool {
+        let FindingSource::Rule { id, .. } = &c.source else {
+            return false;
+        };
+        if c.severity > crate::model::Severity::low {
+            return false;
+        }
+        let mut b = self
+            .shared
+            .baselines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !b.enabled.contains(&Model::RuleMatch) {
+            return false;
+        }
+        let key = format!("{id} | {}", c.subject);
+        let state = b.baseline.state_of(Model::RuleMatch, &key);
+        if matches!(state, Some("learned" | "accepted")) {
+            return true;
+        }
+        if state.is_none() {
+            b.observe(Model::RuleMatch, &key, now);
+        }
+        false
     }
 
     /// Closed incidents to findings: one each, led by the strongest part; threat level and API ring.

@@ -159,7 +159,12 @@ pub struct ReasonLabels {
 
 label_enum! {
     /// Why a finding was not reported as new.
-    SuppressReason { duplicate }
+    SuppressReason {
+        /// The same (rule or model, subject) inside the suppression window.
+        duplicate,
+        /// An info or low rule match the baseline learned or accepted (`rule_match` model).
+        learned,
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
