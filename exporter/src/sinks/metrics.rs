@@ -78,6 +78,8 @@ pub struct ProbeLabels {
 pub struct BuildLabels {
     pub version: String,
     pub revision: String,
+    pub build_date: String,
+    pub rustc_version: String,
     pub wire_version: String,
 }
 
@@ -244,7 +246,7 @@ impl Metrics {
         );
         r.register(
             "build_info",
-            "A metric with a constant '1' value labelled by the tripline version, git revision and wire format version",
+            "A metric with a constant '1' value labelled by the tripline version, git revision, build date, rustc version and wire format version",
             m.build_info.clone(),
         );
         r.register(
@@ -325,10 +327,10 @@ impl Metrics {
         }
         m.build_info
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                revision: option_env!("TRIPLINE_GIT_REVISION")
-                    .unwrap_or("unknown")
-                    .to_string(),
+                version: crate::build_info::VERSION.to_string(),
+                revision: crate::build_info::REVISION.to_string(),
+                build_date: crate::build_info::BUILD_DATE.to_string(),
+                rustc_version: crate::build_info::RUSTC_VERSION.to_string(),
                 wire_version: tripline_common::WIRE_VERSION.to_string(),
             })
             .set(1);
