@@ -10,6 +10,7 @@ use crate::sinks::EventLevel;
 #[command(
     name = "tripline",
     version,
+    long_version = crate::build_info::LONG_VERSION,
     about = "Per-host Linux security-signals exporter: eBPF events to Prometheus metrics, OTLP logs and findings",
     long_about = None
 )]
@@ -27,7 +28,7 @@ pub enum Command {
     /// Run the sensor and stream every decoded event as JSON lines to stdout (metrics are still served).
     Events,
     /// Validate the configuration (embedded default or --config.file) and exit.
-    CheckConfig,
+    CheckConfig(CheckConfigArgs),
     /// Inspect, compare, merge and accept behaviour baselines (CI gates, fleet models).
     #[command(subcommand)]
     Baseline(crate::detect::cli::BaselineCommand),
@@ -36,9 +37,23 @@ pub enum Command {
     Policy(crate::detect::cli::PolicyCommand),
     /// Run safe attacker-like scenarios on this host and check a running exporter detects each.
     Gameday(crate::gameday::GamedayArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
     /// Internal: actions of gameday scenario processes.
     #[command(subcommand, hide = true)]
     GamedayHelper(crate::gameday::Helper),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CheckConfigArgs {
+    /// Print the JSON Schema of the configuration file instead of checking a configuration.
+    #[arg(long)]
+    pub schema: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -58,6 +73,15 @@ pub struct RunArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", default_value = "info", global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,
+
+    /// Log format on stderr: logfmt or json (one line per event; colour only on a terminal).
+    #[arg(
+        long = "log.format",
+        default_value = "logfmt",
+        global = true,
+        value_enum
+    )]
+    pub log_format: crate::logging::LogFormat,
 
     /// Write findings (and events, see --events.level) as JSON lines to this file, or `-` for stdout.
     #[arg(long = "events.output", global = true)]

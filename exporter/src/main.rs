@@ -1,18 +1,16 @@
 //! Thin entry point: parse the command line, set up logging, run, map errors to exit codes.
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tripline::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("tripline={}", cli.run.log_level))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tripline::logging::init(cli.run.log_format, &cli.run.log_level);
+    let daemon = matches!(
+        cli.command,
+        None | Some(Command::Run) | Some(Command::Events)
+    );
 
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
@@ -21,10 +19,25 @@ fn main() -> ExitCode {
         Command::Events => {
             run_async(tripline::pipeline::run(cli.run, true)).map(|()| ExitCode::SUCCESS)
         }
-        Command::CheckConfig => tripline::pipeline::effective_config(&cli.run, false).map(|_| {
-            println!("configuration OK");
-            ExitCode::SUCCESS
-        }),
+        Command::CheckConfig(args) if args.schema => {
+            println!("{}", tripline::config::schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig(_) => {
+            tripline::pipeline::effective_config(&cli.run, false).map(|_| {
+                println!("configuration OK");
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "tripline", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Command::Baseline(cmd) => tripline::detect::cli::baseline(cmd),
         Command::Policy(cmd) => tripline::detect::cli::policy(cmd),
         Command::Gameday(args) => tripline::gameday::run(args),
@@ -33,7 +46,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tripline: error: {e:#}");
+            if daemon {
+                // The daemon's last word goes through the log, in the chosen format.
+                tracing::error!(error = %format!("{e:#}"), "tripline stopped with an error");
+            } else {
+                eprintln!("tripline: error: {e:#}");
+            }
             ExitCode::from(2)
         }
     }

@@ -218,6 +218,9 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         None => None,
     };
 
+    // Probes are attached and the listener is bound: tell systemd (Type=notify; a no-op elsewhere).
+    crate::service::notify_ready();
+
     // Sensor: ring buffer → decode → enrich → queue.
     let clock = Clock::now();
     let redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
@@ -291,6 +294,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down: detaching probes, draining queues");
+    crate::service::notify_stopping();
     let _ = stop_tx.send(true);
     let _ = sensor_task.await; // drops the sender held by the sensor task
     drop(sensor); // detaches the probes

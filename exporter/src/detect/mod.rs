@@ -27,13 +27,14 @@ use policy::{Context, Policy};
 use threat::ThreatLevel;
 
 /// The `detect:` section of the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Policy file replacing the embedded default policy.
     pub policy_file: Option<PathBuf>,
     /// The same (rule or model, subject) inside this window is one finding; repeats are counted only.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub suppression_window: Duration,
     /// Recent findings kept for `GET /api/v1/findings`.
     pub findings_kept: usize,
@@ -51,7 +52,7 @@ impl Default for DetectConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Where the model is persisted (and loaded from at start). Unset: kept in memory only.
@@ -59,12 +60,15 @@ pub struct BaselineConfig {
     pub mode: Mode,
     /// `auto`: learn for this long, then monitor.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub learn_for: Duration,
     /// `auto`: also switch to monitor once no new key appeared for this long (0 = off).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub quiet_period: Duration,
     /// How often the model is written to `file` (it is also written on shutdown).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub persist_interval: Duration,
     /// Enabled models.
     pub models: Vec<String>,
@@ -213,8 +217,8 @@ impl Engine {
         tracing::info!(
             rules = policy.rules.len(),
             policy = %policy.name,
-            mode = ?b.mode,
-            baseline_file = ?b.file,
+            mode = %crate::logging::value_name(&b.mode),
+            baseline_file = %crate::logging::opt_path(&b.file),
             loaded_from_file = from_file,
             "detection ready"
         );
