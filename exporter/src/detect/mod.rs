@@ -18,7 +18,8 @@ use serde::Deserialize;
 
 use crate::event::{Event, EventData, EventKind};
 use crate::sinks::metrics::{
-    Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels, ReasonLabels, RuleLabels, Severity,
+    BaselineInfoLabels, Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels, ReasonLabels,
+    RuleLabels, Severity,
 };
 use crate::sinks::record;
 use baseline::{Baseline, Baselines, Mode, Model, Outcome};
@@ -204,6 +205,22 @@ impl Engine {
             None => None,
         };
         let from_file = loaded.is_some();
+        let version = match &loaded {
+            None => "none".to_string(),
+            Some(b) => b
+                .provenance
+                .version
+                .clone()
+                .unwrap_or_else(|| "unversioned".to_string()),
+        };
+        // One series: the baseline is loaded once, at start.
+        metrics.baseline_info.clear();
+        metrics
+            .baseline_info
+            .get_or_create(&BaselineInfoLabels {
+                version: version.clone(),
+            })
+            .set(1);
         let baseline = loaded.unwrap_or_default();
         let b = &config.baseline;
         let baselines = Baselines::new(
@@ -220,6 +237,7 @@ impl Engine {
             mode = %crate::logging::value_name(&b.mode),
             baseline_file = %crate::logging::opt_path(&b.file),
             loaded_from_file = from_file,
+            baseline_version = %version,
             "detection ready"
         );
         for r in &policy.rules {

@@ -74,6 +74,12 @@ pub struct ProbeLabels {
     pub probe: String,
 }
 
+/// `tripline_baseline_info`: one series, the version of the loaded baseline.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BaselineInfoLabels {
+    pub version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -186,6 +192,7 @@ pub struct Metrics {
     pub finding_occurrences: Family<ReasonLabels, Counter>,
     pub baseline_keys: Family<ModelStateLabels, Gauge>,
     pub baseline_learning: Family<ModelLabels, Gauge>,
+    pub baseline_info: Family<BaselineInfoLabels, Gauge>,
     pub threat_level: Gauge<f64, AtomicU64>,
     pub findings_suppressed: Family<ReasonLabels, Counter>,
     // OTLP and redaction.
@@ -278,6 +285,11 @@ impl Metrics {
             "baseline_learning",
             "1 while the baseline model is learning, 0 while it is monitoring",
             m.baseline_learning.clone(),
+        );
+        r.register(
+            "baseline_info",
+            "A metric with a constant '1' value labelled by the version of the loaded baseline (provenance.version; unversioned when the file has none, none when no baseline file was loaded)",
+            m.baseline_info.clone(),
         );
         r.register(
             "threat_level",
