@@ -41,19 +41,19 @@ fn revision() -> String {
         }
     }
     if let Some(r) = output("git", &["rev-parse", "--short=12", "HEAD"]) {
-        // Rebuild when HEAD moves (a commit, a checkout).
+        // Rebuild when HEAD moves (a commit, a checkout). Only existing paths: cargo reruns a build
+        // script on every build when a watched path is missing.
+        let mut watch = Vec::new();
         if let Some(dir) = output("git", &["rev-parse", "--absolute-git-dir"]) {
-            println!("cargo:rerun-if-changed={dir}/HEAD");
+            watch.push(Path::new(&dir).join("HEAD"));
         }
         if let Some(common) = output("git", &["rev-parse", "--git-common-dir"]) {
             let common = Path::new(env!("CARGO_MANIFEST_DIR")).join(common);
-            println!(
-                "cargo:rerun-if-changed={}",
-                common.join("packed-refs").display()
-            );
-            if let Some(head_ref) = output("git", &["symbolic-ref", "-q", "HEAD"]) {
-                println!("cargo:rerun-if-changed={}", common.join(head_ref).display());
-            }
+            watch.push(common.join("packed-refs"));
+            watch.push(common.join("refs").join("heads"));
+        }
+        for p in watch.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", p.display());
         }
         return r;
     }
