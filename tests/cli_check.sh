@@ -12,10 +12,10 @@ trap cleanup EXIT
 fail() { echo "CLI CHECK FAILED: $*" >&2; exit 1; }
 
 v=$("$BIN" --version)
-echo "$v" | head -1 | grep -Eq '^tripline [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version first line: $v"
-echo "$v" | grep -Eq '^revision: +[0-9a-f]{7,}(-dirty)?$' || fail "--version has no git revision: $v"
-echo "$v" | grep -Eq '^build date: +[0-9]{4}-[0-9]{2}-[0-9]{2}T' || fail "--version has no build date: $v"
-echo "$v" | grep -Eq '^rustc: +1\.[0-9]+\.[0-9]+' || fail "--version has no rustc version: $v"
+grep -Eq '^tripline [0-9]+\.[0-9]+\.[0-9]+$' <<<"$(head -1 <<<"$v")" || fail "--version first line: $v"
+grep -Eq '^revision: +[0-9a-f]{7,}(-dirty)?$' <<<"$v" || fail "--version has no git revision: $v"
+grep -Eq '^build date: +[0-9]{4}-[0-9]{2}-[0-9]{2}T' <<<"$v" || fail "--version has no build date: $v"
+grep -Eq '^rustc: +1\.[0-9]+\.[0-9]+' <<<"$v" || fail "--version has no rustc version: $v"
 echo "--version: ok ($(echo "$v" | sed -n 's/^revision: *//p'))"
 
 if "$BIN" --log.format=xml check-config >/dev/null 2>"$WORK/bad.txt"; then fail "--log.format=xml accepted"; fi

@@ -78,7 +78,7 @@ for _ in 1 2 3; do /bin/true; done
 echo "remote_write: edge -> central"
 wait_for 60 "remote-written tripline_build_info on central" \
   has $P_CENTRAL 'tripline_build_info{job="tripline",region="edge-1",team="platform"}'
-query $P_CENTRAL 'tripline_build_info{job="tripline",region="edge-1"}' | grep -Eq '"revision": "[0-9a-f]{7,}' \
+grep -Eq '"revision": "[0-9a-f]{7,}' <<<"$(query $P_CENTRAL 'tripline_build_info{job="tripline",region="edge-1"}')" \
   || fail "build_info on central has no git revision: $(query $P_CENTRAL tripline_build_info)"
 wait_for 30 "the fleet baseline version on central" \
   has $P_CENTRAL 'tripline_baseline_info{region="edge-1",version="fleet-2026.11-1"} == 1'

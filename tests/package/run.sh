@@ -30,7 +30,8 @@ if [ -z "$DEB" ]; then
   DEB=$(ls -t "${CARGO_TARGET_DIR:-$ROOT/target}"/debian/tripline_*.deb | head -1)
 fi
 echo "package: $DEB"
-dpkg-deb --info "$DEB" | grep -q '^ Package: tripline' || fail "not a tripline package"
+info=$(dpkg-deb --info "$DEB")
+grep -q '^ Package: tripline' <<<"$info" || fail "not a tripline package"
 
 # Never start the service from the maintainer scripts here (invoke-rc.d honours policy-rc.d).
 if [ ! -e "$POLICY_RC" ]; then printf '#!/bin/sh\nexit 101\n' > "$POLICY_RC"; chmod 755 "$POLICY_RC"; OWN_POLICY_RC=1; fi
@@ -44,8 +45,8 @@ for f in /usr/bin/tripline /etc/tripline/tripline.yml /etc/tripline/policy.yml /
          /usr/share/tripline/dashboards/tripline-overview.json; do
   [ -s "$f" ] || fail "$f missing or empty after install"
 done
-dpkg-query -W -f='${Conffiles}\n' tripline | grep -q /etc/tripline/tripline.yml || fail "tripline.yml is not a conffile"
-zcat /usr/share/man/man1/tripline.1.gz | grep -q '^\.TH tripline 1' || fail "man page is not roff"
+grep -q /etc/tripline/tripline.yml <<<"$(dpkg-query -W -f='${Conffiles}\n' tripline)" || fail "tripline.yml is not a conffile"
+grep -q '^\.TH tripline 1' <<<"$(zcat /usr/share/man/man1/tripline.1.gz)" || fail "man page is not roff"
 bash -n /usr/share/bash-completion/completions/tripline || fail "bash completion does not parse"
 grep -q 'check-config' /usr/share/bash-completion/completions/tripline || fail "bash completion lacks subcommands"
 echo "installed files: ok"
@@ -62,7 +63,7 @@ fi
 
 version=$(/usr/bin/tripline --version)
 echo "$version"
-echo "$version" | grep -Eq '^revision: +[0-9a-f]{7,}' || fail "--version has no git revision"
+grep -Eq '^revision: +[0-9a-f]{7,}' <<<"$version" || fail "--version has no git revision"
 /usr/bin/tripline check-config --config.file=/etc/tripline/tripline.yml >/dev/null || fail "packaged config does not check"
 /usr/bin/tripline check-config --schema | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["additionalProperties"] is False' \
   || fail "check-config --schema is not the JSON Schema"
@@ -106,8 +107,8 @@ for _ in $(seq 1 20); do grep -q '^READY=1' "$WORK/notify.txt" 2>/dev/null && br
 grep -q '^READY=1' "$WORK/notify.txt" || fail "no READY=1 on NOTIFY_SOCKET"
 echo "sd_notify: READY=1 received"
 metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
-echo "$metrics" | grep -q '^tripline_probe_attached{probe="exec"} 1' || fail "exec probe not attached with the unit's capabilities"
-echo "$metrics" | grep -E '^tripline_build_info\{' | grep -Ev 'revision="(unknown)?"' | grep -q 'rustc_version="1\.' \
+grep -q '^tripline_probe_attached{probe="exec"} 1' <<<"$metrics" || fail "exec probe not attached with the unit's capabilities"
+grep -E '^tripline_build_info\{' <<<"$metrics" | grep -Ev 'revision="(unknown)?"' | grep 'rustc_version="1\.' >/dev/null \
   || fail "tripline_build_info lacks revision/rustc_version: $(echo "$metrics" | grep build_info)"
 /bin/true  # an exec for the learning baseline
 kill -TERM $TRIP
