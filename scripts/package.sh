@@ -20,8 +20,9 @@ bin="$target/$profile/tripline"
 
 # Generated assets: man page and shell completions, from the same clap definition as --help.
 assets="$target/$profile/package"
-mkdir -p "$assets"
-"$bin" man | gzip -9n > "$assets/tripline.1.gz"
+rm -rf "$assets" && mkdir -p "$assets/man"
+"$bin" man --dir "$assets/man"
+gzip -9n "$assets"/man/*.1
 "$bin" completions bash > "$assets/tripline.bash"
 "$bin" completions zsh > "$assets/_tripline"
 "$bin" completions fish > "$assets/tripline.fish"

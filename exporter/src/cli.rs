@@ -42,8 +42,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout.
-    Man,
+    /// Print the man page (roff) to stdout, or write tripline.1 and one tripline-<command>.1 page
+    /// per command into a directory.
+    Man {
+        /// Directory to write every page into (created if missing).
+        #[arg(long = "dir")]
+        dir: Option<PathBuf>,
+    },
     /// Internal: actions of gameday scenario processes.
     #[command(subcommand, hide = true)]
     GamedayHelper(crate::gameday::Helper),
@@ -140,6 +145,34 @@ pub struct RunArgs {
     pub btf: PathBuf,
 }
 
+/// Writes `tripline.1` and `tripline-<command>.1` for every visible command (and nested command)
+/// into `dir`. Returns how many pages were written.
+pub fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut n = 0;
+    let mut stack = vec![(String::from("tripline"), cmd)];
+    while let Some((name, cmd)) = stack.pop() {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            stack.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+        }
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone().name(name.clone()))
+            .render(&mut out)
+            .with_context(|| format!("rendering {name}.1"))?;
+        std::fs::write(&path, out).with_context(|| format!("{}: cannot write", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// Where to listen. `:PORT` binds every interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddress {
@@ -201,6 +234,31 @@ mod tests {
         assert!(parse_telemetry_path("metrics").is_err());
         assert!(parse_telemetry_path("/").is_err());
         assert_eq!(parse_telemetry_path("/m").unwrap(), "/m");
+    }
+
+    #[test]
+    fn man_pages_cover_every_command() {
+        let dir = std::env::temp_dir().join(format!("tripline-man-{}", std::process::id()));
+        let n = write_man_pages(&dir).unwrap();
+        for page in [
+            "tripline.1",
+            "tripline-run.1",
+            "tripline-baseline-merge.1",
+            "tripline-check-config.1",
+        ] {
+            let text = std::fs::read_to_string(dir.join(page)).unwrap();
+            assert!(text.contains(".TH"), "{page} is not roff");
+        }
+        assert!(
+            !dir.join("tripline-gameday-helper.1").exists(),
+            "hidden commands get no page"
+        );
+        assert!(
+            !dir.join("tripline-help.1").exists(),
+            "no pages for clap's help command"
+        );
+        assert!(n >= 12, "{n} pages");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -34,10 +34,14 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "tripline", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
+        Command::Man { dir: None } => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::Man { dir: Some(dir) } => tripline::cli::write_man_pages(&dir).map(|n| {
+            eprintln!("wrote {n} man pages to {}", dir.display());
+            ExitCode::SUCCESS
+        }),
         Command::Baseline(cmd) => tripline::detect::cli::baseline(cmd),
         Command::Policy(cmd) => tripline::detect::cli::policy(cmd),
         Command::Gameday(args) => tripline::gameday::run(args),

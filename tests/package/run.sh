@@ -47,6 +47,9 @@ for f in /usr/bin/tripline /etc/tripline/tripline.yml /etc/tripline/policy.yml /
 done
 grep -q /etc/tripline/tripline.yml <<<"$(dpkg-query -W -f='${Conffiles}\n' tripline)" || fail "tripline.yml is not a conffile"
 grep -q '^\.TH tripline 1' <<<"$(zcat /usr/share/man/man1/tripline.1.gz)" || fail "man page is not roff"
+for page in tripline-run tripline-check-config tripline-baseline-merge; do
+  [ -s /usr/share/man/man1/$page.1.gz ] || fail "man page $page.1 missing"
+done
 bash -n /usr/share/bash-completion/completions/tripline || fail "bash completion does not parse"
 grep -q 'check-config' /usr/share/bash-completion/completions/tripline || fail "bash completion lacks subcommands"
 echo "installed files: ok"
