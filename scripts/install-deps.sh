@@ -2,7 +2,7 @@
 # Installs the eBPF build chain and test dependencies. Idempotent: every step checks first.
 # Usage: scripts/install-deps.sh [--test|--package]
 #   --package  also cargo-deb (scripts/package.sh)
-#   --test     also prometheus, alertmanager, protoc, cargo-deb, kubernetes-validate (PyPI)
+#   --test     also prometheus, alertmanager, protoc, cargo-deb; kubernetes-validate, dockerfile (PyPI)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -46,7 +46,7 @@ if [ "$want_package" = 1 ] && ! cargo deb --version 2>/dev/null | grep -q '3\.8\
   echo "install-deps: building cargo-deb (takes ~4 minutes)"
   cargo install cargo-deb --version 3.8.0 --locked
 fi
-if [ "$want_test" = 1 ] && ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+if [ "$want_test" = 1 ] && ! python3 -c 'import kubernetes_validate, dockerfile' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 dockerfile==3.4.0
 fi
 echo "install-deps: ok"

@@ -28,9 +28,10 @@ step "unit, decode, replay and kernel tests (cargo test)"
 # Kernel tests each start their own exporter; run them one at a time on 2 cores.
 cargo test -- --test-threads=2
 
-step "kubernetes manifests (offline: generated, kubernetes-validate strict, CRDs, promtool, check-config)"
+step "kubernetes manifests and Containerfile (offline: generated, kubernetes-validate strict, CRDs, promtool, check-config, BuildKit parser, ldd)"
 cargo build --bin tripline
 python3 tests/kubernetes_check.py target/debug/tripline
+python3 tests/container_check.py target/debug/tripline
 
 step "--version and logs (revision, json lines)"
 bash tests/cli_check.sh target/debug/tripline
