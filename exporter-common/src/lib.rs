@@ -3,36 +3,19 @@
 //! Every record in the ring buffer starts with a [`Header`]; `header.kind` says which body follows and
 //! `header.len` says how many bytes the whole record has. All types are `#[repr(C)]` with explicit padding
 //! so that both sides agree byte for byte; the size assertions at the bottom fail the build when they drift.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
+
+mod abi;
+mod kinds;
+
+pub use abi::{
+    sc, syscall_by_op, sysop, tp, KernelOffsets, Syscall, Tracepoint, KERNEL_OFFSET_SOURCES,
+    SYSCALLS,
+};
+pub use kinds::{kind, EventKind, Family};
 
 /// Bumped whenever a wire type changes shape. Userspace rejects records of another version.
 pub const WIRE_VERSION: u16 = 1;
-
-/// Event kinds. Stable numbers: grouped by domain (1.. process, 16.. network, 32.. file, 48.. privilege,
-/// 64.. kernel integrity). Never reuse a number.
-pub mod kind {
-    pub const EXEC: u16 = 1;
-    pub const FORK: u16 = 2;
-    pub const EXIT: u16 = 3;
-    pub const CONNECT: u16 = 16;
-    pub const ACCEPT: u16 = 17;
-    pub const LISTEN: u16 = 18;
-    pub const FILE_WRITE: u16 = 32;
-    pub const FILE_UNLINK: u16 = 33;
-    pub const FILE_RENAME: u16 = 34;
-    pub const FILE_CHMOD: u16 = 35;
-    pub const FILE_CHOWN: u16 = 36;
-    pub const FILE_LINK: u16 = 37;
-    pub const PRIV_CHANGE: u16 = 48;
-    pub const PTRACE: u16 = 64;
-    pub const BPF_LOAD: u16 = 65;
-    pub const SIGNAL_SELF: u16 = 66;
-    pub const MEMFD_CREATE: u16 = 67;
-    pub const MOUNT: u16 = 68;
-    pub const UMOUNT: u16 = 69;
-    /// One past the largest kind number: sizes the per-kind counter arrays.
-    pub const MAX: u32 = 96;
-}
 
 /// Indexes into the per-CPU `COUNTERS` array. `SEEN + kind` counts events the probes saw, `LOST + kind`
 /// counts those the ring buffer had no room for; the rest are single counters.
@@ -186,24 +169,6 @@ pub struct FileEvent {
 /// Bytes kept of a name argument (memfd name, mount source/target).
 pub const SYS_NAME_LEN: usize = 128;
 
-/// Which syscall a [`SysEvent`] reports.
-pub mod sysop {
-    pub const SETUID: u32 = 1;
-    pub const SETGID: u32 = 2;
-    pub const SETREUID: u32 = 3;
-    pub const SETREGID: u32 = 4;
-    pub const SETRESUID: u32 = 5;
-    pub const SETRESGID: u32 = 6;
-    pub const PTRACE: u32 = 10;
-    pub const BPF: u32 = 11;
-    pub const KILL: u32 = 12;
-    pub const TKILL: u32 = 13;
-    pub const TGKILL: u32 = 14;
-    pub const MEMFD_CREATE: u32 = 15;
-    pub const MOUNT: u32 = 16;
-    pub const UMOUNT: u32 = 17;
-}
-
 /// `kind::PRIV_CHANGE` and the kernel-tampering kinds: one syscall with its raw arguments, the caller's
 /// identity before the call (header) and the result.
 #[repr(C)]
@@ -228,47 +193,6 @@ pub struct WatchList {
     pub prefixes: [[u8; WATCH_PREFIX_LEN]; WATCH_MAX],
 }
 
-/// Kernel struct member offsets, read from `/sys/kernel/btf/vmlinux` by userspace and written into the
-/// probes' `.rodata` before load (Rust eBPF gets no CO-RE field relocations).
-/// A zero `valid` means "unknown": probes then send only what helpers give.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelOffsets {
-    pub valid: u32,
-    pub task_pid: u32,
-    pub task_tgid: u32,
-    pub task_real_parent: u32,
-    pub task_group_leader: u32,
-    pub task_cred: u32,
-    pub task_start_boottime: u32,
-    pub task_mm: u32,
-    pub task_files: u32,
-    pub task_loginuid: u32,
-    pub task_exit_code: u32,
-    pub cred_uid: u32,
-    pub cred_gid: u32,
-    pub cred_euid: u32,
-    pub cred_egid: u32,
-    pub mm_arg_start: u32,
-    pub mm_arg_end: u32,
-    pub files_fdt: u32,
-    pub fdtable_max_fds: u32,
-    pub fdtable_fd: u32,
-    pub file_private_data: u32,
-    pub socket_sk: u32,
-    pub sk_daddr: u32,
-    pub sk_rcv_saddr: u32,
-    pub sk_dport: u32,
-    pub sk_num: u32,
-    pub sk_family: u32,
-    pub sk_v6_daddr: u32,
-    pub sk_v6_rcv_saddr: u32,
-    pub sk_protocol: u32,
-    pub sk_type: u32,
-    pub sk_err: u32,
-    pub sk_state: u32,
-}
-
 /// Runtime settings written into `.rodata` before load.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -278,32 +202,6 @@ pub struct ProbeConfig {
     /// Wake userspace only once this many bytes wait in the ring buffer (0: wake on every event).
     /// Userspace also drains on a short timer, so a quiet host still sees events promptly.
     pub wakeup_bytes: u32,
-}
-
-/// Offsets into the `sock:inet_sock_set_state` tracepoint record; checked against tracefs at start.
-pub mod tp_inet_sock_set_state {
-    pub const SKADDR: usize = 8;
-    pub const OLDSTATE: usize = 16;
-    pub const NEWSTATE: usize = 20;
-    pub const SPORT: usize = 24;
-    pub const DPORT: usize = 26;
-    pub const FAMILY: usize = 28;
-    pub const PROTOCOL: usize = 30;
-    pub const SADDR: usize = 32;
-    pub const DADDR: usize = 36;
-    pub const SADDR_V6: usize = 40;
-    pub const DADDR_V6: usize = 56;
-}
-
-/// Offsets into `sched:sched_process_exec`.
-pub mod tp_sched_process_exec {
-    pub const FILENAME_LOC: usize = 8;
-}
-
-/// Offsets into `syscalls:sys_enter_*` / `sys_exit_*` records.
-pub mod tp_syscalls {
-    pub const ARG0: usize = 16;
-    pub const RET: usize = 16;
 }
 
 pub const TCP_ESTABLISHED: i32 = 1;

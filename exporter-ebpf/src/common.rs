@@ -5,7 +5,7 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
         generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     },
     macros::map,
@@ -13,9 +13,12 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tripline_common::{
-    counter, flags, tp_syscalls, FileEvent, Header, KernelOffsets, ProbeConfig, SysEvent,
+    counter, flags, tp, FileEvent, Header, KernelOffsets, ProbeConfig, SysEvent, Syscall,
     WIRE_VERSION,
 };
+
+/// Offset of the return value in `sys_exit_*` records.
+pub const SYS_EXIT_RET: usize = tp::SYS_EXIT.field("ret");
 
 /// Events for userspace. Userspace sets the real size at load time (`ring_buffer_bytes`).
 #[map]
@@ -218,7 +221,7 @@ pub fn emit_parked<T: Parked>(map: &LruHashMap<u64, T>, ctx: &TracePointContext)
             let ev = entry.as_mut_ptr();
             unsafe {
                 core::ptr::copy_nonoverlapping(parked as *const T, ev, 1);
-                (*ev).set_result(ctx.read_at::<i64>(tp_syscalls::RET).unwrap_or(0));
+                (*ev).set_result(ctx.read_at::<i64>(SYS_EXIT_RET).unwrap_or(0));
             }
             entry.submit(submit_flags());
         }
@@ -233,7 +236,7 @@ macro_rules! probe_pair {
     ($enter_fn:ident, $map:ident, $enter:ident, $exit:ident, $spec:expr) => {
         #[aya_ebpf::macros::tracepoint]
         pub fn $enter(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
-            let _ = $enter_fn(&ctx, &$spec);
+            let _ = $enter_fn(&ctx, &const { $spec });
             0
         }
 
@@ -245,3 +248,82 @@ macro_rules! probe_pair {
     };
 }
 pub(crate) use probe_pair;
+
+/// A hooked syscall for [`sys_enter`]: its ABI row and which arguments are user strings.
+pub struct SysSpec {
+    pub sc: Syscall,
+    /// Argument index holding a user string for `name` / `name2` (`NO_NAME` = none).
+    pub name_arg: usize,
+    pub name2_arg: usize,
+}
+
+pub const NO_NAME: usize = usize::MAX;
+
+impl SysSpec {
+    pub const fn plain(sc: Syscall) -> SysSpec {
+        SysSpec {
+            sc,
+            name_arg: NO_NAME,
+            name2_arg: NO_NAME,
+        }
+    }
+}
+
+/// `sys_enter_*` for the privilege and tamper families: reads up to four arguments at the ABI table's
+/// offsets, keeps the call when `interesting` says so, reads the name strings and parks the event with the
+/// caller's identity before the call; `sys_exit_*` adds the result.
+#[inline(always)]
+pub fn sys_enter(
+    ctx: &TracePointContext,
+    s: &SysSpec,
+    interesting: fn(u32, &[u64; 4]) -> bool,
+) -> Result<(), i32> {
+    if is_self() {
+        return Ok(());
+    }
+    let mut args = [0u64; 4];
+    for (i, a) in args.iter_mut().enumerate() {
+        if i < s.sc.args.len() {
+            *a = unsafe { ctx.read_at::<u64>(s.sc.nth(i))? };
+        }
+    }
+    if !interesting(s.sc.op, &args) {
+        return Ok(());
+    }
+    let Some(ev) = SYS_SCRATCH.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    unsafe {
+        (*ev).op = s.sc.op;
+        (*ev).args = args;
+        (*ev).result = 0;
+        (*ev).name_len = 0;
+        (*ev).name2_len = 0;
+        if s.name_arg < 4 {
+            let p = args[s.name_arg & 3] as *const u8;
+            (*ev).name_len = bpf_probe_read_user_str_bytes(p, &mut (*ev).name)
+                .map(|b| b.len())
+                .unwrap_or(0) as u16;
+        }
+        if s.name2_arg < 4 {
+            let p = args[s.name2_arg & 3] as *const u8;
+            (*ev).name2_len = bpf_probe_read_user_str_bytes(p, &mut (*ev).name2)
+                .map(|b| b.len())
+                .unwrap_or(0) as u16;
+        }
+        fill_header(
+            &raw mut (*ev).header,
+            s.sc.kind,
+            core::mem::size_of::<SysEvent>(),
+        );
+        park(&SYS_PENDING, ev);
+    }
+    Ok(())
+}
+
+#[map]
+static SYS_SCRATCH: PerCpuArray<SysEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Privilege and tamper syscalls parked between entry and exit.
+#[map]
+pub static SYS_PENDING: LruHashMap<u64, SysEvent> = LruHashMap::with_max_entries(4096, 0);

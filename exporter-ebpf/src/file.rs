@@ -14,7 +14,7 @@ use aya_ebpf::{
     maps::{LruHashMap, PerCpuArray},
     programs::TracePointContext,
 };
-use tripline_common::{counter, kind, FileEvent, WatchList, WATCH_MAX, WATCH_PREFIX_LEN};
+use tripline_common::{counter, sc, FileEvent, Syscall, WatchList, WATCH_MAX, WATCH_PREFIX_LEN};
 
 use crate::common::{count, fill_header, is_self, park, probe_pair};
 
@@ -28,7 +28,7 @@ static FILE_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0
 #[map]
 static FILE_PENDING: LruHashMap<u64, FileEvent> = LruHashMap::with_max_entries(8192, 0);
 
-/// Where a syscall's arguments are (offsets into the tracepoint record; 0 = absent).
+/// Where a syscall's arguments are (offsets into the tracepoint record from the ABI table; 0 = absent).
 struct Spec {
     kind: u16,
     dfd: usize,
@@ -146,71 +146,60 @@ fn enter(ctx: &TracePointContext, s: &Spec) -> Result<(), i32> {
     Ok(())
 }
 
-const NONE: Spec = Spec {
-    kind: 0,
-    dfd: 0,
-    path: 0,
-    path2: 0,
-    flags: 0,
-    mode: 0,
-    uid: 0,
-    gid: 0,
-    write_only: false,
-};
+/// A spec reading `path` (and nothing else yet) of syscall `sc`; fields are added with struct update.
+const fn spec(sc: Syscall, path: &str) -> Spec {
+    Spec {
+        kind: sc.kind,
+        dfd: 0,
+        path: sc.arg(path),
+        path2: 0,
+        flags: 0,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        write_only: false,
+    }
+}
 
-// Offsets: syscall arguments start at 16 and are 8 bytes apart (checked against tracefs by userspace).
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_openat,
-    sys_exit_openat,
+// Offsets come from `tripline_common::sc`, the table userspace checks against tracefs before attach.
+probe_pair!(enter, FILE_PENDING, sys_enter_openat, sys_exit_openat, {
+    let s = sc::OPENAT;
     Spec {
-        kind: kind::FILE_WRITE,
-        dfd: 16,
-        path: 24,
-        flags: 32,
-        mode: 40,
+        dfd: s.arg("dfd"),
+        flags: s.arg("flags"),
+        mode: s.arg("mode"),
         write_only: true,
-        ..NONE
+        ..spec(s, "filename")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_open,
-    sys_exit_open,
+});
+probe_pair!(enter, FILE_PENDING, sys_enter_open, sys_exit_open, {
+    let s = sc::OPEN;
     Spec {
-        kind: kind::FILE_WRITE,
-        path: 16,
-        flags: 24,
-        mode: 32,
+        flags: s.arg("flags"),
+        mode: s.arg("mode"),
         write_only: true,
-        ..NONE
+        ..spec(s, "filename")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_creat,
-    sys_exit_creat,
+});
+probe_pair!(enter, FILE_PENDING, sys_enter_creat, sys_exit_creat, {
+    let s = sc::CREAT;
     Spec {
-        kind: kind::FILE_WRITE,
-        path: 16,
-        mode: 24,
-        ..NONE
+        mode: s.arg("mode"),
+        ..spec(s, "pathname")
     }
-);
+});
 probe_pair!(
     enter,
     FILE_PENDING,
     sys_enter_unlinkat,
     sys_exit_unlinkat,
-    Spec {
-        kind: kind::FILE_UNLINK,
-        dfd: 16,
-        path: 24,
-        flags: 32,
-        ..NONE
+    {
+        let s = sc::UNLINKAT;
+        Spec {
+            dfd: s.arg("dfd"),
+            flags: s.arg("flag"),
+            ..spec(s, "pathname")
+        }
     }
 );
 probe_pair!(
@@ -218,24 +207,21 @@ probe_pair!(
     FILE_PENDING,
     sys_enter_unlink,
     sys_exit_unlink,
-    Spec {
-        kind: kind::FILE_UNLINK,
-        path: 16,
-        ..NONE
-    }
+    spec(sc::UNLINK, "pathname")
 );
 probe_pair!(
     enter,
     FILE_PENDING,
     sys_enter_renameat2,
     sys_exit_renameat2,
-    Spec {
-        kind: kind::FILE_RENAME,
-        dfd: 16,
-        path: 24,
-        path2: 40,
-        flags: 48,
-        ..NONE
+    {
+        let s = sc::RENAMEAT2;
+        Spec {
+            dfd: s.arg("olddfd"),
+            path2: s.arg("newname"),
+            flags: s.arg("flags"),
+            ..spec(s, "oldname")
+        }
     }
 );
 probe_pair!(
@@ -243,140 +229,109 @@ probe_pair!(
     FILE_PENDING,
     sys_enter_renameat,
     sys_exit_renameat,
-    Spec {
-        kind: kind::FILE_RENAME,
-        dfd: 16,
-        path: 24,
-        path2: 40,
-        ..NONE
+    {
+        let s = sc::RENAMEAT;
+        Spec {
+            dfd: s.arg("olddfd"),
+            path2: s.arg("newname"),
+            ..spec(s, "oldname")
+        }
     }
 );
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_rename,
-    sys_exit_rename,
+probe_pair!(enter, FILE_PENDING, sys_enter_rename, sys_exit_rename, {
+    let s = sc::RENAME;
     Spec {
-        kind: kind::FILE_RENAME,
-        path: 16,
-        path2: 24,
-        ..NONE
+        path2: s.arg("newname"),
+        ..spec(s, "oldname")
     }
-);
+});
 probe_pair!(
     enter,
     FILE_PENDING,
     sys_enter_fchmodat,
     sys_exit_fchmodat,
-    Spec {
-        kind: kind::FILE_CHMOD,
-        dfd: 16,
-        path: 24,
-        mode: 32,
-        ..NONE
+    {
+        let s = sc::FCHMODAT;
+        Spec {
+            dfd: s.arg("dfd"),
+            mode: s.arg("mode"),
+            ..spec(s, "filename")
+        }
     }
 );
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_chmod,
-    sys_exit_chmod,
+probe_pair!(enter, FILE_PENDING, sys_enter_chmod, sys_exit_chmod, {
+    let s = sc::CHMOD;
     Spec {
-        kind: kind::FILE_CHMOD,
-        path: 16,
-        mode: 24,
-        ..NONE
+        mode: s.arg("mode"),
+        ..spec(s, "filename")
     }
-);
+});
 probe_pair!(
     enter,
     FILE_PENDING,
     sys_enter_fchownat,
     sys_exit_fchownat,
-    Spec {
-        kind: kind::FILE_CHOWN,
-        dfd: 16,
-        path: 24,
-        uid: 32,
-        gid: 40,
-        flags: 48,
-        ..NONE
+    {
+        let s = sc::FCHOWNAT;
+        Spec {
+            dfd: s.arg("dfd"),
+            uid: s.arg("user"),
+            gid: s.arg("group"),
+            flags: s.arg("flag"),
+            ..spec(s, "filename")
+        }
     }
 );
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_chown,
-    sys_exit_chown,
+probe_pair!(enter, FILE_PENDING, sys_enter_chown, sys_exit_chown, {
+    let s = sc::CHOWN;
     Spec {
-        kind: kind::FILE_CHOWN,
-        path: 16,
-        uid: 24,
-        gid: 32,
-        ..NONE
+        uid: s.arg("user"),
+        gid: s.arg("group"),
+        ..spec(s, "filename")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_lchown,
-    sys_exit_lchown,
+});
+probe_pair!(enter, FILE_PENDING, sys_enter_lchown, sys_exit_lchown, {
+    let s = sc::LCHOWN;
     Spec {
-        kind: kind::FILE_CHOWN,
-        path: 16,
-        uid: 24,
-        gid: 32,
-        ..NONE
+        uid: s.arg("user"),
+        gid: s.arg("group"),
+        ..spec(s, "filename")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_linkat,
-    sys_exit_linkat,
+});
+probe_pair!(enter, FILE_PENDING, sys_enter_linkat, sys_exit_linkat, {
+    let s = sc::LINKAT;
     Spec {
-        kind: kind::FILE_LINK,
-        dfd: 16,
-        path: 24,
-        path2: 40,
-        flags: 48,
-        ..NONE
+        dfd: s.arg("olddfd"),
+        path2: s.arg("newname"),
+        flags: s.arg("flags"),
+        ..spec(s, "oldname")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_link,
-    sys_exit_link,
+});
+probe_pair!(enter, FILE_PENDING, sys_enter_link, sys_exit_link, {
+    let s = sc::LINK;
     Spec {
-        kind: kind::FILE_LINK,
-        path: 16,
-        path2: 24,
-        ..NONE
+        path2: s.arg("newname"),
+        ..spec(s, "oldname")
     }
-);
+});
 probe_pair!(
     enter,
     FILE_PENDING,
     sys_enter_symlinkat,
     sys_exit_symlinkat,
-    Spec {
-        kind: kind::FILE_LINK,
-        path: 16,
-        path2: 32,
-        dfd: 24,
-        ..NONE
+    {
+        let s = sc::SYMLINKAT;
+        Spec {
+            dfd: s.arg("newdfd"),
+            path2: s.arg("newname"),
+            ..spec(s, "oldname")
+        }
     }
 );
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_symlink,
-    sys_exit_symlink,
+probe_pair!(enter, FILE_PENDING, sys_enter_symlink, sys_exit_symlink, {
+    let s = sc::SYMLINK;
     Spec {
-        kind: kind::FILE_LINK,
-        path: 16,
-        path2: 24,
-        ..NONE
+        path2: s.arg("newname"),
+        ..spec(s, "oldname")
     }
-);
+});

@@ -6,8 +6,9 @@
 mod common;
 mod file;
 mod net;
+mod privilege;
 mod process;
-mod sys;
+mod tamper;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -14,14 +14,30 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tripline_common::{
-    counter, kind, tp_inet_sock_set_state as tp, tp_syscalls, NetEvent, AF_INET, AF_INET6,
-    EINPROGRESS, IPPROTO_TCP, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT,
+    counter, kind, NetEvent, AF_INET, AF_INET6, EINPROGRESS, IPPROTO_TCP, TCP_CLOSE,
+    TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT,
 };
 
 use crate::common::{
     count, count_lost, count_seen, current_task, fill_header, is_self, off, offsets_valid, read_at,
-    read_ptr, submit_flags, EVENTS,
+    read_ptr, submit_flags, EVENTS, SYS_EXIT_RET,
 };
+
+/// `sock:inet_sock_set_state` fields, from the ABI table userspace checks against tracefs.
+mod f {
+    use tripline_common::tp::INET_SOCK_SET_STATE as T;
+    pub const SKADDR: usize = T.field("skaddr");
+    pub const OLDSTATE: usize = T.field("oldstate");
+    pub const NEWSTATE: usize = T.field("newstate");
+    pub const SPORT: usize = T.field("sport");
+    pub const DPORT: usize = T.field("dport");
+    pub const FAMILY: usize = T.field("family");
+    pub const PROTOCOL: usize = T.field("protocol");
+    pub const SADDR: usize = T.field("saddr");
+    pub const DADDR: usize = T.field("daddr");
+    pub const SADDR_V6: usize = T.field("saddr_v6");
+    pub const DADDR_V6: usize = T.field("daddr_v6");
+}
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -62,9 +78,9 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
 fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     let (old, new, protocol): (i32, i32, u16) = unsafe {
         (
-            ctx.read_at(tp::OLDSTATE)?,
-            ctx.read_at(tp::NEWSTATE)?,
-            ctx.read_at(tp::PROTOCOL)?,
+            ctx.read_at(f::OLDSTATE)?,
+            ctx.read_at(f::NEWSTATE)?,
+            ctx.read_at(f::PROTOCOL)?,
         )
     };
     if protocol != IPPROTO_TCP {
@@ -72,7 +88,7 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     }
     if old == TCP_SYN_SENT && (new == TCP_ESTABLISHED || new == TCP_CLOSE) {
         // Softirq or any context: the process is the one parked with the socket.
-        let skaddr: u64 = unsafe { ctx.read_at(tp::SKADDR)? };
+        let skaddr: u64 = unsafe { ctx.read_at(f::SKADDR)? };
         return resolve_inflight(ctx, skaddr, new);
     }
     if old != TCP_CLOSE || (new != TCP_SYN_SENT && new != TCP_LISTEN) || is_self() {
@@ -84,7 +100,7 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     } else {
         let p = Pending {
             ep,
-            skaddr: unsafe { ctx.read_at(tp::SKADDR)? },
+            skaddr: unsafe { ctx.read_at(f::SKADDR)? },
         };
         if CONNECTS.insert(bpf_get_current_pid_tgid(), p, 0).is_err() {
             count(counter::PENDING_FULL);
@@ -94,22 +110,22 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
 }
 
 fn read_endpoints(ctx: &TracePointContext) -> Result<Endpoints, i32> {
-    let family: u16 = unsafe { ctx.read_at(tp::FAMILY)? };
+    let family: u16 = unsafe { ctx.read_at(f::FAMILY)? };
     let mut ep = Endpoints {
         family,
-        local_port: unsafe { ctx.read_at(tp::SPORT)? },
-        peer_port: unsafe { ctx.read_at(tp::DPORT)? },
+        local_port: unsafe { ctx.read_at(f::SPORT)? },
+        peer_port: unsafe { ctx.read_at(f::DPORT)? },
         _pad: 0,
         local_addr: [0; 16],
         peer_addr: [0; 16],
     };
     unsafe {
         if family == AF_INET6 {
-            ep.local_addr = ctx.read_at(tp::SADDR_V6)?;
-            ep.peer_addr = ctx.read_at(tp::DADDR_V6)?;
+            ep.local_addr = ctx.read_at(f::SADDR_V6)?;
+            ep.peer_addr = ctx.read_at(f::DADDR_V6)?;
         } else {
-            let s: [u8; 4] = ctx.read_at(tp::SADDR)?;
-            let d: [u8; 4] = ctx.read_at(tp::DADDR)?;
+            let s: [u8; 4] = ctx.read_at(f::SADDR)?;
+            let d: [u8; 4] = ctx.read_at(f::DADDR)?;
             ep.local_addr[..4].copy_from_slice(&s);
             ep.peer_addr[..4].copy_from_slice(&d);
         }
@@ -124,7 +140,7 @@ fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<()
     let parked = *parked;
     let _ = INFLIGHT.remove(skaddr);
     let result = outcome(skaddr, new);
-    let sport: u16 = unsafe { ctx.read_at(tp::SPORT).unwrap_or(0) };
+    let sport: u16 = unsafe { ctx.read_at(f::SPORT).unwrap_or(0) };
     let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
         count_lost(kind::CONNECT);
         return Ok(());
@@ -156,7 +172,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     };
     let mut p = *p;
     let _ = CONNECTS.remove(key);
-    let ret: i64 = unsafe { ctx.read_at(tp_syscalls::RET).unwrap_or(0) };
+    let ret: i64 = unsafe { ctx.read_at(SYS_EXIT_RET).unwrap_or(0) };
     // The local port is assigned after SYN_SENT is set: read it back from the socket.
     if offsets_valid() && p.skaddr != 0 {
         let sk = p.skaddr as *const u8;
@@ -247,7 +263,7 @@ pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
 }
 
 fn try_accept(ctx: &TracePointContext) -> Result<(), i32> {
-    let ret: i64 = unsafe { ctx.read_at(tp_syscalls::RET)? };
+    let ret: i64 = unsafe { ctx.read_at(SYS_EXIT_RET)? };
     if ret < 0 || !offsets_valid() || is_self() {
         return Ok(());
     }

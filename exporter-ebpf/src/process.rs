@@ -8,8 +8,7 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tripline_common::{
-    counter, flags, kind, tp_sched_process_exec, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN,
-    FILENAME_LEN,
+    counter, flags, kind, tp, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN, FILENAME_LEN,
 };
 
 use crate::common::{
@@ -44,7 +43,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i32> {
         (*ev).args_len = 0;
 
         // filename: __data_loc char[] — low 16 bits are the offset into the record.
-        if let Ok(loc) = ctx.read_at::<u32>(tp_sched_process_exec::FILENAME_LOC) {
+        if let Ok(loc) = ctx.read_at::<u32>(const { tp::SCHED_PROCESS_EXEC.field("filename") }) {
             let src = (ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize);
             if let Ok(s) = bpf_probe_read_kernel_str_bytes(src, &mut (*ev).filename) {
                 let n = s.len();
@@ -128,7 +127,9 @@ pub fn sched_process_fork_tp(ctx: TracePointContext) -> u32 {
     if is_self() {
         return 0;
     }
-    if let Ok(child_pid) = unsafe { ctx.read_at::<i32>(20) } {
+    if let Ok(child_pid) =
+        unsafe { ctx.read_at::<i32>(const { tp::SCHED_PROCESS_FORK.field("child_pid") }) }
+    {
         emit_fork(child_pid as u32, 0);
     }
     0
@@ -166,8 +167,9 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i32> {
     if is_self() {
         return Ok(());
     }
-    // bool group_dead at offset 32 (checked against tracefs by userspace before attach).
-    let group_dead: u8 = unsafe { ctx.read_at(32)? };
+    // bool group_dead (offset from the ABI table, checked against tracefs by userspace before attach).
+    let group_dead: u8 =
+        unsafe { ctx.read_at(const { tp::SCHED_PROCESS_EXIT.field("group_dead") })? };
     if group_dead == 0 {
         return Ok(());
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tripline::detect::baseline::{Baselines, Mode, Model};
 use tripline::detect::{DetectConfig, Engine};
-use tripline::event::{Event, EventData, EventKind, Net, Parent, Process, Transport};
-use tripline::sinks::metrics::Metrics;
+use tripline::model::{Event, EventData, EventKind, Net, Parent, Process, Transport};
+use tripline::telemetry::metrics::Metrics;
 
 fn event(n: u32, kind: EventKind) -> Arc<Event> {
     let exe = format!("/usr/bin/tool{}", n % 200);

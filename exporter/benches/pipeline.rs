@@ -6,10 +6,10 @@ use std::mem::size_of;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tripline::decode::encode;
+use tripline::enrich::ingest::Ingest;
 use tripline::enrich::ProcessTree;
-use tripline::pipeline::{ingest, Clock};
-use tripline::sinks::metrics::Metrics;
+use tripline::families::encode;
+use tripline::telemetry::metrics::Metrics;
 use tripline_common::{kind, ExecEvent, ExitEvent, ForkEvent, NetEvent};
 
 const TICK: u64 = 10_000_000;
@@ -52,23 +52,24 @@ fn workload(processes: u32) -> Vec<Vec<u8>> {
 fn bench(c: &mut Criterion) {
     let records = workload(2_000);
     let metrics = Metrics::default();
-    let clock = Clock::now();
-    let redactor = tripline::sinks::redact::Redactor::new(&Default::default(), &metrics).unwrap();
+    let redactor = tripline::enrich::redact::Redactor::new(&Default::default(), &metrics).unwrap();
     let watch = tripline::enrich::filewatch::FileWatch::new(&["/etc".to_string()]).unwrap();
+    let fresh_tree = || ProcessTree::new(65_536, PathBuf::from("/nonexistent-procfs"));
+    let mut ingest = Ingest::new(fresh_tree(), redactor, watch, metrics.clone());
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(records.len() as u64));
     g.bench_function("decode+enrich", |b| {
         b.iter(|| {
-            let mut tree = ProcessTree::new(65_536, PathBuf::from("/nonexistent-procfs"));
+            ingest.tree = fresh_tree();
             for r in &records {
-                black_box(ingest(r, &mut tree, &clock, &metrics, &redactor, &watch));
+                black_box(ingest.record(r));
             }
         })
     });
     g.bench_function("decode", |b| {
         b.iter(|| {
             for r in &records {
-                let _ = black_box(tripline::decode::decode(r));
+                let _ = black_box(tripline::families::decode(r));
             }
         })
     });

@@ -173,13 +173,7 @@ pub fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Where to listen. `:PORT` binds every interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddress {
-    Disabled,
-    Any(u16),
-    Addr(SocketAddr),
-}
+pub use crate::server::ListenAddress;
 
 fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     if s.is_empty() {

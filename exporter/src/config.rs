@@ -4,8 +4,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::cli::RunArgs;
 use crate::detect::DetectConfig;
-use crate::sinks::SinksConfig;
+use crate::sinks::{EventLevel, SinksConfig};
+
+/// `target = value` when the flag was given.
+fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *target = v.clone();
+    }
+}
 
 /// The configuration used when no `--config.file` is given.
 pub const DEFAULT_CONFIG: &str = include_str!("../../docs/examples/tripline.yml");
@@ -110,6 +118,57 @@ impl Default for SensorConfig {
 }
 
 impl Config {
+    /// The configuration `run` uses: the file (or the embedded default), command-line overrides applied,
+    /// validated. `check-config` calls exactly this.
+    pub fn from_args(args: &RunArgs, events_to_stdout: bool) -> anyhow::Result<Config> {
+        let mut config = Config::load(args.config_file.as_deref())?;
+        config.apply_overrides(args, events_to_stdout);
+        let origin = args
+            .config_file
+            .clone()
+            .unwrap_or_else(|| "<command line>".into());
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    /// Command-line flags override the file.
+    fn apply_overrides(&mut self, args: &RunArgs, events_to_stdout: bool) {
+        let (sensor, detect, sinks) = (&mut self.sensor, &mut self.detect, &mut self.sinks);
+        if let Some(rb) = args.ring_buffer_bytes {
+            sensor.ring_buffer_bytes = rb;
+            // Keep the wake-up threshold meaningful for a smaller ring.
+            sensor.wakeup_bytes = sensor.wakeup_bytes.min(rb / 4);
+        }
+        set(&mut sensor.procfs, &args.procfs);
+        if let Some(out) = &args.events_output {
+            sinks.jsonl.path = Some(out.clone());
+        }
+        set(&mut sinks.jsonl.events, &args.events_level);
+        if let Some(e) = &args.otlp_endpoint {
+            sinks.otlp.endpoint = Some(e.clone());
+        }
+        if let Some(p) = args.otlp_protocol {
+            sinks.otlp.protocol = Some(p);
+        }
+        set(&mut sinks.otlp.events, &args.otlp_events);
+        if let Some(p) = &args.policy_file {
+            detect.policy_file = Some(p.clone());
+        }
+        if let Some(f) = &args.baseline_file {
+            detect.baseline.file = Some(f.clone());
+        }
+        set(&mut detect.baseline.mode, &args.baseline_mode);
+        set(&mut detect.baseline.learn_for, &args.baseline_learn_for);
+        set(
+            &mut detect.baseline.quiet_period,
+            &args.baseline_quiet_period,
+        );
+        if events_to_stdout {
+            sinks.jsonl.path = Some("-".into());
+            sinks.jsonl.events = args.events_level.unwrap_or(EventLevel::All);
+        }
+    }
+
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
             None => Config::parse(DEFAULT_CONFIG, Path::new("<embedded default>")),

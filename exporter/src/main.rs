@@ -23,12 +23,10 @@ fn main() -> ExitCode {
             println!("{}", tripline::config::schema_json());
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig(_) => {
-            tripline::pipeline::effective_config(&cli.run, false).map(|_| {
-                println!("configuration OK");
-                ExitCode::SUCCESS
-            })
-        }
+        Command::CheckConfig(_) => tripline::config::Config::from_args(&cli.run, false).map(|_| {
+            println!("configuration OK");
+            ExitCode::SUCCESS
+        }),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "tripline", &mut std::io::stdout());

@@ -1,7 +1,7 @@
 //! HTTP: `/metrics` (OpenMetrics or text 0.0.4), `/` landing page, `/healthz`, `/readyz`, `/api/v1/...`.
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,23 +10,47 @@ use axum::routing::get;
 use axum::{Json, Router};
 use prometheus_client::registry::Registry;
 
-use crate::probes::{ProbeStatus, Sensor};
-use crate::sinks::exposition;
-use crate::sinks::metrics::Metrics;
+use crate::probes::ProbeStatus;
+use crate::sinks::render;
+use crate::telemetry::exposition;
 
+/// What the handlers read. Scrape-time values come from each stage's registered collector.
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
-    pub metrics: Metrics,
-    /// The loaded probes, for scrape-time counter reads. None in tests without a kernel.
-    pub sensor: Option<Arc<Mutex<Sensor>>>,
     pub probes: Arc<Vec<ProbeStatus>>,
     pub ready: Arc<AtomicBool>,
     pub telemetry_path: String,
     /// Detection state for `/api/v1/findings` and `/api/v1/baseline`.
     pub detect: Option<Arc<crate::detect::Shared>>,
-    /// Called before each scrape to refresh gauges owned by other stages.
-    pub before_scrape: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// Where to listen. `:PORT` binds every interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddress {
+    Disabled,
+    Any(u16),
+    Addr(SocketAddr),
+}
+
+/// Binds `addr` and serves until `stop` changes; `None` when the listener is disabled.
+pub async fn spawn(
+    addr: &ListenAddress,
+    state: AppState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(listener) = bind(addr).await? else {
+        return Ok(None);
+    };
+    tracing::info!(address = %listener.local_addr()?, path = %state.telemetry_path, "serving metrics");
+    let app = router(state);
+    Ok(Some(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await;
+    })))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -42,12 +66,6 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(sensor) = &s.sensor {
-        if let Ok(mut sensor) = sensor.lock() {
-            sensor.sync_counters(&s.metrics);
-        }
-    }
-    (s.before_scrape)();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let om = exposition::wants_openmetrics(accept);
     match exposition::encode(&s.registry, om) {
@@ -95,7 +113,7 @@ async fn findings(State(s): State<AppState>, Query(q): Query<FindingsQuery>) -> 
     let Some(d) = &s.detect else {
         return (StatusCode::NOT_FOUND, "detection is not running\n").into_response();
     };
-    let since = match q.since.as_deref().map(crate::detect::findings::parse_since) {
+    let since = match q.since.as_deref().map(crate::detect::recent::parse_since) {
         None => std::time::SystemTime::UNIX_EPOCH,
         Some(Ok(t)) => t,
         Some(Err(e)) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -105,6 +123,10 @@ async fn findings(State(s): State<AppState>, Query(q): Query<FindingsQuery>) -> 
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .since(since);
+    let items = items
+        .iter()
+        .map(|f| render::to_json(&render::finding_record(f)))
+        .collect();
     Json(serde_json::Value::Array(items)).into_response()
 }
 
@@ -157,10 +179,7 @@ fn esc(s: &str) -> String {
 }
 
 /// Binds the listener: `Any(port)` tries dual-stack `[::]` and falls back to `0.0.0.0`.
-pub async fn bind(
-    addr: &crate::cli::ListenAddress,
-) -> anyhow::Result<Option<tokio::net::TcpListener>> {
-    use crate::cli::ListenAddress;
+pub async fn bind(addr: &ListenAddress) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     let l = match addr {
         ListenAddress::Disabled => return Ok(None),
         ListenAddress::Addr(a) => tokio::net::TcpListener::bind(a)

@@ -3,8 +3,7 @@
 //! style; regenerate with `UPDATE_GOLDEN=1 cargo test --test metrics_exposition`).
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::Exporter;
@@ -42,20 +41,8 @@ fn shape(body: &str) -> String {
 }
 
 fn get(port: u16, accept: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nAccept: {accept}\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    let ct = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    (ct, body.to_string())
+    let (_, ct, body) = common::http_get_accept(port, "/metrics", accept).unwrap();
+    (ct, body)
 }
 
 #[test]

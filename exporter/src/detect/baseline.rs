@@ -12,64 +12,19 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventData, EventKind};
-use crate::sinks::metrics::Severity;
+pub use crate::model::Model;
+use crate::model::{Event, EventData, EventKind};
 
 pub const SCHEMA: &str = "tripline.baseline/v1";
 
-/// The models, in a stable order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Model {
-    NetworkProcess,
-    ProcessLineage,
-    ProcessUser,
-    ListenPort,
-    OutboundPort,
-    FileWriter,
-}
-
 impl Model {
-    pub const ALL: &'static [Model] = &[
-        Model::NetworkProcess,
-        Model::ProcessLineage,
-        Model::ProcessUser,
-        Model::ListenPort,
-        Model::OutboundPort,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Model::NetworkProcess => "network_process",
-            Model::ProcessLineage => "process_lineage",
-            Model::ProcessUser => "process_user",
-            Model::ListenPort => "listen_port",
-            Model::OutboundPort => "outbound_port",
-            Model::FileWriter => "file_writer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Model> {
-        Model::ALL.iter().copied().find(|m| m.as_str() == s)
-    }
-
-    /// Severity of an anomaly in this model.
-    pub fn severity(self) -> Severity {
-        match self {
-            Model::NetworkProcess
-            | Model::ProcessLineage
-            | Model::ListenPort
-            | Model::FileWriter => Severity::medium,
-            Model::ProcessUser | Model::OutboundPort => Severity::low,
-        }
-    }
-
     /// The normalised key this event contributes to the model, if any.
     pub fn key(self, ev: &Event) -> Option<String> {
+        // The program (a script for an interpreter running one, else the canonical executable).
         let exe = normalize_exe(if ev.process.exe.is_empty() {
             &ev.process.comm
         } else {
-            &ev.process.exe
+            ev.process.program()
         });
         match (self, &ev.data) {
             (Model::NetworkProcess, EventData::Net(_)) => Some(exe),
@@ -77,7 +32,7 @@ impl Model {
                 let parent = ev
                     .parent
                     .as_ref()
-                    .map(|p| p.exe.as_str())
+                    .map(|p| p.program())
                     .or(ev.ancestors.first().map(String::as_str))?;
                 if parent.is_empty() {
                     return None;
@@ -101,11 +56,8 @@ impl Model {
                 ))
             }
             (Model::FileWriter, EventData::File(f)) if f.resolved && f.succeeded() => {
-                let path = f
-                    .new_path
-                    .as_deref()
-                    .filter(|_| ev.kind != EventKind::FileLink)
-                    .unwrap_or(&f.path);
+                // The name the operation created or changed: a rename's or link's new name.
+                let path = f.new_path.as_deref().unwrap_or(&f.path);
                 let dir = path
                     .rsplit_once('/')
                     .map(|(d, _)| if d.is_empty() { "/" } else { d })
@@ -484,6 +436,41 @@ impl Baseline {
         out
     }
 
+    /// Takes in what another writer put in the same file since we last wrote it (a `tripline baseline
+    /// accept` or `merge` on the live file): its accepted and learned keys join ours, and keys it
+    /// accepted are no longer `seen_in_monitor`. Returns how many keys changed.
+    pub fn absorb(&mut self, disk: &Baseline) -> usize {
+        let mut n = 0;
+        for (m, theirs) in &disk.models {
+            let ours = self.model(*m);
+            for k in &theirs.accepted {
+                ours.seen_in_monitor.remove(k);
+                n += usize::from(ours.accepted.insert(k.clone()));
+            }
+            for k in &theirs.learned {
+                if !ours.knows(k) {
+                    ours.seen_in_monitor.remove(k);
+                    n += usize::from(ours.learned.insert(k.clone()));
+                }
+            }
+        }
+        n
+    }
+
+    /// The state a key is in: `learned`, `accepted`, `seen_in_monitor`, or `None`.
+    pub fn state_of(&self, model: Model, key: &str) -> Option<&'static str> {
+        let k = self.models.get(&model)?;
+        if k.accepted.contains(key) {
+            Some("accepted")
+        } else if k.learned.contains(key) {
+            Some("learned")
+        } else if k.seen_in_monitor.contains(key) {
+            Some("seen_in_monitor")
+        } else {
+            None
+        }
+    }
+
     /// Moves `seen_in_monitor` keys to `accepted` (all, or those of one model / matching one key).
     pub fn accept(&mut self, model: Option<Model>, key: Option<&str>) -> usize {
         let mut n = 0;
@@ -589,7 +576,7 @@ impl Baselines {
             || (!self.quiet_period.is_zero() && quiet >= self.quiet_period)
         {
             self.learning = false;
-            self.baseline.provenance.learned_until = Some(crate::sinks::record::rfc3339(now));
+            self.baseline.provenance.learned_until = Some(crate::model::record::rfc3339(now));
             self.dirty = true;
             return true;
         }
@@ -607,7 +594,7 @@ impl Baselines {
             keys.learned.insert(key.to_string());
             self.last_new_key = now;
             if self.baseline.provenance.learned_from.is_none() {
-                self.baseline.provenance.learned_from = Some(crate::sinks::record::rfc3339(now));
+                self.baseline.provenance.learned_from = Some(crate::model::record::rfc3339(now));
             }
             Outcome::Learned
         } else {
@@ -617,43 +604,28 @@ impl Baselines {
     }
 }
 
-/// Fetches a baseline from a peer's `GET /api/v1/baseline` (plain HTTP/1.0, bounded).
+/// Fetches a baseline from a peer's `GET /api/v1/baseline` (bounded in time and size).
 pub fn fetch(url: &str) -> Result<Baseline, BaselineError> {
     use std::io::Read;
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| BaselineError::Fetch(format!("{url}: only http:// URLs are supported")))?;
-    let (hostport, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?
-        .collect();
-    let addr = addrs
-        .first()
-        .ok_or_else(|| BaselineError::Fetch(format!("{url}: no address")))?;
-    let mut s = std::net::TcpStream::connect_timeout(addr, Duration::from_secs(10))
-        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/yaml\r\n\r\n"
-    )
-    .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
-    let mut resp = Vec::new();
-    s.take(64 << 20)
-        .read_to_end(&mut resp)
-        .map_err(|e| BaselineError::Fetch(format!("{url}: {e}")))?;
-    let resp = String::from_utf8_lossy(&resp);
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| BaselineError::Fetch(format!("{url}: malformed response")))?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(BaselineError::Fetch(format!("{url}: HTTP {status}")));
+    let err = |e: &dyn std::fmt::Display| BaselineError::Fetch(format!("{url}: {e}"));
+    let client = reqwest::blocking::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| err(&e))?;
+    let resp = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/yaml")
+        .send()
+        .map_err(|e| err(&e))?;
+    if !resp.status().is_success() {
+        return Err(err(&format!("HTTP {}", resp.status().as_u16())));
     }
-    Baseline::parse(body, url)
+    let mut body = String::new();
+    resp.take(64 << 20)
+        .read_to_string(&mut body)
+        .map_err(|e| err(&e))?;
+    Baseline::parse(&body, url)
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ pub enum PolicyCommand {
     Default,
 }
 
+// One arm per subcommand, each a few lines: a flat match reads better than a function per arm.
 pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BaselineCommand::Show { file } => {
@@ -82,9 +83,12 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BaselineCommand::Diff { old, new } => {
-            let d = Baseline::diff(&Baseline::read(&old)?, &Baseline::read(&new)?);
+            let (old_b, new_b) = (Baseline::read(&old)?, Baseline::read(&new)?);
+            let d = Baseline::diff(&old_b, &new_b);
             for (m, sign, key) in &d {
-                println!("{sign} {}: {key}", m.as_str());
+                let side = if *sign == '+' { &new_b } else { &old_b };
+                let state = side.state_of(*m, key).unwrap_or("unknown");
+                println!("{sign} {}: {key} ({state})", m.as_str());
             }
             let added = d.iter().filter(|(_, s, _)| *s == '+').count();
             eprintln!("{added} key(s) added, {} removed", d.len() - added);

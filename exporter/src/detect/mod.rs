@@ -5,9 +5,11 @@
 //! API and scrapes can read them.
 pub mod baseline;
 pub mod cli;
-pub mod findings;
+pub mod correlate;
 pub mod policy;
+pub mod recent;
 pub mod threat;
+pub mod threshold;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -16,15 +18,18 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use crate::event::{Event, EventData, EventKind};
-use crate::sinks::metrics::{
-    BaselineInfoLabels, Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels, ReasonLabels,
-    RuleLabels, Severity,
+use crate::families;
+use crate::model::record::rfc3339;
+use crate::model::{Event, EventData, EventKind};
+pub use crate::model::{Finding, FindingSource, Part};
+use crate::telemetry::metrics::{
+    BaselineInfoLabels, Bounded, FindingReason, KeyState, Metrics, ModelLabels,
+    ModelSeverityLabels, ModelStateLabels, ReasonLabels, RuleLabels, SeverityLabels,
+    SuppressReason, SuppressedLabels,
 };
-use crate::sinks::record;
 use baseline::{Baseline, Baselines, Mode, Model, Outcome};
-use findings::FindingsRing;
 use policy::{Context, Policy};
+use recent::FindingsRing;
 use threat::ThreatLevel;
 
 /// The `detect:` section of the configuration file.
@@ -34,9 +39,15 @@ pub struct DetectConfig {
     /// Policy file replacing the embedded default policy.
     pub policy_file: Option<PathBuf>,
     /// The same (rule or model, subject) inside this window is one finding; repeats are counted only.
+    /// A rule's subject is the program, its parent and the shape of its arguments.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub suppression_window: Duration,
+    /// Rule matches and new baseline keys of one process and the children it starts within this window
+    /// are one finding (0 reports every part on its own, at once).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub correlation_window: Duration,
     /// Recent findings kept for `GET /api/v1/findings`.
     pub findings_kept: usize,
     pub baseline: BaselineConfig,
@@ -46,7 +57,8 @@ impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             policy_file: None,
-            suppression_window: Duration::from_secs(600),
+            suppression_window: Duration::from_secs(24 * 3600),
+            correlation_window: Duration::from_secs(3),
             findings_kept: 1000,
             baseline: BaselineConfig::default(),
         }
@@ -124,55 +136,51 @@ impl DetectConfig {
     }
 }
 
-/// What raised a finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FindingSource {
-    Rule {
-        id: String,
-        description: String,
-        /// MITRE ATT&CK tactic (the rule's group), e.g. `execution`.
-        category: String,
-        /// MITRE ATT&CK technique ids, e.g. `T1059.004`.
-        techniques: Vec<String>,
-        ruleset: String,
-    },
-    Anomaly {
-        model: String,
-        /// The normalised key that was new, e.g. `/usr/sbin/nginx -> /bin/sh`.
-        key: String,
-    },
-}
-
-impl FindingSource {
-    fn name(&self) -> String {
-        match self {
-            FindingSource::Rule { id, .. } => format!("rule:{id}"),
-            FindingSource::Anomaly { model, .. } => format!("model:{model}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Finding {
-    /// Unique id of this finding.
-    pub id: String,
-    pub time: SystemTime,
-    pub severity: Severity,
-    pub source: FindingSource,
-    pub summary: String,
-    pub event: Arc<Event>,
-}
-
 /// State the HTTP API and scrapes read.
 #[derive(Debug)]
 pub struct Shared {
-    pub findings: Mutex<FindingsRing>,
+    pub findings: Mutex<FindingsRing<Arc<Finding>>>,
     pub baselines: Mutex<Baselines>,
     pub threat: Mutex<ThreatLevel>,
 }
 
+/// A rule match or a new baseline key, before deduplication.
+struct Candidate {
+    source: FindingSource,
+    severity: crate::model::Severity,
+    summary: String,
+    /// What the finding is about (dedup key together with the source).
+    subject: String,
+}
+
 const MAX_DEDUP_KEYS: usize = 65_536;
 const MAX_NETWORK_FACING: usize = 65_536;
+/// How soon after a connect an exec by the same process counts as `connected_before_exec`.
+const CONNECT_BEFORE_EXEC_NS: u64 = 5_000_000_000;
+
+/// A stop signal to tripline that is its own life cycle: TERM, INT or HUP from the service manager (pid
+/// 1), from the process that started tripline, or from a process of tripline's own effective uid running
+/// in a login session (an operator). Anything else sent to tripline stays a finding.
+fn lifecycle_signal(ev: &Event) -> bool {
+    const STOP_SIGNALS: [u64; 3] = [1, 2, 15];
+    let Some(x) = ev.sys().filter(|_| ev.kind == EventKind::SignalSelf) else {
+        return false;
+    };
+    let sig = if x.syscall == "tgkill" {
+        x.args[2]
+    } else {
+        x.args[1]
+    };
+    if !STOP_SIGNALS.contains(&sig) {
+        return false;
+    }
+    let p = &ev.process;
+    // SAFETY: geteuid has no preconditions.
+    let our_euid = unsafe { libc::geteuid() };
+    p.pid == 1
+        || p.pid == std::os::unix::process::parent_id()
+        || (p.euid == our_euid && p.auid.is_some())
+}
 
 pub struct Engine {
     policy: Policy,
@@ -183,7 +191,15 @@ pub struct Engine {
     reported: HashMap<(String, String), SystemTime>,
     /// Processes that listened or accepted: pid → start time.
     network_facing: HashMap<u32, u64>,
+    /// Last successful connect per process: pid → (start time, kernel time of the connect).
+    recent_connects: HashMap<u32, (u64, u64)>,
+    /// Per-process counting windows of threshold rules.
+    windows: threshold::Windows,
+    /// Parts waiting to be told as one finding per process.
+    correlator: correlate::Correlator,
     baseline_file: Option<PathBuf>,
+    /// Modification time of the baseline file when we last read or wrote it.
+    file_mtime: Option<SystemTime>,
     persist_interval: Duration,
     last_persist: SystemTime,
     seq: u64,
@@ -242,24 +258,16 @@ impl Engine {
         );
         for r in &policy.rules {
             drop(metrics.rule_matches.get_or_create(&RuleLabels {
-                rule: r.id.clone(),
+                rule: Bounded::from_closed_set(&r.id),
                 severity: r.severity,
             }));
         }
         for m in &baselines.enabled {
             drop(metrics.anomalies.get_or_create(&ModelSeverityLabels {
-                model: m.as_str().into(),
+                model: *m,
                 severity: m.severity(),
             }));
         }
-        for reason in ["rule", "baseline"] {
-            drop(metrics.finding_occurrences.get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            }));
-        }
-        drop(metrics.findings_suppressed.get_or_create(&ReasonLabels {
-            reason: "duplicate".into(),
-        }));
         let shared = Arc::new(Shared {
             findings: Mutex::new(FindingsRing::new(config.findings_kept)),
             baselines: Mutex::new(baselines),
@@ -272,7 +280,11 @@ impl Engine {
             suppression: config.suppression_window,
             reported: HashMap::new(),
             network_facing: HashMap::new(),
+            recent_connects: HashMap::new(),
+            windows: threshold::Windows::default(),
+            correlator: correlate::Correlator::new(config.correlation_window),
             baseline_file: config.baseline.file.clone(),
+            file_mtime: config.baseline.file.as_deref().and_then(mtime),
             persist_interval: config.baseline.persist_interval,
             last_persist: now,
             seq: 0,
@@ -285,127 +297,209 @@ impl Engine {
         self.shared.clone()
     }
 
-    pub fn process(&mut self, ev: &Arc<Event>) -> Vec<Finding> {
+    pub fn process(&mut self, ev: &Arc<Event>) -> Vec<Arc<Finding>> {
         self.process_at(ev, SystemTime::now())
     }
 
-    pub fn process_at(&mut self, ev: &Arc<Event>, now: SystemTime) -> Vec<Finding> {
+    pub fn process_at(&mut self, ev: &Arc<Event>, now: SystemTime) -> Vec<Arc<Finding>> {
         let ctx = self.context(ev);
-        let mut out = Vec::new();
+        if let EventData::Fork {
+            child_pid,
+            child_start_ns,
+        } = &ev.data
+        {
+            let me = (ev.process.pid, ev.process.start_ns);
+            self.correlator.adopt(me, (*child_pid, *child_start_ns));
+        }
+        let mut candidates = self.rule_matches(ev, &ctx);
+        candidates.extend(self.anomalies(ev, now));
+        let parts: Vec<Part> = candidates
+            .into_iter()
+            .filter_map(|c| self.accept(c, ev, now))
+            .collect();
+        let closed = self.correlator.add(ev, parts, now);
+        self.findings(closed, now)
+    }
 
-        for rule in &self.policy.rules {
-            if !rule.matches(ev, &ctx) {
+    /// Findings whose correlation window has passed (called from the tick).
+    pub fn flush_at(&mut self, now: SystemTime) -> Vec<Arc<Finding>> {
+        let closed = self.correlator.close_due(now);
+        self.findings(closed, now)
+    }
+
+    /// Every finding still being correlated (at shutdown).
+    pub fn flush_all(&mut self) -> Vec<Arc<Finding>> {
+        let closed = self.correlator.close_all();
+        self.findings(closed, SystemTime::now())
+    }
+
+    /// Every policy rule the event matches.
+    fn rule_matches(&mut self, ev: &Event, ctx: &Context) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for (idx, rule) in self.policy.rules.iter().enumerate() {
+            if !rule.matches(ev, ctx) {
                 continue;
             }
-            let source = FindingSource::Rule {
-                id: rule.id.clone(),
-                description: rule.description.clone(),
-                category: rule.tactic.clone(),
-                techniques: rule.techniques.clone(),
-                ruleset: self.policy.name.clone(),
-            };
-            let summary = format!("{}: {}", rule.id, record::event_record(ev).body);
-            out.push((source, rule.severity, summary, subject(ev)));
-        }
-
-        {
-            let mut b = self
-                .shared
-                .baselines
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let enabled: Vec<Model> = b.enabled.iter().copied().collect();
-            for model in enabled {
-                let Some(key) = model.key(ev) else { continue };
-                if b.observe(model, &key, now) == Outcome::Anomaly {
-                    let summary = format!("new {} behaviour: {key}", model.as_str());
-                    let source = FindingSource::Anomaly {
-                        model: model.as_str().into(),
-                        key: key.clone(),
-                    };
-                    out.push((source, model.severity(), summary, key));
-                }
-            }
-        }
-
-        let mut findings = Vec::new();
-        for (source, severity, summary, subj) in out {
-            let reason = match source {
-                FindingSource::Rule { .. } => "rule",
-                FindingSource::Anomaly { .. } => "baseline",
-            };
-            self.metrics
-                .finding_occurrences
-                .get_or_create(&ReasonLabels {
-                    reason: reason.into(),
-                })
-                .inc();
-            let dedup_key = (source.name(), subj);
-            if let Some(at) = self.reported.get(&dedup_key) {
-                if now.duration_since(*at).unwrap_or_default() < self.suppression {
-                    self.metrics
-                        .findings_suppressed
-                        .get_or_create(&ReasonLabels {
-                            reason: "duplicate".into(),
-                        })
-                        .inc();
+            if let Some(t) = rule.threshold {
+                if !self.windows.reached(idx, &t, ev) {
                     continue;
                 }
             }
-            if self.reported.len() >= MAX_DEDUP_KEYS {
-                let window = self.suppression;
-                self.reported
-                    .retain(|_, at| now.duration_since(*at).unwrap_or_default() < window);
-                if self.reported.len() >= MAX_DEDUP_KEYS {
-                    self.reported.clear();
-                }
+            out.push(Candidate {
+                source: FindingSource::Rule {
+                    id: rule.id.clone(),
+                    description: rule.description.clone(),
+                    category: rule.tactic.clone(),
+                    techniques: rule.techniques.clone(),
+                    ruleset: self.policy.name.clone(),
+                },
+                severity: rule.severity,
+                summary: format!("{}: {}", rule.id, families::summary(ev)),
+                subject: subject(ev),
+            });
+        }
+        out
+    }
+
+    /// Every baseline key of the event that is new to its model.
+    fn anomalies(&self, ev: &Event, now: SystemTime) -> Vec<Candidate> {
+        let mut b = self
+            .shared
+            .baselines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let enabled: Vec<Model> = b.enabled.iter().copied().collect();
+        let mut out = Vec::new();
+        for model in enabled {
+            let Some(key) = model.key(ev) else { continue };
+            if b.observe(model, &key, now) == Outcome::Anomaly {
+                out.push(Candidate {
+                    summary: format!(
+                        "new {} behaviour: {key} ({})",
+                        model.as_str(),
+                        families::summary(ev)
+                    ),
+                    source: FindingSource::Anomaly {
+                        model: model.as_str().into(),
+                        key: key.clone(),
+                    },
+                    severity: model.severity(),
+                    subject: key,
+                });
             }
-            self.reported.insert(dedup_key, now);
-            match &source {
-                FindingSource::Rule { id, .. } => {
-                    self.metrics
-                        .rule_matches
-                        .get_or_create(&RuleLabels {
-                            rule: id.clone(),
-                            severity,
-                        })
-                        .inc();
-                }
-                FindingSource::Anomaly { model, .. } => {
+        }
+        out
+    }
+
+    /// Counts a candidate and, unless the same (source, subject) was reported inside the suppression
+    /// window, keeps it as a part of the process's finding.
+    fn accept(&mut self, c: Candidate, ev: &Arc<Event>, now: SystemTime) -> Option<Part> {
+        let reason = match c.source {
+            FindingSource::Rule { .. } => FindingReason::rule,
+            FindingSource::Anomaly { .. } => FindingReason::baseline,
+        };
+        self.metrics
+            .finding_occurrences
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        let dedup_key = (c.source.name(), c.subject);
+        if let Some(at) = self.reported.get(&dedup_key) {
+            if now.duration_since(*at).unwrap_or_default() < self.suppression {
+                self.metrics
+                    .findings_suppressed
+                    .get_or_create(&SuppressedLabels {
+                        reason: SuppressReason::duplicate,
+                    })
+                    .inc();
+                return None;
+            }
+        }
+        if self.reported.len() >= MAX_DEDUP_KEYS {
+            let window = self.suppression;
+            self.reported
+                .retain(|_, at| now.duration_since(*at).unwrap_or_default() < window);
+            if self.reported.len() >= MAX_DEDUP_KEYS {
+                self.reported.clear();
+            }
+        }
+        self.reported.insert(dedup_key, now);
+        let severity = c.severity;
+        match &c.source {
+            FindingSource::Rule { id, .. } => {
+                self.metrics
+                    .rule_matches
+                    .get_or_create(&RuleLabels {
+                        rule: Bounded::from_closed_set(id),
+                        severity,
+                    })
+                    .inc();
+            }
+            FindingSource::Anomaly { model, .. } => {
+                if let Some(model) = Model::parse(model) {
                     self.metrics
                         .anomalies
-                        .get_or_create(&ModelSeverityLabels {
-                            model: model.clone(),
-                            severity,
-                        })
+                        .get_or_create(&ModelSeverityLabels { model, severity })
                         .inc();
                 }
             }
-            self.seq += 1;
-            let f = Finding {
-                id: format!("{:016x}-{:x}", ev.ktime_ns, self.seq),
-                time: ev.time,
-                severity,
-                source,
-                summary,
-                event: ev.clone(),
+        }
+        Some(Part {
+            source: c.source,
+            severity,
+            summary: c.summary,
+            event: ev.clone(),
+        })
+    }
+
+    /// Closed incidents to findings: one each, led by the strongest part; threat level and API ring.
+    fn findings(&mut self, closed: Vec<Vec<Part>>, now: SystemTime) -> Vec<Arc<Finding>> {
+        let mut out = Vec::new();
+        for parts in closed {
+            // The first part of the highest severity leads.
+            let Some(lead) = parts
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, p)| (p.severity, std::cmp::Reverse(*i)))
+                .map(|(_, p)| p.clone())
+            else {
+                continue;
             };
+            let summary = match parts.len() {
+                1 => lead.summary.clone(),
+                n => format!("{} (and {} more)", lead.summary, n - 1),
+            };
+            self.seq += 1;
+            let f = Arc::new(Finding {
+                id: format!("{:016x}-{:x}", lead.event.ktime_ns, self.seq),
+                time: parts[0].event.time,
+                severity: lead.severity,
+                source: lead.source.clone(),
+                summary,
+                event: lead.event.clone(),
+                parts,
+            });
+            self.metrics
+                .findings
+                .get_or_create(&SeverityLabels {
+                    severity: f.severity,
+                })
+                .inc();
             self.shared
                 .threat
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .record(now, severity, &f.source.name());
+                .record(now, f.severity, &f.source.name());
             self.shared
                 .findings
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(now, record::to_json(&record::finding_record(&f)));
-            findings.push(f);
+                .push(now, f.clone());
+            out.push(f);
         }
-        if !findings.is_empty() {
+        if !out.is_empty() {
             self.update_gauges();
         }
-        findings
+        out
     }
 
     /// Process-tree facts rules can use, kept current from the event stream.
@@ -418,8 +512,18 @@ impl Engine {
                 }
                 self.network_facing.insert(p.pid, p.start_ns);
             }
-            EventKind::Exit if self.network_facing.get(&p.pid) == Some(&p.start_ns) => {
-                self.network_facing.remove(&p.pid);
+            EventKind::Exit => {
+                if self.network_facing.get(&p.pid) == Some(&p.start_ns) {
+                    self.network_facing.remove(&p.pid);
+                }
+                self.recent_connects.remove(&p.pid);
+            }
+            EventKind::Connect if ev.net().is_some_and(|n| n.succeeded()) => {
+                if self.recent_connects.len() >= MAX_NETWORK_FACING {
+                    self.recent_connects.clear();
+                }
+                self.recent_connects
+                    .insert(p.pid, (p.start_ns, ev.ktime_ns));
             }
             _ => {}
         }
@@ -428,8 +532,17 @@ impl Engine {
                 .get(&par.pid)
                 .is_some_and(|s| same_start(*s, par.start_ns))
         });
+        // exec keeps the pid and the start time: a connect by the same process just before.
+        let connected_before_exec = ev.kind == EventKind::Exec
+            && self.recent_connects.get(&p.pid).is_some_and(|(start, at)| {
+                same_start(*start, p.start_ns)
+                    && ev.ktime_ns.saturating_sub(*at) <= CONNECT_BEFORE_EXEC_NS
+            });
         Context {
             parent_network_facing,
+            stdio_socket: p.stdio_socket,
+            connected_before_exec,
+            lifecycle_signal: lifecycle_signal(ev),
         }
     }
 
@@ -444,6 +557,7 @@ impl Engine {
         if changed {
             tracing::info!("baseline learning window over: monitoring for new behaviour");
         }
+        self.absorb_file_changes();
         self.update_gauges();
         let t = self
             .shared
@@ -462,9 +576,10 @@ impl Engine {
 
     /// Writes the baseline to its file (when configured and changed).
     pub fn persist(&mut self) -> anyhow::Result<()> {
-        let Some(path) = &self.baseline_file else {
+        let Some(path) = self.baseline_file.clone() else {
             return Ok(());
         };
+        self.absorb_file_changes();
         let mut b = self
             .shared
             .baselines
@@ -474,11 +589,43 @@ impl Engine {
             return Ok(());
         }
         if b.learning() {
-            b.baseline.provenance.learned_until = Some(record::rfc3339(SystemTime::now()));
+            b.baseline.provenance.learned_until = Some(rfc3339(SystemTime::now()));
         }
-        b.baseline.save(path)?;
+        b.baseline.save(&path)?;
         b.dirty = false;
+        self.file_mtime = mtime(&path);
         Ok(())
+    }
+
+    /// When someone else wrote the baseline file since we last did (`tripline baseline accept` on the
+    /// live file), their accepted and learned keys join the running model before anything is saved, so
+    /// an accept is never undone and stops the anomalies it covers at once.
+    fn absorb_file_changes(&mut self) {
+        let Some(path) = &self.baseline_file else {
+            return;
+        };
+        let now = mtime(path);
+        if now.is_none() || now == self.file_mtime {
+            return;
+        }
+        self.file_mtime = now;
+        match Baseline::read(path) {
+            Ok(disk) => {
+                let mut b = self
+                    .shared
+                    .baselines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let n = b.baseline.absorb(&disk);
+                if n > 0 {
+                    b.dirty = true;
+                    tracing::info!(keys = n, file = %path.display(), "baseline file changed on disk: took in accepted and learned keys");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "baseline file changed on disk but cannot be read; keeping the running model")
+            }
+        }
     }
 
     fn update_gauges(&self) {
@@ -488,29 +635,64 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         for m in &b.enabled {
-            let model = m.as_str().to_string();
+            let model = *m;
             self.metrics
                 .baseline_learning
-                .get_or_create(&ModelLabels {
-                    model: model.clone(),
-                })
+                .get_or_create(&ModelLabels { model })
                 .set(i64::from(b.learning()));
             let keys = b.baseline.models.get(m).cloned().unwrap_or_default();
             for (state, n) in [
-                ("learned", keys.learned.len()),
-                ("seen_in_monitor", keys.seen_in_monitor.len()),
-                ("accepted", keys.accepted.len()),
+                (KeyState::learned, keys.learned.len()),
+                (KeyState::seen_in_monitor, keys.seen_in_monitor.len()),
+                (KeyState::accepted, keys.accepted.len()),
             ] {
                 self.metrics
                     .baseline_keys
-                    .get_or_create(&ModelStateLabels {
-                        model: model.clone(),
-                        state: state.into(),
-                    })
+                    .get_or_create(&ModelStateLabels { model, state })
                     .set(n as i64);
             }
         }
     }
+}
+
+/// Where the detection loop sends what it saw and found (the sinks).
+pub trait Output {
+    fn event(&mut self, ev: &Event);
+    fn finding(&mut self, f: &Finding);
+}
+
+/// The detection stage's loop: every event from `rx` to `out` and through the engine; findings
+/// to `out` as their correlation window closes; `Engine::tick` about once a second; at the end
+/// (when `rx` closes) every pending finding and the baseline.
+pub async fn run(
+    mut engine: Engine,
+    mut rx: tokio::sync::mpsc::Receiver<Arc<Event>>,
+    out: &mut impl Output,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let findings = tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                out.event(&ev);
+                engine.process(&ev)
+            }
+            _ = tick.tick() => {
+                let now = SystemTime::now();
+                engine.tick(now);
+                engine.flush_at(now)
+            }
+        };
+        findings.iter().for_each(|f| out.finding(f));
+    }
+    engine.flush_all().iter().for_each(|f| out.finding(f));
+    if let Err(e) = engine.persist() {
+        tracing::error!(error = %e, "could not persist the baseline at shutdown");
+    }
+}
+
+fn mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Start times from the kernel (ns) and from procfs (ticks × 10 ms) agree to the tick.
@@ -518,14 +700,52 @@ fn same_start(a: u64, b: u64) -> bool {
     a / 10_000_000 == b / 10_000_000
 }
 
-/// What a rule finding is about, for deduplication: the executable and its parent.
+/// What a rule finding is about, for deduplication: the program, its parent and the shape of its
+/// arguments (and a listen port). The same benign command repeating is one finding per suppression
+/// window; a new command line shape is new.
 fn subject(ev: &Event) -> String {
-    let parent = ev.parent.as_ref().map(|p| p.exe.as_str()).unwrap_or("");
+    let parent = ev.parent.as_ref().map(|p| p.program()).unwrap_or("");
     let extra = match &ev.data {
         EventData::Net(n) if ev.kind == EventKind::Listen => format!("|{}", n.local.port()),
         _ => String::new(),
     };
-    format!("{}|{parent}{extra}", ev.process.exe)
+    format!(
+        "{}|{parent}|{}{extra}",
+        ev.process.program(),
+        args_shape(&ev.process.args)
+    )
+}
+
+/// argv without what changes on every run: digits become `0`, long hex/base64-like tokens `*`; at most
+/// eight arguments of 64 characters after argv[0].
+pub fn args_shape(args: &[String]) -> String {
+    let mut out = String::new();
+    for a in args.iter().skip(1).take(8) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let token_like = a.len() >= 16
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_'))
+            && a.chars().any(|c| c.is_ascii_digit());
+        if token_like {
+            out.push('*');
+            continue;
+        }
+        let mut last_digit = false;
+        for c in a.chars().take(64) {
+            if c.is_ascii_digit() {
+                if !last_digit {
+                    out.push('0');
+                }
+                last_digit = true;
+            } else {
+                out.push(c);
+                last_digit = false;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
-use crate::sinks::metrics::Severity;
+use crate::model::Severity;
 
 const TAU_SECS: f64 = 15.0 * 60.0;
 const WINDOW: Duration = Duration::from_secs(3600);

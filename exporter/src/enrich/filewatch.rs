@@ -5,7 +5,7 @@ use std::path::Path;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use tripline_common::{WatchList, WATCH_MAX, WATCH_PREFIX_LEN};
 
-use crate::event::{Event, EventData};
+use crate::model::{Event, EventData};
 
 /// The default watched set: system configuration, SSH keys, cron and systemd units, binaries, boot and
 /// kernel modules (with the /bin, /sbin, /lib aliases of merged-/usr systems).
@@ -128,7 +128,7 @@ impl FileWatch {
         };
         let mut resolved = true;
         // link/symlink: the first path may be a symlink's target text, which is not resolved.
-        let first_is_text = ev.kind == crate::event::EventKind::FileLink;
+        let first_is_text = ev.kind == crate::model::EventKind::FileLink;
         for (i, p) in std::iter::once(&mut f.path)
             .chain(f.new_path.as_mut())
             .enumerate()

@@ -60,7 +60,7 @@ pub fn read_process(procfs: &Path, pid: u32) -> Option<ProcInfo> {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let args = std::fs::read(dir.join("cmdline"))
-        .map(|b| crate::decode::split_args(&b))
+        .map(|b| crate::families::split_args(&b))
         .unwrap_or_default();
     let auid = std::fs::read_to_string(dir.join("loginuid"))
         .ok()

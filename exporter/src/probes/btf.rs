@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, Type};
-use tripline_common::KernelOffsets;
+use tripline_common::{KernelOffsets, KERNEL_OFFSET_SOURCES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -82,44 +82,25 @@ impl Resolver {
 
     /// Every offset the probes use. A missing member fails the whole set: the probes then run on
     /// helpers only and the startup log says which member was missing.
+    /// Resolves every row of the ABI table (`tripline_common::KERNEL_OFFSET_SOURCES`): exactly the
+    /// members the probes read. An optional member the kernel lacks stays 0 (the probe skips it).
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
-        let o = |s: &str, m: &str| self.offset(s, m);
-        Ok(KernelOffsets {
+        let mut o = KernelOffsets {
             valid: 1,
-            task_pid: o("task_struct", "pid")?,
-            task_tgid: o("task_struct", "tgid")?,
-            task_real_parent: o("task_struct", "real_parent")?,
-            task_group_leader: o("task_struct", "group_leader")?,
-            task_cred: o("task_struct", "cred")?,
-            task_start_boottime: o("task_struct", "start_boottime")?,
-            task_mm: o("task_struct", "mm")?,
-            task_files: o("task_struct", "files")?,
-            // Absent without CONFIG_AUDIT: 0 tells the probes to skip it.
-            task_loginuid: o("task_struct", "loginuid").unwrap_or(0),
-            task_exit_code: o("task_struct", "exit_code")?,
-            cred_uid: o("cred", "uid")?,
-            cred_gid: o("cred", "gid")?,
-            cred_euid: o("cred", "euid")?,
-            cred_egid: o("cred", "egid")?,
-            mm_arg_start: o("mm_struct", "arg_start")?,
-            mm_arg_end: o("mm_struct", "arg_end")?,
-            files_fdt: o("files_struct", "fdt")?,
-            fdtable_max_fds: o("fdtable", "max_fds")?,
-            fdtable_fd: o("fdtable", "fd")?,
-            file_private_data: o("file", "private_data")?,
-            socket_sk: o("socket", "sk")?,
-            sk_daddr: o("sock_common", "skc_daddr")?,
-            sk_rcv_saddr: o("sock_common", "skc_rcv_saddr")?,
-            sk_dport: o("sock_common", "skc_dport")?,
-            sk_num: o("sock_common", "skc_num")?,
-            sk_family: o("sock_common", "skc_family")?,
-            sk_v6_daddr: o("sock_common", "skc_v6_daddr")?,
-            sk_v6_rcv_saddr: o("sock_common", "skc_v6_rcv_saddr")?,
-            sk_protocol: o("sock", "sk_protocol")?,
-            sk_type: o("sock", "sk_type")?,
-            sk_err: o("sock", "sk_err")?,
-            sk_state: o("sock_common", "skc_state")?,
-        })
+            ..KernelOffsets::default()
+        };
+        for (field, st, member, required) in KERNEL_OFFSET_SOURCES {
+            let v = match self.offset(st, member) {
+                Ok(v) => v,
+                Err(_) if !required => 0,
+                Err(e) => return Err(e),
+            };
+            // Every source row has a slot (tested in tripline-common).
+            if let Some(slot) = o.slot(field) {
+                *slot = v;
+            }
+        }
+        Ok(o)
     }
 }
 
@@ -144,7 +125,7 @@ mod tests {
         assert_eq!(o.sk_dport, 12);
         assert_eq!(o.sk_num, 14);
         assert!(o.task_tgid > o.task_pid - 1 && o.task_tgid == o.task_pid + 4);
-        assert!(o.cred_euid > o.cred_uid);
+        assert!(o.cred_egid > o.cred_euid);
         assert!(r.offset("task_struct", "no_such_member").is_err());
     }
 }

@@ -4,17 +4,23 @@
 //! refused hook costs that probe only; what attached is logged once and exported as
 //! `tripline_probe_attached{probe}`.
 pub mod btf;
+pub mod reader;
 pub mod tracefs;
 
 use std::path::Path;
 
 use anyhow::Context as _;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::tp_btf::BtfTracePointLink;
+use aya::programs::trace_point::TracePointLink;
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
-use tripline_common::{counter, tp_inet_sock_set_state as tp_sock, KernelOffsets, ProbeConfig};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use tripline_common::{counter, tp, Family, KernelOffsets, ProbeConfig, Tracepoint, SYSCALLS};
 
-use crate::sinks::metrics::{Metrics, ProbeLabels, Stage};
+use crate::model::EventKind;
+use crate::telemetry::metrics::{Bounded, KindLabel, KindLabels, Metrics, ProbeLabels, Stage};
 
 /// The compiled probes, embedded at build time by `build.rs`.
 static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tripline"));
@@ -48,7 +54,8 @@ pub struct ProbeSpec {
     /// Program name in the object.
     pub program: &'static str,
     pub hook: Hook,
-    /// Tracepoint fields the program reads at fixed offsets: checked against tracefs before attach.
+    /// Tracepoint fields the program reads at fixed offsets (the ABI table in `tripline_common`):
+    /// checked against tracefs before attach.
     pub format: &'static [(&'static str, usize)],
     /// Needs kernel struct offsets from BTF.
     pub needs_offsets: bool,
@@ -56,16 +63,26 @@ pub struct ProbeSpec {
     pub min_kernel: &'static str,
 }
 
-const fn tp(category: &'static str, name: &'static str) -> Hook {
-    Hook::Tracepoint { category, name }
+const fn tracepoint(t: &Tracepoint) -> Hook {
+    Hook::Tracepoint {
+        category: t.category,
+        name: t.name,
+    }
+}
+
+const fn syscall_tp(name: &'static str) -> Hook {
+    Hook::Tracepoint {
+        category: "syscalls",
+        name,
+    }
 }
 
 pub const ATTACH_TABLE: &[ProbeSpec] = &[
     ProbeSpec {
         probe: "exec",
         program: "sched_process_exec",
-        hook: tp("sched", "sched_process_exec"),
-        format: &[("filename", 8)],
+        hook: tracepoint(&tp::SCHED_PROCESS_EXEC),
+        format: tp::SCHED_PROCESS_EXEC.fields,
         needs_offsets: false,
         min_kernel: "3.4",
     },
@@ -82,42 +99,31 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
     ProbeSpec {
         probe: "fork",
         program: "sched_process_fork_tp",
-        hook: tp("sched", "sched_process_fork"),
-        format: &[("child_pid", 20)],
+        hook: tracepoint(&tp::SCHED_PROCESS_FORK),
+        format: tp::SCHED_PROCESS_FORK.fields,
         needs_offsets: false,
         min_kernel: "3.4",
     },
     ProbeSpec {
         probe: "exit",
         program: "sched_process_exit",
-        hook: tp("sched", "sched_process_exit"),
-        format: &[("group_dead", 32)],
+        hook: tracepoint(&tp::SCHED_PROCESS_EXIT),
+        format: tp::SCHED_PROCESS_EXIT.fields,
         needs_offsets: false,
         min_kernel: "6.10",
     },
     ProbeSpec {
         probe: "tcp_state",
         program: "inet_sock_set_state",
-        hook: tp("sock", "inet_sock_set_state"),
-        format: &[
-            ("oldstate", tp_sock::OLDSTATE),
-            ("newstate", tp_sock::NEWSTATE),
-            ("sport", tp_sock::SPORT),
-            ("dport", tp_sock::DPORT),
-            ("family", tp_sock::FAMILY),
-            ("protocol", tp_sock::PROTOCOL),
-            ("saddr", tp_sock::SADDR),
-            ("daddr", tp_sock::DADDR),
-            ("saddr_v6", tp_sock::SADDR_V6),
-            ("daddr_v6", tp_sock::DADDR_V6),
-        ],
+        hook: tracepoint(&tp::INET_SOCK_SET_STATE),
+        format: tp::INET_SOCK_SET_STATE.fields,
         needs_offsets: false,
         min_kernel: "4.16",
     },
     ProbeSpec {
         probe: "connect_enter",
         program: "sys_enter_connect",
-        hook: tp("syscalls", "sys_enter_connect"),
+        hook: syscall_tp("sys_enter_connect"),
         format: &[],
         needs_offsets: false,
         min_kernel: "4.7",
@@ -125,97 +131,41 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
     ProbeSpec {
         probe: "connect_exit",
         program: "sys_exit_connect",
-        hook: tp("syscalls", "sys_exit_connect"),
-        format: &[("ret", 16)],
+        hook: syscall_tp("sys_exit_connect"),
+        format: tp::SYS_EXIT.fields,
         needs_offsets: false,
         min_kernel: "4.7",
     },
     ProbeSpec {
         probe: "accept",
         program: "sys_exit_accept",
-        hook: tp("syscalls", "sys_exit_accept"),
-        format: &[("ret", 16)],
+        hook: syscall_tp("sys_exit_accept"),
+        format: tp::SYS_EXIT.fields,
         needs_offsets: true,
         min_kernel: "4.7",
     },
     ProbeSpec {
         probe: "accept4",
         program: "sys_exit_accept4",
-        hook: tp("syscalls", "sys_exit_accept4"),
-        format: &[("ret", 16)],
+        hook: syscall_tp("sys_exit_accept4"),
+        format: tp::SYS_EXIT.fields,
         needs_offsets: true,
         min_kernel: "4.7",
     },
 ];
 
-/// File-integrity syscalls: (syscall, path argument fields checked against tracefs).
-const FILE_SYSCALLS: &[(&str, &[(&str, usize)])] = &[
-    ("openat", &[("filename", 24), ("flags", 32), ("mode", 40)]),
-    ("open", &[("filename", 16), ("flags", 24), ("mode", 32)]),
-    ("creat", &[("pathname", 16), ("mode", 24)]),
-    ("unlinkat", &[("pathname", 24), ("flag", 32)]),
-    ("unlink", &[("pathname", 16)]),
-    (
-        "renameat2",
-        &[("oldname", 24), ("newname", 40), ("flags", 48)],
-    ),
-    ("renameat", &[("oldname", 24), ("newname", 40)]),
-    ("rename", &[("oldname", 16), ("newname", 24)]),
-    ("fchmodat", &[("filename", 24), ("mode", 32)]),
-    ("chmod", &[("filename", 16), ("mode", 24)]),
-    (
-        "fchownat",
-        &[("filename", 24), ("user", 32), ("group", 40), ("flag", 48)],
-    ),
-    ("chown", &[("filename", 16), ("user", 24), ("group", 32)]),
-    ("lchown", &[("filename", 16), ("user", 24), ("group", 32)]),
-    ("linkat", &[("oldname", 24), ("newname", 40), ("flags", 48)]),
-    ("link", &[("oldname", 16), ("newname", 24)]),
-    (
-        "symlinkat",
-        &[("oldname", 16), ("newdfd", 24), ("newname", 32)],
-    ),
-    ("symlink", &[("oldname", 16), ("newname", 24)]),
-];
-
-/// Privilege and kernel-tampering syscalls: (syscall, argument fields checked against tracefs).
-const SYS_SYSCALLS: &[(&str, &[(&str, usize)])] = &[
-    ("setuid", &[("uid", 16)]),
-    ("setgid", &[("gid", 16)]),
-    ("setreuid", &[("ruid", 16), ("euid", 24)]),
-    ("setregid", &[("rgid", 16), ("egid", 24)]),
-    ("setresuid", &[("ruid", 16), ("euid", 24), ("suid", 32)]),
-    ("setresgid", &[("rgid", 16), ("egid", 24), ("sgid", 32)]),
-    ("ptrace", &[("request", 16), ("pid", 24)]),
-    ("bpf", &[("cmd", 16)]),
-    ("kill", &[("pid", 16), ("sig", 24)]),
-    ("tkill", &[("pid", 16), ("sig", 24)]),
-    ("tgkill", &[("tgid", 16), ("pid", 24), ("sig", 32)]),
-    ("memfd_create", &[("uname", 16), ("flags", 24)]),
-    (
-        "mount",
-        &[
-            ("dev_name", 16),
-            ("dir_name", 24),
-            ("type", 32),
-            ("flags", 40),
-        ],
-    ),
-    ("umount", &[("name", 16), ("flags", 24)]),
-];
-
-/// Attach rows for the file probes: `file_<syscall>` (entry, reads the paths) and
-/// `file_<syscall>_exit` (adds the result). Built once; leaked to get `'static` names.
-fn file_probes() -> &'static [ProbeSpec] {
+/// Attach rows for every syscall in the ABI table (`tripline_common::SYSCALLS`): `<syscall>` (entry, reads
+/// the arguments; `file_<syscall>` for the file family) and `<label>_exit` (adds the result). Built once;
+/// leaked to get `'static` names.
+fn syscall_probes() -> &'static [ProbeSpec] {
     static ROWS: std::sync::OnceLock<Vec<ProbeSpec>> = std::sync::OnceLock::new();
     ROWS.get_or_init(|| {
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
         let mut rows = Vec::new();
-        let all = FILE_SYSCALLS
-            .iter()
-            .map(|x| ("file_", x))
-            .chain(SYS_SYSCALLS.iter().map(|x| ("", x)));
-        for (label, (sc, fields)) in all {
+        for s in SYSCALLS {
+            let (sc, fields) = (s.name, s.args);
+            let file = EventKind::from_wire(s.kind).map(EventKind::family) == Some(Family::File);
+            let label = if file { "file_" } else { "" };
             rows.push(ProbeSpec {
                 probe: leak(format!("{label}{sc}")),
                 program: leak(format!("sys_enter_{sc}")),
@@ -234,7 +184,7 @@ fn file_probes() -> &'static [ProbeSpec] {
                     category: "syscalls",
                     name: leak(format!("sys_exit_{sc}")),
                 },
-                format: &[("ret", 16)],
+                format: tp::SYS_EXIT.fields,
                 needs_offsets: false,
                 min_kernel: "4.7",
             });
@@ -264,8 +214,16 @@ pub struct SensorOptions<'a> {
     pub btf_path: &'a Path,
 }
 
+/// An attached program; dropping it detaches.
+enum Link {
+    Tracepoint(#[allow(dead_code)] TracePointLink),
+    Btf(#[allow(dead_code)] BtfTracePointLink),
+}
+
 /// Loaded probes: the ring buffer to read and the counters to sample.
 pub struct Sensor {
+    /// Declared first: links drop (detach) before the programs and maps they use.
+    links: Vec<Link>,
     _ebpf: Ebpf,
     pub ring: Option<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
@@ -334,7 +292,8 @@ impl Sensor {
 
         let kernel_btf = Btf::from_sys_fs().ok();
         let mut status: Vec<ProbeStatus> = Vec::new();
-        for spec in ATTACH_TABLE.iter().chain(file_probes()) {
+        let mut links = Vec::new();
+        for spec in ATTACH_TABLE.iter().chain(syscall_probes()) {
             if let Some(s) = status.iter().find(|s| s.probe == spec.probe) {
                 if s.attached {
                     continue; // an earlier alternative attached
@@ -346,7 +305,8 @@ impl Sensor {
                 &events_dir,
                 offsets.valid != 0,
                 kernel_btf.as_ref(),
-            );
+            )
+            .map(|link| links.push(link));
             let entry = match status.iter_mut().find(|s| s.probe == spec.probe) {
                 Some(s) => s,
                 None => {
@@ -376,6 +336,7 @@ impl Sensor {
             PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS map missing")?)
                 .context("COUNTERS is not a per-CPU array")?;
         Ok(Sensor {
+            links,
             _ebpf: ebpf,
             ring: Some(ring),
             counters,
@@ -390,7 +351,7 @@ impl Sensor {
             metrics
                 .probe_attached
                 .get_or_create(&ProbeLabels {
-                    probe: s.probe.to_string(),
+                    probe: Bounded::from_closed_set(s.probe),
                 })
                 .set(i64::from(s.attached));
             if s.attached {
@@ -439,7 +400,7 @@ impl Sensor {
                 .unwrap_or(0)
         };
         let mut values = vec![0u64; counter::COUNT as usize];
-        for e in crate::event::EventKind::ALL {
+        for e in EventKind::ALL {
             let k = u32::from(e.wire());
             values[(counter::SEEN + k) as usize] = read(counter::SEEN + k);
             values[(counter::LOST + k) as usize] = read(counter::LOST + k);
@@ -455,11 +416,13 @@ impl Sensor {
             d
         };
         let lost = metrics.lost(Stage::kernel);
-        for e in crate::event::EventKind::ALL {
+        for e in EventKind::ALL {
             let k = u32::from(e.wire());
             metrics
                 .events
-                .get_or_create(&crate::sinks::metrics::KindLabels { kind: e.as_str() })
+                .get_or_create(&KindLabels {
+                    kind: KindLabel(Some(*e)),
+                })
                 .inc_by(delta(counter::SEEN + k, &mut self.last));
             lost.inc_by(delta(counter::LOST + k, &mut self.last));
         }
@@ -475,13 +438,70 @@ impl Sensor {
     }
 }
 
+/// The sensor's scrape-time metrics: reads the in-kernel counters, then encodes the families they feed
+/// (`Metrics::encode_kernel_fed`).
+pub struct SensorCollector {
+    sensor: std::sync::Arc<std::sync::Mutex<Sensor>>,
+    metrics: Metrics,
+}
+
+impl SensorCollector {
+    pub fn new(sensor: std::sync::Arc<std::sync::Mutex<Sensor>>, metrics: Metrics) -> Self {
+        SensorCollector { sensor, metrics }
+    }
+}
+
+impl std::fmt::Debug for SensorCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SensorCollector")
+    }
+}
+
+impl Collector for SensorCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Ok(mut sensor) = self.sensor.lock() {
+            sensor.sync_counters(&self.metrics);
+        }
+        self.metrics.encode_kernel_fed(&mut encoder)
+    }
+}
+
+impl Drop for Sensor {
+    /// Detaches every probe. Each detach waits for an RCU grace period in the kernel; done one after the
+    /// other, 70 of them took ~3 s, so they run on a few threads at once (grace periods are shared).
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.links);
+        let per_thread = links.len().div_ceil(16).max(1);
+        let mut chunks: Vec<Vec<Link>> = Vec::new();
+        let mut it = links.into_iter().peekable();
+        while it.peek().is_some() {
+            chunks.push(it.by_ref().take(per_thread).collect());
+        }
+        let t0 = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for chunk in chunks {
+                s.spawn(move || drop(chunk));
+            }
+        });
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "probes detached");
+    }
+}
+
+impl std::fmt::Debug for Sensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sensor")
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
 fn attach_one(
     ebpf: &mut Ebpf,
     spec: &ProbeSpec,
     events_dir: &Path,
     have_offsets: bool,
     kernel_btf: Option<&Btf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Link> {
     if spec.needs_offsets && !have_offsets {
         anyhow::bail!("needs kernel struct offsets from BTF, which are unavailable");
     }
@@ -497,16 +517,17 @@ fn attach_one(
             }
             let p: &mut TracePoint = program.try_into()?;
             p.load().map_err(|e| permission_hint(e.into()))?;
-            p.attach(category, name)?;
+            let id = p.attach(category, name)?;
+            Ok(Link::Tracepoint(p.take_link(id)?))
         }
         Hook::BtfTracepoint { name } => {
             let btf = kernel_btf.context("kernel BTF unavailable")?;
             let p: &mut BtfTracePoint = program.try_into()?;
             p.load(name, btf).map_err(|e| permission_hint(e.into()))?;
-            p.attach()?;
+            let id = p.attach()?;
+            Ok(Link::Btf(p.take_link(id)?))
         }
     }
-    Ok(())
 }
 
 fn permission_hint(e: anyhow::Error) -> anyhow::Error {

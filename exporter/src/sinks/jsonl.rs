@@ -8,9 +8,10 @@ use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::metrics::{Metrics, Stage};
-use super::record::{to_json, Record};
+use super::render::to_json;
 use super::JsonlConfig;
+use crate::model::record::Record;
+use crate::telemetry::metrics::{Metrics, Stage};
 
 pub struct JsonlSink {
     tx: Option<SyncSender<String>>,

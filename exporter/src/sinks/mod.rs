@@ -1,18 +1,16 @@
-//! Sinks: where events and findings go (metrics registry, JSON lines, OTLP).
-pub mod exposition;
+//! Sinks: where events and findings go as log records (JSON lines, OTLP). Records are rendered once per
+//! event or finding, and only when a sink that wants them is on (`render`).
 pub mod jsonl;
-pub mod metrics;
 pub mod otlp;
-pub mod process_metrics;
-pub mod record;
-pub mod redact;
+pub mod render;
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::detect::Finding;
-use crate::event::{Event, EventKind};
+use crate::enrich::redact;
+use crate::model::{Event, EventKind, Finding};
+use crate::telemetry::metrics;
 
 /// Which events (besides findings, which always go) a log sink receives.
 #[derive(
@@ -110,6 +108,16 @@ pub struct Sinks {
     otlp: Option<otlp::OtlpSink>,
 }
 
+impl crate::detect::Output for Sinks {
+    fn event(&mut self, ev: &Event) {
+        Sinks::event(self, ev)
+    }
+
+    fn finding(&mut self, f: &Finding) {
+        Sinks::finding(self, f)
+    }
+}
+
 impl Sinks {
     pub fn new(config: &SinksConfig, metrics: &metrics::Metrics) -> anyhow::Result<Sinks> {
         let jsonl = match &config.jsonl.path {
@@ -136,7 +144,7 @@ impl Sinks {
         if !to_jsonl && !to_otlp {
             return;
         }
-        let r = record::event_record(ev);
+        let r = render::event_record(ev);
         if let (true, Some((sink, _))) = (to_jsonl, &mut self.jsonl) {
             sink.write(&r);
         }
@@ -146,7 +154,7 @@ impl Sinks {
     }
 
     pub fn finding(&mut self, f: &Finding) {
-        let r = record::finding_record(f);
+        let r = render::finding_record(f);
         if let Some((sink, _)) = &mut self.jsonl {
             sink.write(&r);
         }

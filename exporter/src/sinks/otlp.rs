@@ -19,9 +19,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 
-use super::metrics::{Metrics, OtlpLabels};
-use super::record::{Record, Value};
 use super::EventLevel;
+use crate::model::record::{Record, Value};
+use crate::telemetry::metrics::{Metrics, OtlpLabels, OtlpResult, OtlpSignal};
 
 #[derive(
     Debug,
@@ -315,14 +315,14 @@ impl OtlpSink {
             metrics
                 .otlp_records
                 .get_or_create(&OtlpLabels {
-                    signal: "logs",
+                    signal: OtlpSignal::logs,
                     result,
                 })
                 .clone()
         };
         let counters = Counters {
-            exported: label("exported"),
-            failed: label("failed"),
+            exported: label(OtlpResult::exported),
+            failed: label(OtlpResult::failed),
             queue_len: metrics.otlp_queue_length.clone(),
         };
         let protocol = cfg.protocol();
@@ -350,7 +350,7 @@ impl OtlpSink {
             tx: Some(tx),
             thread: Some(thread),
             events: cfg.events,
-            dropped: label("dropped"),
+            dropped: label(OtlpResult::dropped),
             queue_len: metrics.otlp_queue_length.clone(),
             shutdown_timeout: cfg.shutdown_timeout,
         })

@@ -1,8 +1,8 @@
 //! Helpers for tests that run the real `tripline` binary against the real kernel (as root).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -192,23 +192,31 @@ extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
 
-/// Minimal HTTP/1.0 GET on loopback: (status, body).
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let code = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
+/// GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> reqwest::Result<(u16, String)> {
+    http_get_accept(port, path, "*/*").map(|(code, _, body)| (code, body))
+}
+
+/// GET on loopback with an Accept header: (status, content type, body).
+pub fn http_get_accept(
+    port: u16,
+    path: &str,
+    accept: &str,
+) -> reqwest::Result<(u16, String, String)> {
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header(reqwest::header::ACCEPT, accept)
+        .send()?;
+    let code = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Ok((code, ct, resp.text()?))
 }
 
 pub fn sample(metrics: &str, series: &str) -> f64 {
@@ -229,6 +237,31 @@ pub fn gettid() -> i64 {
     }
     // SAFETY: gettid has no preconditions.
     i64::from(unsafe { gettid() })
+}
+
+/// Every JSON line of a file (the JSON-lines sink), skipping none that parse.
+pub fn read_jsonl(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits (30 s) for a line of `path` that satisfies `pred`.
+pub fn wait_jsonl(path: &std::path::Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(f) = read_jsonl(path).into_iter().find(|f| pred(f)) {
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line for {what}; lines: {:#?}",
+            read_jsonl(path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 pub fn s(v: &Value, key: &str) -> String {

@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::metrics::{Metrics, PatternLabels};
+use crate::telemetry::metrics::{Bounded, Metrics, PatternLabels};
 
 pub const MASK: &str = "[REDACTED]";
 
@@ -218,7 +218,7 @@ impl Redactor {
             metrics
                 .redactions
                 .get_or_create(&PatternLabels {
-                    pattern: name.to_string(),
+                    pattern: Bounded::from_closed_set(name),
                 })
                 .clone()
         };
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(
             m.redactions
                 .get_or_create(&PatternLabels {
-                    pattern: "acme_key".into()
+                    pattern: Bounded::from_closed_set("acme_key")
                 })
                 .get(),
             2

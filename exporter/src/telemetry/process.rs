@@ -24,7 +24,7 @@ fn read_self() -> Option<SelfStat> {
     let f: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
     // f[0] is field 3; utime=14, stime=15, starttime=22, vsize=23, rss=24.
     let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    let tck = crate::enrich::procfs::clock_ticks_per_sec() as f64;
+    let tck = clock_ticks_per_sec() as f64;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as i64;
     let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
@@ -102,5 +102,15 @@ impl Collector for ProcessCollector {
             MetricType::Gauge,
         )?)?;
         Ok(())
+    }
+}
+
+fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
     }
 }

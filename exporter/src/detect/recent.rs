@@ -1,22 +1,24 @@
-//! Recent findings for `GET /api/v1/findings`, in a bounded ring (oldest dropped first).
+//! Recent findings for `GET /api/v1/findings`, in a bounded ring (oldest dropped first). Kept as data;
+//! the API renders them.
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
+/// A bounded ring of `T` (the engine keeps `Arc<Finding>`).
 #[derive(Debug)]
-pub struct FindingsRing {
-    items: VecDeque<(SystemTime, serde_json::Value)>,
+pub struct FindingsRing<T> {
+    items: VecDeque<(SystemTime, T)>,
     capacity: usize,
 }
 
-impl FindingsRing {
-    pub fn new(capacity: usize) -> FindingsRing {
+impl<T: Clone> FindingsRing<T> {
+    pub fn new(capacity: usize) -> FindingsRing<T> {
         FindingsRing {
             items: VecDeque::with_capacity(capacity.min(4096)),
             capacity: capacity.max(1),
         }
     }
 
-    pub fn push(&mut self, at: SystemTime, record: serde_json::Value) {
+    pub fn push(&mut self, at: SystemTime, record: T) {
         if self.items.len() >= self.capacity {
             self.items.pop_front();
         }
@@ -24,7 +26,7 @@ impl FindingsRing {
     }
 
     /// Findings at or after `since`, oldest first.
-    pub fn since(&self, since: SystemTime) -> Vec<serde_json::Value> {
+    pub fn since(&self, since: SystemTime) -> Vec<T> {
         self.items
             .iter()
             .filter(|(t, _)| *t >= since)

@@ -1,41 +1,93 @@
 //! The metrics registry: every metric family and every label set in one place.
 //!
-//! Labels are closed sets. `kind`, `stage`, `reason`, `severity`, `signal`, `result` are enums; `probe`,
-//! `rule`, `model` and `pattern` are strings bounded by code or by the loaded policy/config, and are
-//! pre-initialised at 0 so `rate()` works from the first scrape. No pid, path, argv, address or user
-//! name is ever a label.
+//! Every label value is a type: `kind`, `stage`, `reason`, `severity`, `model`, `state`, `signal`, `result`
+//! are enums (closed by code); `probe`, `rule` and `pattern` are [`Bounded`] values that only the owner of
+//! the closed set (attach table, loaded policy, redaction config) makes. Label sets are pre-initialised at
+//! 0 so `rate()` works from the first scrape. No pid, path, argv, address or user name is ever a label.
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::event::EventKind;
+use crate::families::DecodeReason;
+use crate::model::{EventKind, Model, Severity};
+
+/// Declares a closed label value set: an enum whose variants are the label values, with `ALL`.
+macro_rules! label_enum {
+    ($(#[$m:meta])* $name:ident { $( $(#[$vm:meta])* $variant:ident ),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+        #[allow(non_camel_case_types)]
+        pub enum $name { $( $(#[$vm])* $variant, )* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[ $( $name::$variant, )* ];
+        }
+    };
+}
+
+/// An event kind as a label value; `None` is `unknown` (a record whose header could not be read).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct KindLabel(pub Option<EventKind>);
+
+impl EncodeLabelValue for KindLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(self.0.map(EventKind::as_str).unwrap_or("unknown"))
+    }
+}
+
+impl EncodeLabelValue for Model {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// A label value from a set closed by code or by the loaded policy/configuration (probe names from the
+/// attach table, rule ids from the policy, redaction pattern names): only the owner of that set makes one.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bounded(std::sync::Arc<str>);
+
+impl Bounded {
+    /// For the module that owns the closed set (attach table, policy, redaction config).
+    pub fn from_closed_set(s: &str) -> Bounded {
+        Bounded(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl EncodeLabelValue for Bounded {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(&self.0)
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
-    pub kind: &'static str,
+    pub kind: KindLabel,
 }
 
-/// Where an event can be lost.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum Stage {
-    /// The kernel ring buffer had no room (counted by the probes, read at scrape time).
-    kernel,
-    /// Bytes from the ring buffer could not be decoded.
-    decode,
-    /// The queue between the sensor and detection/sinks was full.
-    pipeline,
-    /// The JSON-lines writer's queue was full or the write failed.
-    jsonl,
-}
-
-impl Stage {
-    pub const ALL: &'static [Stage] =
-        &[Stage::kernel, Stage::decode, Stage::pipeline, Stage::jsonl];
+label_enum! {
+    /// Where an event can be lost.
+    Stage {
+        /// The kernel ring buffer had no room (counted by the probes, read at scrape time).
+        kernel,
+        /// Bytes from the ring buffer could not be decoded.
+        decode,
+        /// The queue between the sensor and detection/sinks was full.
+        pipeline,
+        /// The JSON-lines writer's queue was full or the write failed.
+        jsonl,
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,35 +95,16 @@ pub struct StageLabels {
     pub stage: Stage,
 }
 
-/// Why a record could not be decoded.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum DecodeReason {
-    short,
-    version,
-    unknown_kind,
-    length,
-}
-
-impl DecodeReason {
-    pub const ALL: &'static [DecodeReason] = &[
-        DecodeReason::short,
-        DecodeReason::version,
-        DecodeReason::unknown_kind,
-        DecodeReason::length,
-    ];
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecodeLabels {
     /// An event kind, or `unknown` when the header itself could not be read.
-    pub kind: &'static str,
+    pub kind: KindLabel,
     pub reason: DecodeReason,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabels {
-    pub probe: String,
+    pub probe: Bounded,
 }
 
 /// `tripline_baseline_info`: one series, the version of the loaded baseline.
@@ -89,87 +122,74 @@ pub struct BuildLabels {
     pub wire_version: String,
 }
 
-/// Finding severities, lowest first.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Hash,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    EncodeLabelValue,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-#[allow(non_camel_case_types)]
-pub enum Severity {
-    info,
-    low,
-    medium,
-    high,
-    critical,
-}
-
-impl Severity {
-    pub const ALL: &'static [Severity] = &[
-        Severity::info,
-        Severity::low,
-        Severity::medium,
-        Severity::high,
-        Severity::critical,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::info => "info",
-            Severity::low => "low",
-            Severity::medium => "medium",
-            Severity::high => "high",
-            Severity::critical => "critical",
-        }
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: Bounded,
+    pub severity: Severity,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RuleLabels {
-    pub rule: String,
+pub struct SeverityLabels {
     pub severity: Severity,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelSeverityLabels {
-    pub model: String,
+    pub model: Model,
     pub severity: Severity,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabels {
-    pub model: String,
+    pub model: Model,
+}
+
+label_enum! {
+    /// Which part of a baseline model a key is in.
+    KeyState { learned, seen_in_monitor, accepted }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelStateLabels {
-    pub model: String,
-    pub state: String,
+    pub model: Model,
+    pub state: KeyState,
+}
+
+label_enum! {
+    /// What raised a finding occurrence.
+    FindingReason { rule, baseline }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    pub reason: String,
+    pub reason: FindingReason,
+}
+
+label_enum! {
+    /// Why a finding was not reported as new.
+    SuppressReason { duplicate }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SuppressedLabels {
+    pub reason: SuppressReason,
+}
+
+label_enum! { OtlpSignal { logs } }
+label_enum! {
+    /// exported, dropped = local queue full, failed = export error.
+    OtlpResult { exported, dropped, failed }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OtlpLabels {
-    pub signal: &'static str,
-    pub result: &'static str,
+    pub signal: OtlpSignal,
+    pub result: OtlpResult,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PatternLabels {
-    pub pattern: String,
+    pub pattern: Bounded,
 }
 
 /// All of tripline's own metric families. Cheap to clone (every family is an `Arc` inside).
@@ -190,11 +210,12 @@ pub struct Metrics {
     pub rule_matches: Family<RuleLabels, Counter>,
     pub anomalies: Family<ModelSeverityLabels, Counter>,
     pub finding_occurrences: Family<ReasonLabels, Counter>,
+    pub findings: Family<SeverityLabels, Counter>,
     pub baseline_keys: Family<ModelStateLabels, Gauge>,
     pub baseline_learning: Family<ModelLabels, Gauge>,
     pub baseline_info: Family<BaselineInfoLabels, Gauge>,
     pub threat_level: Gauge<f64, AtomicU64>,
-    pub findings_suppressed: Family<ReasonLabels, Counter>,
+    pub findings_suppressed: Family<SuppressedLabels, Counter>,
     // OTLP and redaction.
     pub otlp_records: Family<OtlpLabels, Counter>,
     pub otlp_queue_length: Gauge,
@@ -203,38 +224,14 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every family under `tripline_` and pre-initialises the closed label sets.
+    // Long on purpose: one registration per family, in one reviewable list with its help text.
     pub fn new(registry: &mut Registry) -> Metrics {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("tripline");
         r.register(
-            "events",
-            "Events seen by the kernel probes, by kind (read from in-kernel per-CPU counters at scrape time; includes events later lost)",
-            m.events.clone(),
-        );
-        r.register(
-            "events_lost",
-            "Events lost, by pipeline stage: kernel = ring buffer full, decode = undecodable record, pipeline/jsonl = bounded queue full",
-            m.events_lost.clone(),
-        );
-        r.register(
             "decode_errors",
             "Ring-buffer records that could not be decoded, by kind and reason",
             m.decode_errors.clone(),
-        );
-        r.register(
-            "kernel_read_errors",
-            "Kernel memory reads that failed while a probe built an event (the event was sent with fields missing)",
-            m.kernel_read_errors.clone(),
-        );
-        r.register(
-            "connect_pending_full",
-            "Connects whose SYN_SENT state could not be parked until the syscall returned (map full); such connects are not reported",
-            m.pending_connect_full.clone(),
-        );
-        r.register(
-            "file_events_filtered",
-            "File operations outside the watched paths, dropped by the in-kernel filter or after resolving a relative path",
-            m.file_events_filtered.clone(),
         );
         r.register(
             "process_tree_processes",
@@ -270,6 +267,11 @@ impl Metrics {
             "anomalies",
             "Baseline anomalies (behaviour not in the learned model), by model and severity",
             m.anomalies.clone(),
+        );
+        r.register(
+            "findings",
+            "Findings reported, by severity: each is every rule match and new baseline key of one process (and its children) within the correlation window",
+            m.findings.clone(),
         );
         r.register(
             "finding_occurrences",
@@ -318,24 +320,43 @@ impl Metrics {
         );
 
         for k in EventKind::ALL {
-            drop(m.events.get_or_create(&KindLabels { kind: k.as_str() }));
+            drop(m.events.get_or_create(&KindLabels {
+                kind: KindLabel(Some(*k)),
+            }));
         }
         for s in Stage::ALL {
             drop(m.events_lost.get_or_create(&StageLabels { stage: *s }));
         }
-        for k in EventKind::ALL.iter().map(|k| k.as_str()).chain(["unknown"]) {
+        for k in EventKind::ALL.iter().map(|k| Some(*k)).chain([None]) {
             for reason in DecodeReason::ALL {
                 drop(m.decode_errors.get_or_create(&DecodeLabels {
-                    kind: k,
+                    kind: KindLabel(k),
                     reason: *reason,
                 }));
             }
         }
-        for result in ["exported", "dropped", "failed"] {
+        for result in OtlpResult::ALL {
             drop(m.otlp_records.get_or_create(&OtlpLabels {
-                signal: "logs",
-                result,
+                signal: OtlpSignal::logs,
+                result: *result,
             }));
+        }
+        for severity in Severity::ALL {
+            drop(m.findings.get_or_create(&SeverityLabels {
+                severity: *severity,
+            }));
+        }
+        for reason in FindingReason::ALL {
+            drop(
+                m.finding_occurrences
+                    .get_or_create(&ReasonLabels { reason: *reason }),
+            );
+        }
+        for reason in SuppressReason::ALL {
+            drop(
+                m.findings_suppressed
+                    .get_or_create(&SuppressedLabels { reason: *reason }),
+            );
         }
         m.build_info
             .get_or_create(&BuildLabels {
@@ -347,6 +368,27 @@ impl Metrics {
             })
             .set(1);
         m
+    }
+
+    /// Families fed by the kernel's counters: the sensor refreshes them at scrape time and encodes them
+    /// from its own `Collector` (`probes::SensorCollector`), so they are not registered here.
+    pub fn encode_kernel_fed(
+        &self,
+        encoder: &mut DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let fed: [(&str, &str, &dyn EncodeMetric); 5] = [
+            ("events", "Events seen by the kernel probes, by kind (read from in-kernel per-CPU counters at scrape time; includes events later lost).", &self.events),
+            ("events_lost", "Events lost, by pipeline stage: kernel = ring buffer full, decode = undecodable record, pipeline/jsonl = bounded queue full.", &self.events_lost),
+            ("kernel_read_errors", "Kernel memory reads that failed while a probe built an event (the event was sent with fields missing).", &self.kernel_read_errors),
+            ("connect_pending_full", "Connects whose SYN_SENT state could not be parked until the syscall returned (map full); such connects are not reported.", &self.pending_connect_full),
+            ("file_events_filtered", "File operations outside the watched paths, dropped by the in-kernel filter or after resolving a relative path.", &self.file_events_filtered),
+        ];
+        // Help texts end with '.', as the registry writes them.
+        for (name, help, metric) in fed {
+            let e = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+            metric.encode(e)?;
+        }
+        Ok(())
     }
 
     pub fn lost(&self, stage: Stage) -> Counter {

@@ -1,0 +1,263 @@
+//! The kernel ABI the probes depend on, in one table: tracepoint record layouts, syscall argument layouts,
+//! and the kernel struct member offsets resolved from BTF.
+//!
+//! The probes read fields through these tables (`Tracepoint::field`, `Syscall::arg`, evaluated at compile
+//! time), and userspace checks exactly the same tables against tracefs `format` files before attaching, so
+//! the check guards what the probes actually read.
+pub use crate::kinds::{sc, sysop, SYSCALLS};
+
+/// Fields of one tracepoint record the probes read, with their byte offsets on the reference kernel.
+#[derive(Clone, Copy, Debug)]
+pub struct Tracepoint {
+    pub category: &'static str,
+    pub name: &'static str,
+    pub fields: &'static [(&'static str, usize)],
+}
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn lookup(fields: &[(&str, usize)], name: &str) -> usize {
+    let mut i = 0;
+    while i < fields.len() {
+        if same(fields[i].0, name) {
+            return fields[i].1;
+        }
+        i += 1;
+    }
+    panic!("field not in the ABI table")
+}
+
+impl Tracepoint {
+    /// Offset of `name`; use in a `const` context so a typo fails the build.
+    pub const fn field(&self, name: &str) -> usize {
+        lookup(self.fields, name)
+    }
+}
+
+/// Tracepoints read at fixed offsets (besides the syscall ones below).
+pub mod tp {
+    use super::Tracepoint;
+
+    pub const SCHED_PROCESS_EXEC: Tracepoint = Tracepoint {
+        category: "sched",
+        name: "sched_process_exec",
+        // __data_loc char[] filename: low 16 bits are the offset of the string in the record.
+        fields: &[("filename", 8)],
+    };
+    pub const SCHED_PROCESS_FORK: Tracepoint = Tracepoint {
+        category: "sched",
+        name: "sched_process_fork",
+        fields: &[("child_pid", 20)],
+    };
+    pub const SCHED_PROCESS_EXIT: Tracepoint = Tracepoint {
+        category: "sched",
+        name: "sched_process_exit",
+        fields: &[("group_dead", 32)],
+    };
+    pub const INET_SOCK_SET_STATE: Tracepoint = Tracepoint {
+        category: "sock",
+        name: "inet_sock_set_state",
+        fields: &[
+            ("skaddr", 8),
+            ("oldstate", 16),
+            ("newstate", 20),
+            ("sport", 24),
+            ("dport", 26),
+            ("family", 28),
+            ("protocol", 30),
+            ("saddr", 32),
+            ("daddr", 36),
+            ("saddr_v6", 40),
+            ("daddr_v6", 56),
+        ],
+    };
+    /// `syscalls:sys_exit_*`: the return value.
+    pub const SYS_EXIT: Tracepoint = Tracepoint {
+        category: "syscalls",
+        name: "sys_exit_*",
+        fields: &[("ret", 16)],
+    };
+}
+
+/// One hooked syscall: the `sys_enter_<name>` fields the probe reads, the event kind it reports and its
+/// operation id (carried in `SysEvent::op`).
+#[derive(Clone, Copy, Debug)]
+pub struct Syscall {
+    pub name: &'static str,
+    pub kind: u16,
+    pub op: u32,
+    pub args: &'static [(&'static str, usize)],
+}
+
+impl Syscall {
+    /// Offset of argument `name` in the `sys_enter_*` record; use in a `const` context.
+    pub const fn arg(&self, name: &str) -> usize {
+        lookup(self.args, name)
+    }
+
+    /// Offset of the n-th argument (they start at 16 and are 8 bytes apart).
+    pub const fn nth(&self, n: usize) -> usize {
+        self.args[n].1
+    }
+}
+
+/// The syscall with operation id `op`.
+pub fn syscall_by_op(op: u32) -> Option<&'static Syscall> {
+    SYSCALLS.iter().find(|s| s.op == op)
+}
+
+/// Kernel struct member offsets, read from `/sys/kernel/btf/vmlinux` by userspace and written into the
+/// probes' `.rodata` before load (Rust eBPF gets no CO-RE field relocations). Only members a probe reads
+/// are here. A zero `valid` means "unknown": probes then send only what helpers give.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub valid: u32,
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_cred: u32,
+    pub task_start_boottime: u32,
+    pub task_mm: u32,
+    pub task_files: u32,
+    pub task_loginuid: u32,
+    pub task_exit_code: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sk_daddr: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_dport: u32,
+    pub sk_num: u32,
+    pub sk_family: u32,
+    pub sk_v6_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_protocol: u32,
+    pub sk_err: u32,
+    pub sk_state: u32,
+}
+
+/// Where each [`KernelOffsets`] member comes from: (field, BTF struct, BTF member, required).
+/// Userspace resolves exactly these rows; an optional member that is absent stays 0.
+pub const KERNEL_OFFSET_SOURCES: &[(&str, &str, &str, bool)] = &[
+    ("task_pid", "task_struct", "pid", true),
+    ("task_tgid", "task_struct", "tgid", true),
+    ("task_real_parent", "task_struct", "real_parent", true),
+    ("task_group_leader", "task_struct", "group_leader", true),
+    ("task_cred", "task_struct", "cred", true),
+    ("task_start_boottime", "task_struct", "start_boottime", true),
+    ("task_mm", "task_struct", "mm", true),
+    ("task_files", "task_struct", "files", true),
+    // Absent without CONFIG_AUDIT: 0 tells the probes to skip it.
+    ("task_loginuid", "task_struct", "loginuid", false),
+    ("task_exit_code", "task_struct", "exit_code", true),
+    ("cred_euid", "cred", "euid", true),
+    ("cred_egid", "cred", "egid", true),
+    ("mm_arg_start", "mm_struct", "arg_start", true),
+    ("mm_arg_end", "mm_struct", "arg_end", true),
+    ("files_fdt", "files_struct", "fdt", true),
+    ("fdtable_max_fds", "fdtable", "max_fds", true),
+    ("fdtable_fd", "fdtable", "fd", true),
+    ("file_private_data", "file", "private_data", true),
+    ("socket_sk", "socket", "sk", true),
+    ("sk_daddr", "sock_common", "skc_daddr", true),
+    ("sk_rcv_saddr", "sock_common", "skc_rcv_saddr", true),
+    ("sk_dport", "sock_common", "skc_dport", true),
+    ("sk_num", "sock_common", "skc_num", true),
+    ("sk_family", "sock_common", "skc_family", true),
+    ("sk_v6_daddr", "sock_common", "skc_v6_daddr", true),
+    ("sk_v6_rcv_saddr", "sock_common", "skc_v6_rcv_saddr", true),
+    ("sk_protocol", "sock", "sk_protocol", true),
+    ("sk_err", "sock", "sk_err", true),
+    ("sk_state", "sock_common", "skc_state", true),
+];
+
+impl KernelOffsets {
+    /// The member named `field` (a row of [`KERNEL_OFFSET_SOURCES`]).
+    pub fn slot(&mut self, field: &str) -> Option<&mut u32> {
+        Some(match field {
+            "task_pid" => &mut self.task_pid,
+            "task_tgid" => &mut self.task_tgid,
+            "task_real_parent" => &mut self.task_real_parent,
+            "task_group_leader" => &mut self.task_group_leader,
+            "task_cred" => &mut self.task_cred,
+            "task_start_boottime" => &mut self.task_start_boottime,
+            "task_mm" => &mut self.task_mm,
+            "task_files" => &mut self.task_files,
+            "task_loginuid" => &mut self.task_loginuid,
+            "task_exit_code" => &mut self.task_exit_code,
+            "cred_euid" => &mut self.cred_euid,
+            "cred_egid" => &mut self.cred_egid,
+            "mm_arg_start" => &mut self.mm_arg_start,
+            "mm_arg_end" => &mut self.mm_arg_end,
+            "files_fdt" => &mut self.files_fdt,
+            "fdtable_max_fds" => &mut self.fdtable_max_fds,
+            "fdtable_fd" => &mut self.fdtable_fd,
+            "file_private_data" => &mut self.file_private_data,
+            "socket_sk" => &mut self.socket_sk,
+            "sk_daddr" => &mut self.sk_daddr,
+            "sk_rcv_saddr" => &mut self.sk_rcv_saddr,
+            "sk_dport" => &mut self.sk_dport,
+            "sk_num" => &mut self.sk_num,
+            "sk_family" => &mut self.sk_family,
+            "sk_v6_daddr" => &mut self.sk_v6_daddr,
+            "sk_v6_rcv_saddr" => &mut self.sk_v6_rcv_saddr,
+            "sk_protocol" => &mut self.sk_protocol,
+            "sk_err" => &mut self.sk_err,
+            "sk_state" => &mut self.sk_state,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_offset_source_has_a_slot_and_every_slot_a_source() {
+        let mut o = KernelOffsets::default();
+        for (field, ..) in KERNEL_OFFSET_SOURCES {
+            assert!(o.slot(field).is_some(), "{field}");
+        }
+        // valid + one u32 per source row.
+        assert_eq!(
+            core::mem::size_of::<KernelOffsets>(),
+            4 * (1 + KERNEL_OFFSET_SOURCES.len())
+        );
+    }
+
+    #[test]
+    fn syscall_ops_are_unique_and_kinds_known() {
+        for (i, a) in SYSCALLS.iter().enumerate() {
+            assert!(crate::EventKind::from_wire(a.kind).is_some(), "{}", a.name);
+            assert_eq!(syscall_by_op(a.op).map(|s| s.name), Some(a.name));
+            for b in &SYSCALLS[i + 1..] {
+                assert_ne!(a.op, b.op);
+                assert_ne!(a.name, b.name);
+            }
+        }
+        assert_eq!(sc::OPENAT.arg("filename"), 24);
+        assert_eq!(tp::INET_SOCK_SET_STATE.field("daddr_v6"), 56);
+    }
+}

@@ -1,0 +1,409 @@
+//! What each event family means, one module per family, mirroring `exporter-ebpf/src/<family>.rs`:
+//! its wire decode, its typed data, its log attributes and one-line summary, the accessors the policy and
+//! baselines read, and its tests. This module is the dispatch: it checks the header and hands the bytes to
+//! the family the kind registry (`tripline_common::kinds`) names.
+//!
+//! Floor 0 with [`crate::model`]: families import the model, never a stage.
+//!
+//! Decoding copies each wire struct out of the record with `read_unaligned` on plain integer/byte-array
+//! types only (never on enums), after checking the version, the kind and the length.
+pub mod file;
+pub mod net;
+pub mod privilege;
+pub mod process;
+pub mod tamper;
+
+use tripline_common::{flags, syscall_by_op, Header, SysEvent, SYS_NAME_LEN, WIRE_VERSION};
+
+use crate::model::record::{errno_name, Attrs};
+use crate::model::{Event, EventData, EventKind, Family};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than a header")]
+    Short(usize),
+    #[error("wire version {0}, expected {WIRE_VERSION}")]
+    Version(u16),
+    #[error("unknown event kind {0}")]
+    UnknownKind(u16),
+    #[error("{kind:?} record of {got} bytes, expected {want}")]
+    Length {
+        kind: EventKind,
+        got: usize,
+        want: usize,
+    },
+}
+
+/// Why a record could not be decoded (the `reason` label of `tripline_decode_errors_total`).
+#[derive(
+    Clone, Copy, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+pub enum DecodeReason {
+    short,
+    version,
+    unknown_kind,
+    length,
+}
+
+impl DecodeReason {
+    pub const ALL: &'static [DecodeReason] = &[
+        DecodeReason::short,
+        DecodeReason::version,
+        DecodeReason::unknown_kind,
+        DecodeReason::length,
+    ];
+}
+
+impl DecodeError {
+    pub fn reason(&self) -> DecodeReason {
+        match self {
+            DecodeError::Short(_) => DecodeReason::short,
+            DecodeError::Version(_) => DecodeReason::version,
+            DecodeError::UnknownKind(_) => DecodeReason::unknown_kind,
+            DecodeError::Length { .. } => DecodeReason::length,
+        }
+    }
+
+    /// The event kind, when the header was readable.
+    pub fn kind(&self) -> Option<EventKind> {
+        match self {
+            DecodeError::Length { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+/// A decoded record: the caller as the kernel saw it, plus the kind-specific data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub kind: EventKind,
+    pub header: Header,
+    pub data: EventData,
+    /// argv for exec records, split on NUL.
+    pub args: Vec<String>,
+}
+
+/// Copies a `T` from the front of `bytes`, or says how long it should have been.
+/// `T` must be a `#[repr(C)]` wire struct made of integers and byte arrays (every bit pattern valid).
+pub(crate) fn checked<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
+    let want = std::mem::size_of::<T>();
+    if bytes.len() < want {
+        return Err(DecodeError::Length {
+            kind,
+            got: bytes.len(),
+            want,
+        });
+    }
+    // SAFETY: length checked above; T is a plain-old-data wire type (integers and byte arrays only).
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    if bytes.len() < std::mem::size_of::<Header>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    // SAFETY: length checked; Header is plain-old-data.
+    let header: Header = unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const Header) };
+    if header.version != WIRE_VERSION {
+        return Err(DecodeError::Version(header.version));
+    }
+    let kind = EventKind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
+    let mut args = Vec::new();
+    let data = match kind.family() {
+        Family::Process => process::decode(bytes, kind, &mut args)?,
+        Family::Net => net::decode(bytes, kind)?,
+        Family::File => file::decode(bytes, kind)?,
+        Family::Privilege | Family::Tamper => EventData::Sys(Sys::decode(bytes, kind)?),
+    };
+    Ok(Decoded {
+        kind,
+        header,
+        data,
+        args,
+    })
+}
+
+/// Log attributes of an event: who (process, parent, ancestry), then what (the family's own).
+pub fn attributes(ev: &Event) -> Attrs {
+    let mut a = process::identity_attributes(ev);
+    match &ev.data {
+        EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
+            process::attributes(ev, &mut a)
+        }
+        EventData::Net(n) => net::attributes(ev, n, &mut a),
+        EventData::File(f) => file::attributes(f, &mut a),
+        EventData::Sys(x) => {
+            a.push(("tripline.syscall.name", x.syscall.into()));
+            a.push(("tripline.syscall.result", x.result.into()));
+            if x.result < 0 {
+                a.push(("error.type", errno_name(-x.result).into()));
+            }
+            match ev.kind.family() {
+                Family::Privilege => privilege::attributes(ev, x, &mut a),
+                _ => tamper::attributes(ev, x, &mut a),
+            }
+        }
+    }
+    if ev.wire_flags & (flags::READ_ERROR | flags::NO_OFFSETS) != 0 {
+        a.push(("tripline.event.incomplete", true.into()));
+    }
+    a
+}
+
+/// A one-line human summary of an event (the log record's body).
+pub fn summary(ev: &Event) -> String {
+    let who = format!(
+        "{} (pid {}, uid {})",
+        ev.process.exe_name(),
+        ev.process.pid,
+        ev.process.euid
+    );
+    match &ev.data {
+        EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
+            process::summary(ev, &who)
+        }
+        EventData::Net(n) => net::summary(ev, n, &who),
+        EventData::File(f) => file::summary(ev, f, &who),
+        EventData::Sys(x) => {
+            let r = if x.result < 0 {
+                format!(" (failed: {})", errno_name(-x.result))
+            } else {
+                String::new()
+            };
+            format!(
+                "{who} called {}{}{r}",
+                x.syscall,
+                x.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// A privilege or kernel-tampering syscall (`SysEvent`): its name, raw arguments and result. Shared by the
+/// privilege and tamper families, as `sys_enter` is shared by their probes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sys {
+    /// The syscall: setuid, setresuid, ptrace, bpf, kill, memfd_create, mount, …
+    pub syscall: &'static str,
+    pub args: [u64; 4],
+    /// memfd name, mount target, umount target.
+    pub name: Option<String>,
+    /// mount source.
+    pub name2: Option<String>,
+    pub result: i64,
+}
+
+impl Sys {
+    fn decode(bytes: &[u8], kind: EventKind) -> Result<Sys, DecodeError> {
+        let e: SysEvent = checked(bytes, kind)?;
+        let text =
+            |b: &[u8], n: u16| (n > 0).then(|| c_string(&b[..usize::from(n).min(SYS_NAME_LEN)]));
+        Ok(Sys {
+            syscall: syscall_by_op(e.op).map(|s| s.name).unwrap_or("unknown"),
+            args: e.args,
+            name: text(&e.name, e.name_len),
+            name2: text(&e.name2, e.name2_len),
+            result: e.result,
+        })
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.result >= 0
+    }
+
+    /// For the setuid family: the effective uid after a successful call, given the one before.
+    pub fn new_euid(&self, before: u32) -> Option<u32> {
+        privilege::new_euid(self, before)
+    }
+}
+
+/// Bytes up to the first NUL, lossily as UTF-8.
+pub fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// NUL-separated argv (as in /proc/pid/cmdline) into strings; a trailing NUL ends the last one.
+pub fn split_args(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// Wire encoding, the exact inverse of [`decode`] for the fields the probes fill: for round-trip tests,
+/// benchmarks and recorded-event replays. Each family adds its own encoder.
+pub mod encode {
+    use tripline_common::{Header, SysEvent, SYS_NAME_LEN, WIRE_VERSION};
+
+    pub use super::file::encode as file;
+    pub use super::net::encode as net;
+    pub use super::process::encode::{exec, exit, fork};
+
+    pub(crate) fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: T is a padding-free repr(C) wire type; reading its bytes is defined.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+            .to_vec()
+    }
+
+    pub fn header(kind: u16, len: usize, pid: u32) -> Header {
+        Header {
+            version: WIRE_VERSION,
+            kind,
+            len: len as u32,
+            ktime_ns: 1_000_000_000,
+            tid: pid,
+            pid,
+            ppid: 1,
+            uid: 1000,
+            gid: 1000,
+            euid: 1000,
+            egid: 1000,
+            auid: u32::MAX,
+            start_ns: 500_000_000,
+            parent_start_ns: 10_000_000,
+            comm: *b"true\0\0\0\0\0\0\0\0\0\0\0\0",
+            ..Header::default()
+        }
+    }
+
+    pub fn sys(h: Header, op: u32, args: [u64; 4], name: Option<&str>, result: i64) -> Vec<u8> {
+        let mut e = SysEvent {
+            header: h,
+            op,
+            name_len: 0,
+            name2_len: 0,
+            args,
+            result,
+            name: [0; SYS_NAME_LEN],
+            name2: [0; SYS_NAME_LEN],
+        };
+        if let Some(n) = name {
+            e.name[..n.len()].copy_from_slice(n.as_bytes());
+            e.name_len = (n.len() + 1) as u16;
+        }
+        bytes_of(&e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::encode::*;
+    use super::*;
+    use std::mem::size_of;
+    use tripline_common::{kind, sysop, ExecEvent, ExitEvent};
+
+    #[test]
+    fn rejects_bad_records() {
+        assert_eq!(decode(&[0u8; 10]).unwrap_err(), DecodeError::Short(10));
+        let mut h = header(kind::EXIT, size_of::<ExitEvent>(), 1);
+        h.version = 99;
+        assert_eq!(decode(&exit(h, 0)).unwrap_err(), DecodeError::Version(99));
+        let h = header(77, size_of::<ExitEvent>(), 1);
+        assert_eq!(
+            decode(&exit(h, 0)).unwrap_err(),
+            DecodeError::UnknownKind(77)
+        );
+        let h = header(kind::EXEC, size_of::<ExecEvent>(), 1);
+        let bytes = exit(h, 0); // an exec header on an exit-sized record
+        let err = decode(&bytes).unwrap_err();
+        assert_eq!(err.reason(), DecodeReason::length);
+        assert_eq!(err.kind(), Some(EventKind::Exec));
+    }
+
+    #[test]
+    fn sys_round_trip() {
+        let h = header(kind::MEMFD_CREATE, size_of::<SysEvent>(), 4);
+        let d = decode(&sys(
+            h,
+            sysop::MEMFD_CREATE,
+            [1, 0, 0, 0],
+            Some("payload"),
+            3,
+        ))
+        .unwrap();
+        let EventData::Sys(x) = d.data else {
+            panic!("not sys")
+        };
+        assert_eq!(
+            (x.syscall, x.name.as_deref(), x.result),
+            ("memfd_create", Some("payload"), 3)
+        );
+    }
+
+    #[test]
+    fn every_kind_decodes_through_its_family() {
+        for k in EventKind::ALL {
+            let bytes = match k.family() {
+                Family::Process => exec(header(k.wire(), 0, 1), "/bin/x", &["x"]),
+                Family::Net => net(
+                    header(k.wire(), 0, 1),
+                    "127.0.0.1:1".parse().unwrap(),
+                    "127.0.0.1:2".parse().unwrap(),
+                    0,
+                ),
+                Family::File => file(header(k.wire(), 0, 1), "/etc/x", None, 0, 0),
+                Family::Privilege | Family::Tamper => {
+                    sys(header(k.wire(), 0, 1), sysop::SETUID, [0; 4], None, 0)
+                }
+            };
+            let d = decode(&bytes).unwrap_or_else(|e| panic!("{k:?}: {e}"));
+            assert_eq!(d.kind, *k);
+        }
+    }
+
+    #[test]
+    fn split_args_edge_cases() {
+        assert!(split_args(b"").is_empty());
+        assert_eq!(split_args(b"a\0"), vec!["a"]);
+        assert_eq!(split_args(b"a\0\0b\0"), vec!["a", "", "b"]);
+        assert_eq!(c_string(b"ab\0cd"), "ab");
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use crate::model::EventKind;
+
+    /// The kinds table of docs/events.md, rendered from the registry.
+    fn kinds_table() -> String {
+        let mut t = String::from(
+            "| Kind (`kind` label) | Event name | Family | Wire id | Meaning |\n|---|---|---|---|---|\n",
+        );
+        for k in EventKind::ALL {
+            t.push_str(&format!(
+                "| `{}` | `{}` | {} | {} | {} |\n",
+                k.as_str(),
+                k.event_name(),
+                k.family().name(),
+                k.wire(),
+                k.description()
+            ));
+        }
+        t
+    }
+
+    #[test]
+    fn docs_kinds_table_is_generated_from_the_registry() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let (begin, end) = ("<!-- kinds:begin -->\n", "<!-- kinds:end -->");
+        let a = text.find(begin).expect("kinds:begin marker") + begin.len();
+        let b = text.find(end).expect("kinds:end marker");
+        let want = kinds_table();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, format!("{}{want}{}", &text[..a], &text[b..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            &text[a..b],
+            want,
+            "docs/events.md kinds table is stale: run UPDATE_DOCS=1 cargo test -p tripline --lib docs_"
+        );
+    }
+}

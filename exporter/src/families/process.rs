@@ -1,0 +1,232 @@
+//! Process family: exec, fork, exit (`exporter-ebpf/src/process.rs`), plus the identity attributes every
+//! event carries (the process, its parent and ancestry).
+use tripline_common::{flags, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN, FILENAME_LEN};
+
+use super::{c_string, checked, split_args, DecodeError};
+use crate::model::record::Attrs;
+use crate::model::{Event, EventData, EventKind};
+
+pub(super) fn decode(
+    bytes: &[u8],
+    kind: EventKind,
+    args: &mut Vec<String>,
+) -> Result<EventData, DecodeError> {
+    Ok(match kind {
+        EventKind::Fork => {
+            let e: ForkEvent = checked(bytes, kind)?;
+            EventData::Fork {
+                child_pid: e.child_pid,
+                child_start_ns: e.child_start_ns,
+            }
+        }
+        EventKind::Exit => {
+            let e: ExitEvent = checked(bytes, kind)?;
+            EventData::Exit {
+                status: e.exit_code,
+            }
+        }
+        _ => {
+            let e: ExecEvent = checked(bytes, kind)?;
+            let flen = usize::from(e.filename_len).min(FILENAME_LEN);
+            let alen = usize::from(e.args_len).min(ARGS_LEN);
+            *args = split_args(&e.args[..alen]);
+            EventData::Exec {
+                filename: c_string(&e.filename[..flen]),
+                filename_truncated: e.header.flags & flags::FILENAME_TRUNCATED != 0,
+            }
+        }
+    })
+}
+
+/// Who acted: the process, its parent and ancestry. Every record starts with these.
+pub(super) fn identity_attributes(ev: &Event) -> Attrs {
+    let p = &ev.process;
+    let mut a: Attrs = vec![
+        ("tripline.event.kind", ev.kind.as_str().into()),
+        ("process.pid", p.pid.into()),
+        ("process.thread.id", p.tid.into()),
+        ("process.parent_pid", p.ppid.into()),
+        ("process.executable.path", p.exe.clone().into()),
+        ("process.executable.name", p.exe_name().to_string().into()),
+        ("process.command", p.comm.clone().into()),
+        ("process.command_args", p.args.clone().into()),
+        ("process.args_count", (p.args.len() as i64).into()),
+        ("tripline.process.args_truncated", p.args_truncated.into()),
+        ("process.user.id", p.euid.into()),
+        ("process.real_user.id", p.uid.into()),
+        ("process.group.id", p.egid.into()),
+        ("process.real_group.id", p.gid.into()),
+        ("process.creation.time_ns", (p.start_ns as i64).into()),
+        ("tripline.process.cgroup_id", (p.cgroup_id as i64).into()),
+    ];
+    if let Some(script) = &p.script {
+        a.push(("tripline.process.script.path", script.clone().into()));
+    }
+    if !p.exe_resolution.is_empty() && p.exe_resolution != "exact" {
+        a.push((
+            "tripline.process.executable.resolution",
+            p.exe_resolution.into(),
+        ));
+    }
+    if p.current_ppid != p.ppid && p.current_ppid != 0 {
+        a.push(("tripline.process.current_parent_pid", p.current_ppid.into()));
+    }
+    if let Some(auid) = p.auid {
+        a.push(("tripline.process.login_user.id", auid.into()));
+    }
+    if let Some(parent) = &ev.parent {
+        a.push(("process.parent.executable.path", parent.exe.clone().into()));
+        if let Some(s) = &parent.script {
+            a.push(("tripline.process.parent.script.path", s.clone().into()));
+        }
+        a.push(("process.parent.command_args", parent.args.clone().into()));
+        a.push(("process.parent.user.id", parent.euid.into()));
+    }
+    a.push(("tripline.process.ancestors", ev.ancestors.clone().into()));
+    a
+}
+
+pub(super) fn attributes(ev: &Event, a: &mut Attrs) {
+    let p = &ev.process;
+    match &ev.data {
+        EventData::Exec {
+            filename,
+            filename_truncated,
+        } => {
+            a.push(("tripline.exec.filename", filename.clone().into()));
+            // A setuid/setgid binary: the effective ids differ from the real ones after exec.
+            if p.uid != p.euid || p.gid != p.egid {
+                a.push(("tripline.exec.setid", true.into()));
+            }
+            if *filename_truncated {
+                a.push(("tripline.exec.filename_truncated", true.into()));
+            }
+        }
+        EventData::Fork { child_pid, .. } => {
+            a.push(("tripline.fork.child_pid", (*child_pid).into()))
+        }
+        EventData::Exit { status } => {
+            a.push(("process.exit.code", i64::from((status >> 8) & 0xff).into()));
+            let signal = status & 0x7f;
+            if signal != 0 {
+                a.push(("tripline.process.exit.signal", signal.into()));
+            }
+        }
+        _ => {}
+    }
+}
+
+pub(super) fn summary(ev: &Event, who: &str) -> String {
+    match &ev.data {
+        EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
+        EventData::Exit { status } => format!("{who} exited with status {status}"),
+        _ => format!("{who} executed {}", ev.process.exe),
+    }
+}
+
+pub mod encode {
+    use std::mem::size_of;
+
+    use tripline_common::{flags, ExecEvent, ExitEvent, ForkEvent, Header, ARGS_LEN, FILENAME_LEN};
+
+    use crate::families::encode::bytes_of;
+
+    pub fn exec(mut h: Header, filename: &str, args: &[&str]) -> Vec<u8> {
+        h.len = size_of::<ExecEvent>() as u32;
+        let mut e = ExecEvent {
+            header: h,
+            filename_len: 0,
+            args_len: 0,
+            _pad: 0,
+            filename: [0; FILENAME_LEN],
+            args: [0; ARGS_LEN],
+        };
+        let f = filename.as_bytes();
+        let flen = f.len().min(FILENAME_LEN - 1);
+        e.filename[..flen].copy_from_slice(&f[..flen]);
+        e.filename_len = (flen + 1) as u16;
+        let mut pos = 0;
+        for a in args {
+            let a = a.as_bytes();
+            if pos + a.len() + 1 > ARGS_LEN {
+                e.header.flags |= flags::ARGS_TRUNCATED;
+                break;
+            }
+            e.args[pos..pos + a.len()].copy_from_slice(a);
+            pos += a.len() + 1;
+        }
+        e.args_len = pos as u16;
+        bytes_of(&e)
+    }
+
+    pub fn fork(mut h: Header, child_pid: u32, child_start_ns: u64) -> Vec<u8> {
+        h.len = size_of::<ForkEvent>() as u32;
+        bytes_of(&ForkEvent {
+            header: h,
+            child_pid,
+            _pad: 0,
+            child_start_ns,
+        })
+    }
+
+    pub fn exit(mut h: Header, exit_code: u32) -> Vec<u8> {
+        h.len = size_of::<ExitEvent>() as u32;
+        bytes_of(&ExitEvent {
+            header: h,
+            exit_code,
+            _pad: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use tripline_common::kind;
+
+    use super::super::decode;
+    use super::super::encode::header;
+    use super::encode::*;
+    use super::*;
+
+    #[test]
+    fn exec_round_trip() {
+        let h = header(kind::EXEC, size_of::<ExecEvent>(), 42);
+        let d = decode(&exec(h, "/bin/true", &["/bin/true", "a b", ""])).unwrap();
+        assert_eq!(d.kind, EventKind::Exec);
+        assert_eq!(d.header.pid, 42);
+        assert_eq!(d.args, vec!["/bin/true", "a b", ""]);
+        assert_eq!(
+            d.data,
+            EventData::Exec {
+                filename: "/bin/true".into(),
+                filename_truncated: false
+            }
+        );
+    }
+
+    #[test]
+    fn exec_truncated_args_flagged() {
+        let h = header(kind::EXEC, size_of::<ExecEvent>(), 1);
+        let long = "x".repeat(1000);
+        let args: Vec<&str> = std::iter::repeat_n(long.as_str(), 10).collect();
+        let d = decode(&exec(h, "/bin/echo", &args)).unwrap();
+        assert_eq!(d.args.len(), 4);
+        assert!(d.header.flags & flags::ARGS_TRUNCATED != 0);
+    }
+
+    #[test]
+    fn fork_exit_round_trip() {
+        let d = decode(&fork(header(kind::FORK, size_of::<ForkEvent>(), 7), 8, 99)).unwrap();
+        assert_eq!(
+            d.data,
+            EventData::Fork {
+                child_pid: 8,
+                child_start_ns: 99
+            }
+        );
+        let d = decode(&exit(header(kind::EXIT, size_of::<ExitEvent>(), 7), 256)).unwrap();
+        assert_eq!(d.data, EventData::Exit { status: 256 });
+    }
+}

@@ -1,0 +1,89 @@
+//! Tamper family: ptrace, BPF program loads, signals aimed at tripline, memfd_create, mount and umount
+//! (`exporter-ebpf/src/tamper.rs`).
+use super::Sys;
+use crate::model::record::Attrs;
+use crate::model::{Event, EventKind};
+
+pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
+    match ev.kind {
+        EventKind::Ptrace => {
+            a.push(("tripline.ptrace.request", (x.args[0] as i64).into()));
+            a.push((
+                "tripline.ptrace.target_pid",
+                (x.args[1] as i32 as i64).into(),
+            ));
+        }
+        EventKind::BpfLoad => a.push(("tripline.bpf.command", (x.args[0] as i64).into())),
+        EventKind::SignalSelf => {
+            a.push((
+                "tripline.signal.target_pid",
+                (x.args[0] as i32 as i64).into(),
+            ));
+            let sig = if x.syscall == "tgkill" {
+                x.args[2]
+            } else {
+                x.args[1]
+            };
+            a.push(("tripline.signal.number", (sig as i64).into()));
+        }
+        // memfd_create, mount, umount: the names they carry.
+        _ => {
+            if let Some(n) = &x.name {
+                a.push(("tripline.syscall.target", n.clone().into()));
+            }
+            if let Some(n) = &x.name2 {
+                a.push(("tripline.syscall.source", n.clone().into()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+    use std::time::SystemTime;
+
+    use tripline_common::{kind, sysop, SysEvent};
+
+    use super::super::encode::{header, sys};
+    use super::super::{attributes, decode};
+    use crate::model::record::Value;
+    use crate::model::{Event, Process};
+
+    /// The `mount` kind walked through: wire → decode → attributes.
+    #[test]
+    fn mount_carries_target_and_source() {
+        let h = header(kind::MOUNT, size_of::<SysEvent>(), 4);
+        let mut bytes = sys(h, sysop::MOUNT, [0; 4], Some("/mnt/x"), 0);
+        // name2 (the source) at its wire offset.
+        let off = std::mem::offset_of!(SysEvent, name2);
+        bytes[off..off + 5].copy_from_slice(b"/dev\0");
+        let len_off = std::mem::offset_of!(SysEvent, name2_len);
+        bytes[len_off..len_off + 2].copy_from_slice(&5u16.to_ne_bytes());
+        let d = decode(&bytes).unwrap();
+        let ev = Event {
+            kind: d.kind,
+            ktime_ns: 0,
+            time: SystemTime::UNIX_EPOCH,
+            process: Process::default(),
+            parent: None,
+            ancestors: vec![],
+            data: d.data,
+            wire_flags: 0,
+        };
+        let a = attributes(&ev);
+        let get = |k: &str| a.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("tripline.syscall.name"),
+            Some(Value::Str("mount".into()))
+        );
+        assert_eq!(
+            get("tripline.syscall.target"),
+            Some(Value::Str("/mnt/x".into()))
+        );
+        assert_eq!(
+            get("tripline.syscall.source"),
+            Some(Value::Str("/dev".into()))
+        );
+    }
+}
