@@ -63,6 +63,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         stop_rx.clone(),
     )
     .await?;
+    // Probes are attached and the listener is bound: tell systemd (Type=notify; a no-op elsewhere).
+    crate::service::notify_ready();
 
     let lost = metrics.lost(Stage::pipeline);
     let queue_len = metrics.pipeline_queue_length.clone();
@@ -89,6 +91,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     shutdown_signal().await?;
     tracing::info!("shutting down: detaching probes, draining queues");
+    crate::service::notify_stopping();
     let _ = stop_tx.send(true);
     let _ = sensor_task.await; // drops the queue's senders, which ends the detection loop
                                // Detaches the probes (in parallel: each detach waits for an RCU grace period in the kernel).

@@ -23,8 +23,9 @@ use crate::model::record::rfc3339;
 use crate::model::{Event, EventData, EventKind};
 pub use crate::model::{Finding, FindingSource, Part};
 use crate::telemetry::metrics::{
-    Bounded, FindingReason, KeyState, Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels,
-    ReasonLabels, RuleLabels, SeverityLabels, SuppressReason, SuppressedLabels,
+    BaselineInfoLabels, Bounded, FindingReason, KeyState, Metrics, ModelLabels,
+    ModelSeverityLabels, ModelStateLabels, ReasonLabels, RuleLabels, SeverityLabels,
+    SuppressReason, SuppressedLabels,
 };
 use baseline::{Baseline, Baselines, Mode, Model, Outcome};
 use policy::{Context, Policy};
@@ -32,7 +33,7 @@ use recent::FindingsRing;
 use threat::ThreatLevel;
 
 /// The `detect:` section of the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Policy file replacing the embedded default policy.
@@ -40,10 +41,12 @@ pub struct DetectConfig {
     /// The same (rule or model, subject) inside this window is one finding; repeats are counted only.
     /// A rule's subject is the program, its parent and the shape of its arguments.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub suppression_window: Duration,
     /// Rule matches and new baseline keys of one process and the children it starts within this window
     /// are one finding (0 reports every part on its own, at once).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub correlation_window: Duration,
     /// Recent findings kept for `GET /api/v1/findings`.
     pub findings_kept: usize,
@@ -62,7 +65,7 @@ impl Default for DetectConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Where the model is persisted (and loaded from at start). Unset: kept in memory only.
@@ -70,12 +73,15 @@ pub struct BaselineConfig {
     pub mode: Mode,
     /// `auto`: learn for this long, then monitor.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub learn_for: Duration,
     /// `auto`: also switch to monitor once no new key appeared for this long (0 = off).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub quiet_period: Duration,
     /// How often the model is written to `file` (it is also written on shutdown).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub persist_interval: Duration,
     /// Enabled models.
     pub models: Vec<String>,
@@ -215,6 +221,22 @@ impl Engine {
             None => None,
         };
         let from_file = loaded.is_some();
+        let version = match &loaded {
+            None => "none".to_string(),
+            Some(b) => b
+                .provenance
+                .version
+                .clone()
+                .unwrap_or_else(|| "unversioned".to_string()),
+        };
+        // One series: the baseline is loaded once, at start.
+        metrics.baseline_info.clear();
+        metrics
+            .baseline_info
+            .get_or_create(&BaselineInfoLabels {
+                version: version.clone(),
+            })
+            .set(1);
         let baseline = loaded.unwrap_or_default();
         let b = &config.baseline;
         let baselines = Baselines::new(
@@ -228,9 +250,10 @@ impl Engine {
         tracing::info!(
             rules = policy.rules.len(),
             policy = %policy.name,
-            mode = ?b.mode,
-            baseline_file = ?b.file,
+            mode = %crate::logging::value_name(&b.mode),
+            baseline_file = %crate::logging::opt_path(&b.file),
             loaded_from_file = from_file,
+            baseline_version = %version,
             "detection ready"
         );
         for r in &policy.rules {
