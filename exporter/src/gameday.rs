@@ -178,10 +178,13 @@ fn listener() -> anyhow::Result<(TcpListener, String)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?.to_string();
     let c = l.try_clone()?;
+    // Accepted connections stay open (as an attacker's listener keeps them) until gameday exits.
     std::thread::spawn(move || {
+        let mut held = Vec::new();
         for s in c.incoming() {
-            if s.is_err() {
-                break;
+            match s {
+                Ok(s) => held.push(s),
+                Err(_) => break,
             }
         }
     });
