@@ -4,7 +4,7 @@
 //! 3 invalid configuration/web configuration/policy/baseline file, 4 runtime failure.
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tripline::cli::{Cli, Command};
 use tripline::limits::exit;
 use tripline::preflight::{self, OnCorruptBaseline};
@@ -22,15 +22,13 @@ fn main() -> ExitCode {
             });
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("tripline={}", cli.run.log_level))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-
+    tripline::logging::init(cli.run.log_format, &cli.run.log_level);
     raise_fd_limit();
+    let daemon = matches!(
+        cli.command,
+        None | Some(Command::Run) | Some(Command::Events)
+    );
+
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             run_async(tripline::pipeline::run(cli.run, false)).map(|()| ExitCode::SUCCESS)
@@ -38,7 +36,13 @@ fn main() -> ExitCode {
         Command::Events => {
             run_async(tripline::pipeline::run(cli.run, true)).map(|()| ExitCode::SUCCESS)
         }
-        Command::CheckConfig => preflight::check(&cli.run, false, OnCorruptBaseline::Report)
+        Command::CheckConfig(args) if args.schema => {
+            tripline::limits::print_stdout(&format!("{}\n", tripline::config::schema_json()))
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Into::into)
+        }
+        // The same validation `run` does before it loads a probe (preflight::check).
+        Command::CheckConfig(_) => preflight::check(&cli.run, false, OnCorruptBaseline::Report)
             .and_then(|c| {
                 tripline::limits::print_stdout(&format!(
                     "configuration OK ({} rule(s))\n",
@@ -46,6 +50,19 @@ fn main() -> ExitCode {
                 ))?;
                 Ok(ExitCode::SUCCESS)
             }),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "tripline", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir: None } => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Man { dir: Some(dir) } => tripline::cli::write_man_pages(&dir).map(|n| {
+            eprintln!("wrote {n} man pages to {}", dir.display());
+            ExitCode::SUCCESS
+        }),
         Command::Baseline(cmd) => tripline::detect::cli::baseline(cmd),
         Command::Policy(cmd) => tripline::detect::cli::policy(cmd),
         Command::Gameday(args) => {
@@ -61,7 +78,12 @@ fn main() -> ExitCode {
         // The reader of our stdout went away (`tripline baseline show F | head`): not a failure.
         Err(e) if tripline::limits::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tripline: error: {e:#}");
+            if daemon {
+                // The daemon's last word goes through the log, in the chosen format.
+                tracing::error!(error = %format!("{e:#}"), "tripline stopped with an error");
+            } else {
+                eprintln!("tripline: error: {e:#}");
+            }
             ExitCode::from(preflight::exit_code(&e))
         }
     }

@@ -88,6 +88,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         &stop_rx,
     )
     .await?;
+    // Probes are attached and the listener is bound: tell systemd (Type=notify; a no-op elsewhere).
+    crate::service::notify_ready();
 
     // Probes attached, procfs seeded, sockets bound: nothing left needs a capability but
     // CAP_SYS_PTRACE (docs/configuration.md#privileges).
@@ -145,6 +147,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
 
     shutdown_signal().await?;
     tracing::info!("shutting down: detaching probes, draining queues");
+    crate::service::notify_stopping();
     let _ = stop_tx.send(true);
     let _ = sensor_task.await; // drops the queue's senders, which ends the detection loop
     let marker = tamper_task.await.ok().flatten();

@@ -8,6 +8,8 @@ const FLOORS: &[(&str, u8)] = &[
     ("limits", 0),
     ("model", 0),
     ("families", 0),
+    ("build_info", 0),
+    ("logging", 0),
     ("telemetry", 1),
     ("tamper", 1),
     ("probes", 2),
@@ -22,6 +24,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("preflight", 7),
     ("privilege", 7),
     ("web", 7),
+    ("service", 7),
 ];
 
 fn floor(module: &str) -> Option<u8> {

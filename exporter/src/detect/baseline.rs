@@ -213,6 +213,10 @@ impl ModelKeys {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Provenance {
+    /// The fleet version of this model (a git tag or commit of the reviewed baseline), set by
+    /// `tripline baseline merge --set-version`; reported as `tripline_baseline_info{version}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     pub host: String,
     pub tripline_version: String,
     /// RFC 3339 start and end of the learning window(s).
@@ -525,7 +529,18 @@ impl Baseline {
 }
 
 /// `learn`, `monitor` or `auto` (learn, then monitor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    Default,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Learn,

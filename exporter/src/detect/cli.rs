@@ -22,6 +22,10 @@ pub enum BaselineCommand {
         /// Output file (written atomically).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+        /// Record this version (e.g. the git tag or commit of the reviewed model) in the
+        /// provenance; hosts running the file report it as `tripline_baseline_info{version}`.
+        #[arg(long = "set-version")]
+        set_version: Option<String>,
     },
     /// Accept keys seen in monitor mode as normal (all, or one model / one key).
     Accept {
@@ -51,7 +55,8 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
             let _ = writeln!(out, "baseline {} (schema {})", file.display(), b.schema);
             let _ = writeln!(
                 out,
-                "  host: {}  tripline: {}  learned: {} .. {}",
+                "  version: {}  host: {}  tripline: {}  learned: {} .. {}",
+                p.version.as_deref().unwrap_or("-"),
                 p.host,
                 p.tripline_version,
                 p.learned_from.as_deref().unwrap_or("-"),
@@ -100,7 +105,11 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        BaselineCommand::Merge { sources, output } => {
+        BaselineCommand::Merge {
+            sources,
+            output,
+            set_version,
+        } => {
             let mut parts = Vec::new();
             for s in sources {
                 let b = if s.starts_with("http://") {
@@ -110,7 +119,10 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                 };
                 parts.push((s, b));
             }
-            let merged = Baseline::merge(&parts);
+            let mut merged = Baseline::merge(&parts);
+            if let Some(v) = set_version {
+                merged.provenance.version = Some(v);
+            }
             merged.save(&output)?;
             let keys: usize = merged.models.values().map(|k| k.len()).sum();
             eprintln!(

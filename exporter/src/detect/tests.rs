@@ -1283,6 +1283,47 @@ fn accepted_keys_in_the_live_file_are_taken_in() {
 }
 
 #[test]
+fn benign_rule_matches_seen_while_learning_are_not_reported_in_monitor() {
+    let m = Metrics::default();
+    let mut c = config();
+    c.baseline.mode = Mode::Auto;
+    c.baseline.learn_for = Duration::from_secs(60);
+    let mut e = Engine::new_at(&c, m.clone(), t(0)).unwrap();
+    let query = exec(
+        820,
+        "/usr/bin/dpkg",
+        &["dpkg", "-l"],
+        Some((9, "/usr/sbin/cron")),
+    );
+    let payload = exec(821, "/tmp/x", &["/tmp/x"], Some((9, "/usr/sbin/cron")));
+    assert!(rules_hit(&mut e, &query).contains(&"package_manager_or_compiler".to_string()));
+    assert!(rules_hit(&mut e, &payload).contains(&"exec_from_temp_or_memory".to_string()));
+    e.tick(t(61));
+    // After the restart of the suppression window (a new day): the learned low rule stays quiet, the high
+    // one does not.
+    let later = t(2 * 24 * 3600);
+    let quiet = e.process_at(&query, later);
+    assert!(quiet.is_empty(), "{quiet:#?}");
+    assert_eq!(
+        m.findings_suppressed
+            .get_or_create(&SuppressedLabels {
+                reason: SuppressReason::learned
+            })
+            .get(),
+        1
+    );
+    let loud: Vec<String> = e
+        .process_at(&payload, later)
+        .iter()
+        .map(|f| f.source.name())
+        .collect();
+    assert!(
+        loud.contains(&"rule:exec_from_temp_or_memory".to_string()),
+        "{loud:?}"
+    );
+}
+
+#[test]
 fn policy_rejects_unknown_tactic_and_empty_conditions() {
     let rule = |tactic: &str, m: &str, extra: &str| {
         format!("rules:\n  - id: r\n    description: d\n    severity: low\n    tactic: {tactic}\n    match: {m}\n{extra}")

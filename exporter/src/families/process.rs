@@ -59,6 +59,9 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
         ("process.creation.time_ns", (p.start_ns as i64).into()),
         ("tripline.process.cgroup_id", (p.cgroup_id as i64).into()),
     ];
+    if p.stdio_socket {
+        a.push(("tripline.process.stdio_socket", true.into()));
+    }
     if let Some(script) = &p.script {
         a.push(("tripline.process.script.path", script.clone().into()));
     }
@@ -120,7 +123,10 @@ pub(super) fn summary(ev: &Event, who: &str) -> String {
     match &ev.data {
         EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
         EventData::Exit { status } => format!("{who} exited with status {status}"),
-        _ => format!("{who} executed {}", ev.process.exe),
+        _ => match &ev.process.script {
+            Some(script) => format!("{who} executed {} running {script}", ev.process.exe),
+            None => format!("{who} executed {}", ev.process.exe),
+        },
     }
 }
 

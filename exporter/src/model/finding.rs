@@ -86,6 +86,7 @@ models! {
     ListenPort = "listen_port", medium, "Which executable listens on which TCP port.";
     OutboundPort = "outbound_port", low, "Which executable connects to which port class and address class.";
     FileWriter = "file_writer", medium, "Which executable, as which user, changes files in which watched directory.";
+    RuleMatch = "rule_match", info, "Benign rule matches (info and low rules) seen while learning or accepted: not reported again.";
 }
 
 /// What raised a finding.

@@ -372,7 +372,7 @@ impl Sensor {
             if s.attached {
                 tracing::info!(probe = s.probe, hook = %s.hook, "probe attached");
             } else {
-                tracing::warn!(probe = s.probe, errors = ?s.errors, "probe NOT attached: its events will be missing");
+                tracing::warn!(probe = s.probe, errors = %s.errors.join("; "), "probe NOT attached: its events will be missing");
             }
         }
         if self.all_attached() {
