@@ -349,7 +349,7 @@ fn baseline_cli_diff_gates_and_policy_check_reports_locations() {
         .arg(&policy)
         .output()
         .unwrap();
-    assert_eq!(c.status.code(), Some(2));
+    assert_eq!(c.status.code(), Some(3), "invalid policy: exit 3");
     let err = String::from_utf8_lossy(&c.stderr);
     assert!(
         err.contains("p.yml:4:15") && err.contains("expected one of `info`"),

@@ -59,6 +59,9 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
         ("process.creation.time_ns", (p.start_ns as i64).into()),
         ("tripline.process.cgroup_id", (p.cgroup_id as i64).into()),
     ];
+    if p.stdio_socket {
+        a.push(("tripline.process.stdio_socket", true.into()));
+    }
     if let Some(script) = &p.script {
         a.push(("tripline.process.script.path", script.clone().into()));
     }

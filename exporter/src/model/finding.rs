@@ -88,6 +88,7 @@ models! {
     FileWriter = "file_writer", medium, "Which executable, as which user, changes files in which watched directory.";
     IoUringUser = "io_uring_user", medium, "Which executables set up io_uring rings.";
     SensitiveReader = "sensitive_reader", high, "Which executable reads which class of credential store or kernel memory/keyring interface.";
+    RuleMatch = "rule_match", info, "Benign rule matches (info and low rules) seen while learning or accepted: not reported again.";
 }
 
 /// What raised a finding.
@@ -107,6 +108,13 @@ pub enum FindingSource {
         /// The normalised key that was new, e.g. `/usr/sbin/nginx -> /bin/sh`.
         key: String,
     },
+    /// Evidence that tripline itself was tampered with (see the `tamper` module).
+    Tamper {
+        reason: &'static str,
+        detail: String,
+        /// `unclean_stop`: seconds without monitoring.
+        gap_seconds: Option<u64>,
+    },
 }
 
 impl FindingSource {
@@ -115,6 +123,7 @@ impl FindingSource {
         match self {
             FindingSource::Rule { id, .. } => format!("rule:{id}"),
             FindingSource::Anomaly { model, .. } => format!("model:{model}"),
+            FindingSource::Tamper { reason, .. } => format!("tamper:{reason}"),
         }
     }
 }

@@ -43,6 +43,27 @@ pub fn finding_record(f: &Finding) -> Record {
             a.push(("tripline.baseline.key", key.clone().into()));
             "tripline.baseline.anomaly"
         }
+        FindingSource::Tamper {
+            reason,
+            detail,
+            gap_seconds,
+        } => {
+            a.push(("security_rule.name", format!("tamper_{reason}").into()));
+            a.push(("security_rule.category", "defense-evasion".into()));
+            a.push(("security_rule.ruleset.name", "tripline-self".into()));
+            a.push(("security_rule.reference", "T1562.001".into()));
+            a.push(("tripline.tamper.reason", (*reason).into()));
+            a.push(("tripline.tamper.detail", detail.clone().into()));
+            if let Some(g) = gap_seconds {
+                a.push(("tripline.tamper.gap_seconds", (*g as i64).into()));
+            }
+            a.push(("process.pid", f.event.process.pid.into()));
+            a.push((
+                "process.executable.path",
+                f.event.process.exe.clone().into(),
+            ));
+            "tripline.tamper.detected"
+        }
     };
     if f.parts.len() > 1 {
         let names: Vec<String> = f.parts.iter().map(|p| p.summary.clone()).collect();
@@ -63,7 +84,9 @@ pub fn finding_record(f: &Finding) -> Record {
         "tripline.finding.part_count",
         (f.parts.len().max(1) as i64).into(),
     ));
-    a.extend(families::attributes(&f.event));
+    if !matches!(f.source, FindingSource::Tamper { .. }) {
+        a.extend(families::attributes(&f.event));
+    }
     Record {
         event_name,
         time: f.time,
