@@ -211,13 +211,18 @@ fn spawn_inode_refresh(sensor: std::sync::Weak<Mutex<Sensor>>, watched: Vec<Stri
     let _ = std::thread::Builder::new()
         .name("inode-refresh".into())
         .spawn(move || loop {
+            // Threads started after the capability drop must not keep what the loader needed.
+            if let Err(e) = crate::privilege::drop_this_thread() {
+                tracing::warn!(error = %e, "inode refresh: could not drop capabilities; not refreshing");
+                return;
+            }
             std::thread::sleep(probes::inodes::REFRESH);
             let table = probes::inodes::build(&watched);
             let Some(sensor) = sensor.upgrade() else {
                 return;
             };
             if let Ok(mut s) = sensor.lock() {
-                s.set_inodes(&table);
+                s.add_inodes(&table);
             };
         });
 }

@@ -8,7 +8,9 @@
 //! * **Sensitive files** ([`SENSITIVE`]): credential stores and kernel memory/keyring interfaces; *read*
 //!   opens of these inodes are `sensitive_read` events.
 //!
-//! The map is refreshed every [`REFRESH`] (new keys, renamed-over shadow files, new hard links).
+//! New identities are added every [`REFRESH`] (new keys, renamed-over shadow files, new hard links); the
+//! refresh thread runs without capabilities, so it only adds (entries of files it can no longer see stay
+//! until restart).
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -424,6 +424,23 @@ impl Sensor {
         written
     }
 
+    /// Adds `table` to the kernel's inode map without removing anything: the refresh runs without
+    /// CAP_DAC_READ_SEARCH, so files it can no longer see (other users' keys in 0700 homes) stay as
+    /// found at start.
+    pub fn add_inodes(
+        &mut self,
+        table: &std::collections::HashMap<tripline_common::InodeKey, u32>,
+    ) {
+        let Some(map) = self.inodes.as_mut() else {
+            return;
+        };
+        for (k, v) in table {
+            if map.insert(*k, *v, 0).is_ok() {
+                self.inode_keys.insert(*k);
+            }
+        }
+    }
+
     /// Logs what attached and sets `tripline_probe_attached`.
     pub fn report(&self, metrics: &Metrics) {
         for s in &self.status {
