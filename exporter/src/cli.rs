@@ -59,6 +59,11 @@ pub struct CheckConfigArgs {
     /// Print the JSON Schema of the configuration file instead of checking a configuration.
     #[arg(long)]
     pub schema: bool,
+    /// Check the files' content only, for a configuration meant for another host or a container:
+    /// skip what depends on this host (procfs, writable state/baseline/output directories, policy and
+    /// baseline files that do not exist here).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args, Clone)]

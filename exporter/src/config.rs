@@ -249,16 +249,6 @@ impl Config {
                 ),
             ));
         }
-        let procfs = &self.sensor.procfs;
-        if !procfs.join("self").join("stat").is_file() && !procfs.join("1").join("stat").is_file() {
-            return Err(invalid(
-                "sensor.procfs",
-                format!(
-                    "{} is not a procfs mount (no self/stat or 1/stat under it): give the directory procfs is mounted on (e.g. /proc, or /host/proc in a container)",
-                    procfs.display()
-                ),
-            ));
-        }
         self.detect
             .validate()
             .map_err(|(field, message)| invalid(&field, message))?;

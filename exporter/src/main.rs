@@ -42,14 +42,23 @@ fn main() -> ExitCode {
                 .map_err(Into::into)
         }
         // The same validation `run` does before it loads a probe (preflight::check).
-        Command::CheckConfig(_) => preflight::check(&cli.run, false, OnCorruptBaseline::Report)
-            .and_then(|c| {
-                tripline::limits::print_stdout(&format!(
-                    "configuration OK ({} rule(s))\n",
-                    c.policy_rules
-                ))?;
-                Ok(ExitCode::SUCCESS)
-            }),
+        Command::CheckConfig(args) => preflight::check_with(
+            &cli.run,
+            false,
+            OnCorruptBaseline::Report,
+            if args.offline {
+                preflight::Host::Other
+            } else {
+                preflight::Host::This
+            },
+        )
+        .and_then(|c| {
+            tripline::limits::print_stdout(&format!(
+                "configuration OK ({} rule(s))\n",
+                c.policy_rules
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "tripline", &mut std::io::stdout());

@@ -26,6 +26,7 @@ use crate::telemetry::metrics::{Metrics, Stage};
 use crate::telemetry::process::ProcessCollector;
 
 pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
+    let signals = install_signals()?;
     // The same validation `check-config` runs; a corrupt baseline is moved aside here.
     let checked = crate::preflight::check(
         &args,
@@ -145,7 +146,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         sinks.shutdown();
     });
 
-    shutdown_signal().await?;
+    shutdown_signal(signals).await;
     tracing::info!("shutting down: detaching probes, draining queues");
     crate::service::notify_stopping();
     let _ = stop_tx.send(true);
@@ -271,14 +272,21 @@ fn spawn_tamper_checks(
     })
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+type Signals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+/// SIGTERM/SIGINT handlers, installed first thing: a stop that arrives while the stages start (the
+/// listener already answers /readyz) is still a clean stop, not the default "killed by SIGTERM".
+fn install_signals() -> anyhow::Result<Signals> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok((term, int))
+}
+
+async fn shutdown_signal((mut term, mut int): Signals) {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
         _ = crate::sinks::jsonl::STDOUT_CLOSED.notified() => {},
     }
-    Ok(())
 }

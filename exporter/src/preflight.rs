@@ -41,11 +41,44 @@ pub fn check(
     events_to_stdout: bool,
     corrupt: OnCorruptBaseline,
 ) -> anyhow::Result<Checked> {
+    check_with(args, events_to_stdout, corrupt, Host::This)
+}
+
+/// Whose host the configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// This one: everything is checked (`run`, `check-config`).
+    This,
+    /// Another host or a container (`check-config --offline`): content only; host paths that do not
+    /// exist here are skipped.
+    Other,
+}
+
+pub fn check_with(
+    args: &RunArgs,
+    events_to_stdout: bool,
+    corrupt: OnCorruptBaseline,
+    host: Host,
+) -> anyhow::Result<Checked> {
     let config = Config::from_args(args, events_to_stdout)?;
+    let here = host == Host::This;
+    let procfs = &config.sensor.procfs;
+    if here && !procfs.join("self/stat").is_file() && !procfs.join("1/stat").is_file() {
+        return Err(InputError(format!(
+            "sensor.procfs: {} is not a procfs mount (no self/stat or 1/stat under it): give the directory procfs is mounted on (e.g. /proc, or /host/proc in a container)",
+            procfs.display()
+        ))
+        .into());
+    }
     FileWatch::new(&config.sensor.watch_list())
         .map_err(|e| anyhow::Error::new(InputError(format!("sensor.file_watch: {e}"))))?;
-    let policy = Policy::load(config.detect.policy_file.as_deref())?;
-    if let Some(f) = &config.detect.baseline.file {
+    let policy_file = config
+        .detect
+        .policy_file
+        .as_deref()
+        .filter(|p| here || p.exists());
+    let policy = Policy::load(policy_file)?;
+    if let Some(f) = config.detect.baseline.file.as_ref().filter(|_| here) {
         baseline::check_writable(f)?;
         match corrupt {
             OnCorruptBaseline::Report => {
@@ -60,7 +93,7 @@ pub fn check(
     }
     Redactor::new(&config.sinks.redaction, &Metrics::default())
         .map_err(|e| anyhow::Error::new(InputError(e.to_string())))?;
-    if let Some(p) = &config.sinks.jsonl.path {
+    if let Some(p) = config.sinks.jsonl.path.as_ref().filter(|_| here) {
         if p != Path::new("-") {
             let dir = p
                 .parent()
@@ -78,7 +111,9 @@ pub fn check(
     }
     let web = WebConfig::load(args.web_config_file.as_deref())?;
     let state_directory = state_directory(args, &config);
-    check_directory_writable(&state_directory)?;
+    if here {
+        check_directory_writable(&state_directory)?;
+    }
     Ok(Checked {
         config,
         state_directory,

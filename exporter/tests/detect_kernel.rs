@@ -159,7 +159,7 @@ fn auto_mode_flags_new_network_process_and_server_shell() {
     );
     assert_eq!(s(&f, "tripline.exec.filename"), "/bin/sh");
     assert_eq!(
-        s(&f, "process.parent.executable.path"),
+        s(&f, "tripline.process.parent.executable.path"),
         nginx.display().to_string()
     );
     assert_eq!(s(&f, "severity_text"), "ERROR");

@@ -335,7 +335,7 @@ fn a_parent_seeded_from_procfs_has_its_argv_redacted() {
         },
     );
     let pargs: Vec<String> =
-        serde_json::from_value(evs[0]["process.parent.command_args"].clone()).unwrap();
+        serde_json::from_value(evs[0]["tripline.process.parent.command_args"].clone()).unwrap();
     assert_eq!(pargs[4], "--password=[REDACTED]", "{pargs:?}");
     assert_eq!(pargs[5], "sh -c 'mysql -p[REDACTED] db'", "{pargs:?}");
     let all =

@@ -239,7 +239,7 @@ pub fn sample(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The kernel thread id of the calling thread (events carry `process.thread.id`).
+/// The kernel thread id of the calling thread (events carry `thread.id`).
 pub fn gettid() -> i64 {
     extern "C" {
         fn gettid() -> i32;
