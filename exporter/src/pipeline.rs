@@ -84,7 +84,9 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     ));
     let detect_task = tokio::spawn(async move {
         detect::run(engine, rx, |ev, findings| {
-            sinks.event(ev);
+            if let Some(ev) = ev {
+                sinks.event(ev);
+            }
             for f in findings {
                 sinks.finding(f);
             }

@@ -3,6 +3,7 @@
 //! One [`Engine`] runs in the detection task. It owns the policy, the dedup window and which processes
 //! are network-facing; the baselines, recent findings and threat level sit in [`Shared`] so the HTTP
 //! API and scrapes can read them.
+pub mod accounts;
 pub mod baseline;
 pub mod cli;
 pub mod policy;
@@ -137,6 +138,8 @@ struct Candidate {
     summary: String,
     /// What the finding is about (dedup key together with the source).
     subject: String,
+    /// The account change an `account_change:` rule matched.
+    account: Option<crate::model::account::AccountChange>,
 }
 
 const MAX_DEDUP_KEYS: usize = 65_536;
@@ -155,6 +158,8 @@ pub struct Engine {
     persist_interval: Duration,
     last_persist: SystemTime,
     seq: u64,
+    /// Snapshot of the account databases, diffed when they are written.
+    accounts: accounts::AccountWatch,
 }
 
 impl Engine {
@@ -219,6 +224,7 @@ impl Engine {
             persist_interval: config.baseline.persist_interval,
             last_persist: now,
             seq: 0,
+            accounts: accounts::AccountWatch::new(std::path::Path::new("/")),
         };
         engine.update_gauges();
         Ok(engine)
@@ -235,6 +241,10 @@ impl Engine {
     pub fn process_at(&mut self, ev: &Arc<Event>, now: SystemTime) -> Vec<Arc<Finding>> {
         let ctx = self.context(ev);
         let mut candidates = self.rule_matches(ev, &ctx);
+        if accounts::touches_databases(ev) {
+            let changes = self.accounts.on_write(ev);
+            candidates.extend(self.account_matches(ev, &ctx, changes));
+        }
         candidates.extend(self.anomalies(ev, now));
         let findings: Vec<Arc<Finding>> = candidates
             .into_iter()
@@ -264,9 +274,69 @@ impl Engine {
                 severity: rule.severity,
                 summary: format!("{}: {}", rule.id, families::summary(ev)),
                 subject: subject(ev),
+                account: None,
             });
         }
         out
+    }
+
+    /// The `account_change:` rules each account change matches (one candidate per rule and change).
+    fn account_matches(
+        &self,
+        ev: &Event,
+        ctx: &Context,
+        changes: Vec<crate::model::account::AccountChange>,
+    ) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for change in changes {
+            let ctx = Context {
+                account: Some(change.clone()),
+                ..ctx.clone()
+            };
+            for rule in self
+                .policy
+                .rules
+                .iter()
+                .filter(|r| r.uses_account_change() && r.matches(ev, &ctx))
+            {
+                out.push(Candidate {
+                    source: FindingSource::Rule {
+                        id: rule.id.clone(),
+                        description: rule.description.clone(),
+                        category: rule.tactic.clone(),
+                        techniques: rule.techniques.clone(),
+                        ruleset: self.policy.name.clone(),
+                    },
+                    severity: rule.severity,
+                    summary: format!(
+                        "{}: {} ({})",
+                        rule.id,
+                        change.summary(),
+                        families::summary(ev)
+                    ),
+                    subject: change.subject(),
+                    account: Some(change.clone()),
+                });
+            }
+        }
+        out
+    }
+
+    /// Account changes that showed up after the write that made them (an in-place write still under
+    /// way when its event arrived), as findings about that write. Called once a second.
+    pub fn recheck_accounts(&mut self, now: SystemTime) -> Vec<Arc<Finding>> {
+        let Some((ev, changes)) = self.accounts.recheck() else {
+            return Vec::new();
+        };
+        let candidates = self.account_matches(&ev, &Context::default(), changes);
+        let findings: Vec<Arc<Finding>> = candidates
+            .into_iter()
+            .filter_map(|c| self.report(c, &ev, now))
+            .collect();
+        if !findings.is_empty() {
+            self.update_gauges();
+        }
+        findings
     }
 
     /// Every baseline key of the event that is new to its model.
@@ -289,6 +359,7 @@ impl Engine {
                     },
                     severity: model.severity(),
                     subject: key,
+                    account: None,
                 });
             }
         }
@@ -355,6 +426,7 @@ impl Engine {
             source: c.source,
             summary: c.summary,
             event: ev.clone(),
+            account: c.account,
         });
         self.shared
             .threat
@@ -391,6 +463,7 @@ impl Engine {
         });
         Context {
             parent_network_facing,
+            account: None,
         }
     }
 
@@ -470,11 +543,12 @@ impl Engine {
 }
 
 /// The detection stage's loop: every event from `rx` through the engine, then to `output` with its
-/// findings; `Engine::tick` about once a second; the baseline persisted when `rx` closes.
+/// findings; `Engine::tick` about once a second (with findings about an earlier event, `output` gets
+/// no event); the baseline persisted when `rx` closes.
 pub async fn run(
     mut engine: Engine,
     mut rx: tokio::sync::mpsc::Receiver<Arc<Event>>,
-    mut output: impl FnMut(&Event, &[Arc<Finding>]),
+    mut output: impl FnMut(Option<&Event>, &[Arc<Finding>]),
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -482,9 +556,16 @@ pub async fn run(
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
                 let findings = engine.process(&ev);
-                output(&ev, &findings);
+                output(Some(&ev), &findings);
             }
-            _ = tick.tick() => engine.tick(SystemTime::now()),
+            _ = tick.tick() => {
+                let now = SystemTime::now();
+                engine.tick(now);
+                let late = engine.recheck_accounts(now);
+                if !late.is_empty() {
+                    output(None, &late);
+                }
+            }
         }
     }
     if let Err(e) = engine.persist() {

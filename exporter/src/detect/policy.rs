@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::model::account::{AccountChange, AccountChangeKind};
 use crate::model::{Event, EventKind, Severity};
 
 /// The policy used when no `detect.policy_file` is configured.
@@ -96,6 +97,10 @@ struct RawConditions {
     file_path: Option<Vec<String>>,
     /// priv_change events: the effective uid after a successful setuid-family call.
     new_euid: Option<Vec<u32>>,
+    /// file_write events: opened with O_TRUNC and without O_APPEND (the content was thrown away).
+    file_truncated: Option<bool>,
+    /// Changes to the account databases found by diffing them after the event (detect::accounts).
+    account_change: Option<Vec<String>>,
     result: Option<ResultCond>,
 }
 
@@ -125,6 +130,8 @@ pub struct Conditions {
     peer_cidr: Option<Vec<IpNet>>,
     file_path: Option<GlobSet>,
     new_euid: Option<Vec<u32>>,
+    file_truncated: Option<bool>,
+    account_change: Option<Vec<AccountChangeKind>>,
     result: Option<ResultCond>,
 }
 
@@ -147,9 +154,12 @@ pub struct Policy {
 }
 
 /// What the engine knows about an event besides the event itself.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Context {
     pub parent_network_facing: bool,
+    /// One change to the account databases this event made (rules with `account_change:` are tried
+    /// once per change; every other rule sees `None`).
+    pub account: Option<AccountChange>,
 }
 
 impl Policy {
@@ -368,6 +378,27 @@ fn compile(
         peer_cidr,
         file_path: globs(&raw.file_path, &f("file_path"), invalid)?,
         new_euid: raw.new_euid.clone(),
+        file_truncated: raw.file_truncated,
+        account_change: match &raw.account_change {
+            None => None,
+            Some(v) => Some(
+                v.iter()
+                    .map(|c| {
+                        AccountChangeKind::parse(c).ok_or_else(|| {
+                            let allowed: Vec<&str> =
+                                AccountChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+                            invalid(
+                                &f("account_change"),
+                                format!(
+                                    "{c:?} is not an account change; allowed: {}",
+                                    allowed.join(", ")
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        },
         result: raw.result,
     })
 }
@@ -480,6 +511,26 @@ impl Conditions {
                 return false;
             }
         }
+        if let Some(want) = self.file_truncated {
+            const O_TRUNC: u32 = 0o1000;
+            const O_APPEND: u32 = 0o2000;
+            let truncated = ev.kind == EventKind::FileWrite
+                && ev
+                    .file()
+                    .is_some_and(|f| f.flags & O_TRUNC != 0 && f.flags & O_APPEND == 0);
+            if truncated != want {
+                return false;
+            }
+        }
+        if let Some(kinds) = &self.account_change {
+            if !ctx
+                .account
+                .as_ref()
+                .is_some_and(|a| kinds.contains(&a.kind))
+            {
+                return false;
+            }
+        }
         if let Some(r) = self.result {
             if (r == ResultCond::Success) != ev.data.succeeded() {
                 return false;
@@ -490,6 +541,11 @@ impl Conditions {
 }
 
 impl Rule {
+    /// Whether the rule is about account changes (tried once per change found, never otherwise).
+    pub fn uses_account_change(&self) -> bool {
+        self.conditions.account_change.is_some()
+    }
+
     pub fn matches(&self, ev: &Event, ctx: &Context) -> bool {
         self.conditions.matches(ev, ctx)
             && (self.any_of.is_empty() || self.any_of.iter().any(|c| c.matches(ev, ctx)))

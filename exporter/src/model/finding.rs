@@ -126,6 +126,8 @@ pub struct Finding {
     pub source: FindingSource,
     pub summary: String,
     pub event: Arc<Event>,
+    /// The account change a rule with `account_change:` matched (its attributes go in the record).
+    pub account: Option<super::account::AccountChange>,
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ pub fn finding_record(f: &Finding) -> Record {
             "tripline.baseline.anomaly"
         }
     };
+    if let Some(acct) = &f.account {
+        acct.attributes(&mut a);
+    }
     a.extend(families::attributes(&f.event));
     Record {
         event_name,
