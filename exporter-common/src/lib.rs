@@ -139,7 +139,7 @@ pub struct NetEvent {
 /// Bytes of a file path kept.
 pub const PATH_LEN: usize = 256;
 /// Watched path prefixes the file probes compare against (in-kernel filter).
-pub const WATCH_MAX: usize = 32;
+pub const WATCH_MAX: usize = 24;
 pub const WATCH_PREFIX_LEN: usize = 64;
 
 /// `kind::FILE_*`: a change to a file under a watched prefix (or a relative path, resolved in userspace).

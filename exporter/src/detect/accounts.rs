@@ -21,6 +21,8 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 pub const MAX_ENTRIES: usize = 100_000;
 /// Ticks (about a second each) an unexplained write is re-checked.
 const RECHECKS: u8 = 3;
+/// A database modified this long after the pending write was modified by someone else.
+const LATER_WRITER: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The databases whose writes are diffed (gshadow triggers a re-read; its members mirror /etc/group).
 pub const DATABASES: &[&str] = &["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"];
@@ -326,6 +328,19 @@ impl AccountWatch {
     /// Called about once a second: changes explained by the pending write, with that write's event.
     pub fn recheck(&mut self) -> Option<(Arc<Event>, Vec<AccountChange>)> {
         let (ev, left) = self.pending.take()?;
+        // Changed well after the pending write: a later writer's event is still on its way and will
+        // claim the change itself (attributing it to the pending write would name the wrong process).
+        let newest = DATABASES
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.root.join(f.trim_start_matches('/'))).ok())
+            .filter_map(|m| m.modified().ok())
+            .max();
+        if newest.is_some_and(|m| m > ev.time + LATER_WRITER) {
+            if left > 1 {
+                self.pending = Some((ev, left - 1));
+            }
+            return None;
+        }
         let changes = self.diff();
         if changes.is_empty() {
             if left > 1 {

@@ -583,6 +583,8 @@ fn subject(ev: &Event) -> String {
     let parent = ev.parent.as_ref().map(|p| p.exe.as_str()).unwrap_or("");
     let extra = match &ev.data {
         EventData::Net(n) if ev.kind == EventKind::Listen => format!("|{}", n.local.port()),
+        // A second file changed by the same program is news, not a repeat.
+        EventData::File(f) => format!("|{}", f.new_path.as_deref().unwrap_or(&f.path)),
         _ => String::new(),
     };
     format!("{}|{parent}{extra}", ev.process.exe)
