@@ -330,7 +330,20 @@ impl FileWatch {
             .chain(f.new_path.as_mut())
             .enumerate()
         {
-            if p.starts_with('/') || (i == 0 && first_is_text) {
+            if i == 0 && first_is_text {
+                continue;
+            }
+            if p.starts_with('/') {
+                // `/etc/./x`, `/etc//x`, `/usr/bin/../../etc/x`: lexically the same file. (A spelling
+                // that leaves the watched prefixes, `/tmp/../etc/x`, is filtered in the kernel.)
+                if p.contains("/./")
+                    || p.contains("/../")
+                    || p.contains("//")
+                    || p.ends_with("/.")
+                    || p.ends_with("/..")
+                {
+                    *p = normalize(p);
+                }
                 continue;
             }
             match base(f.dirfd) {
