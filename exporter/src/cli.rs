@@ -10,6 +10,7 @@ use crate::sinks::EventLevel;
 #[command(
     name = "tripline",
     version,
+    long_version = crate::build_info::LONG_VERSION,
     about = "Per-host Linux security-signals exporter: eBPF events to Prometheus metrics, OTLP logs and findings",
     long_about = None
 )]
@@ -27,7 +28,7 @@ pub enum Command {
     /// Run the sensor and stream every decoded event as JSON lines to stdout (metrics are still served).
     Events,
     /// Validate the configuration (embedded default or --config.file) and exit.
-    CheckConfig,
+    CheckConfig(CheckConfigArgs),
     /// Inspect, compare, merge and accept behaviour baselines (CI gates, fleet models).
     #[command(subcommand)]
     Baseline(crate::detect::cli::BaselineCommand),
@@ -36,9 +37,28 @@ pub enum Command {
     Policy(crate::detect::cli::PolicyCommand),
     /// Run safe attacker-like scenarios on this host and check a running exporter detects each.
     Gameday(crate::gameday::GamedayArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or write tripline.1 and one tripline-<command>.1 page
+    /// per command into a directory.
+    Man {
+        /// Directory to write every page into (created if missing).
+        #[arg(long = "dir")]
+        dir: Option<PathBuf>,
+    },
     /// Internal: actions of gameday scenario processes.
     #[command(subcommand, hide = true)]
     GamedayHelper(crate::gameday::Helper),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CheckConfigArgs {
+    /// Print the JSON Schema of the configuration file instead of checking a configuration.
+    #[arg(long)]
+    pub schema: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -58,6 +78,15 @@ pub struct RunArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", default_value = "info", global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,
+
+    /// Log format on stderr: logfmt or json (one line per event; colour only on a terminal).
+    #[arg(
+        long = "log.format",
+        default_value = "logfmt",
+        global = true,
+        value_enum
+    )]
+    pub log_format: crate::logging::LogFormat,
 
     /// Write findings (and events, see --events.level) as JSON lines to this file, or `-` for stdout.
     #[arg(long = "events.output", global = true)]
@@ -116,6 +145,34 @@ pub struct RunArgs {
     pub btf: PathBuf,
 }
 
+/// Writes `tripline.1` and `tripline-<command>.1` for every visible command (and nested command)
+/// into `dir`. Returns how many pages were written.
+pub fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut n = 0;
+    let mut stack = vec![(String::from("tripline"), cmd)];
+    while let Some((name, cmd)) = stack.pop() {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            stack.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+        }
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone().name(name.clone()))
+            .render(&mut out)
+            .with_context(|| format!("rendering {name}.1"))?;
+        std::fs::write(&path, out).with_context(|| format!("{}: cannot write", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 pub use crate::server::ListenAddress;
 
 fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
@@ -171,6 +228,31 @@ mod tests {
         assert!(parse_telemetry_path("metrics").is_err());
         assert!(parse_telemetry_path("/").is_err());
         assert_eq!(parse_telemetry_path("/m").unwrap(), "/m");
+    }
+
+    #[test]
+    fn man_pages_cover_every_command() {
+        let dir = std::env::temp_dir().join(format!("tripline-man-{}", std::process::id()));
+        let n = write_man_pages(&dir).unwrap();
+        for page in [
+            "tripline.1",
+            "tripline-run.1",
+            "tripline-baseline-merge.1",
+            "tripline-check-config.1",
+        ] {
+            let text = std::fs::read_to_string(dir.join(page)).unwrap();
+            assert!(text.contains(".TH"), "{page} is not roff");
+        }
+        assert!(
+            !dir.join("tripline-gameday-helper.1").exists(),
+            "hidden commands get no page"
+        );
+        assert!(
+            !dir.join("tripline-help.1").exists(),
+            "no pages for clap's help command"
+        );
+        assert!(n >= 12, "{n} pages");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -18,6 +18,19 @@ fn set<T: Clone>(target: &mut T, value: &Option<T>) {
 /// The configuration used when no `--config.file` is given.
 pub const DEFAULT_CONFIG: &str = include_str!("../../docs/examples/tripline.yml");
 
+/// The JSON Schema of the configuration file, generated from these types (`tripline check-config
+/// --schema`; shipped as docs/config.schema.json, which a test keeps equal to this).
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(Config);
+    schema.insert(
+        "description".into(),
+        "tripline configuration file (YAML). Every key is optional; unknown keys are errors. \
+         Durations are humantime strings such as 100ms, 10m, 1h 30m."
+            .into(),
+    );
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
@@ -42,7 +55,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub sensor: SensorConfig,
@@ -50,7 +63,7 @@ pub struct Config {
     pub sinks: SinksConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SensorConfig {
     /// Kernel ring buffer size in bytes: a power of two, at least one page (4096).
@@ -61,6 +74,7 @@ pub struct SensorConfig {
     pub wakeup_bytes: u32,
     /// How often the reader drains the ring buffer when the wake-up threshold is not reached.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub poll_interval: std::time::Duration,
     /// Capacity of the queue between the sensor and detection/sinks (events).
     pub pipeline_queue: usize,
@@ -260,6 +274,9 @@ fn strip_location(msg: &str) -> String {
         None => msg.to_string(),
     }
 }
+
+#[cfg(test)]
+mod schema_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,16 @@
 //! Thin entry point: parse the command line, set up logging, run, map errors to exit codes.
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tripline::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("tripline={}", cli.run.log_level))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tripline::logging::init(cli.run.log_format, &cli.run.log_level);
+    let daemon = matches!(
+        cli.command,
+        None | Some(Command::Run) | Some(Command::Events)
+    );
 
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
@@ -21,8 +19,25 @@ fn main() -> ExitCode {
         Command::Events => {
             run_async(tripline::pipeline::run(cli.run, true)).map(|()| ExitCode::SUCCESS)
         }
-        Command::CheckConfig => tripline::config::Config::from_args(&cli.run, false).map(|_| {
+        Command::CheckConfig(args) if args.schema => {
+            println!("{}", tripline::config::schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig(_) => tripline::config::Config::from_args(&cli.run, false).map(|_| {
             println!("configuration OK");
+            ExitCode::SUCCESS
+        }),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "tripline", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir: None } => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Man { dir: Some(dir) } => tripline::cli::write_man_pages(&dir).map(|n| {
+            eprintln!("wrote {n} man pages to {}", dir.display());
             ExitCode::SUCCESS
         }),
         Command::Baseline(cmd) => tripline::detect::cli::baseline(cmd),
@@ -33,7 +48,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tripline: error: {e:#}");
+            if daemon {
+                // The daemon's last word goes through the log, in the chosen format.
+                tracing::error!(error = %format!("{e:#}"), "tripline stopped with an error");
+            } else {
+                eprintln!("tripline: error: {e:#}");
+            }
             ExitCode::from(2)
         }
     }

@@ -63,6 +63,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         stop_rx.clone(),
     )
     .await?;
+    // Probes are attached and the listener is bound: tell systemd (Type=notify; a no-op elsewhere).
+    crate::service::notify_ready();
 
     let lost = metrics.lost(Stage::pipeline);
     let queue_len = metrics.pipeline_queue_length.clone();
@@ -83,23 +85,17 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         },
     ));
     let detect_task = tokio::spawn(async move {
-        detect::run(engine, rx, |ev, findings| {
-            if let Some(ev) = ev {
-                sinks.event(ev);
-            }
-            for f in findings {
-                sinks.finding(f);
-            }
-        })
-        .await;
+        detect::run(engine, rx, &mut sinks).await;
         sinks.shutdown();
     });
 
     shutdown_signal().await?;
     tracing::info!("shutting down: detaching probes, draining queues");
+    crate::service::notify_stopping();
     let _ = stop_tx.send(true);
     let _ = sensor_task.await; // drops the queue's senders, which ends the detection loop
-    drop(sensor); // detaches the probes
+                               // Detaches the probes (in parallel: each detach waits for an RCU grace period in the kernel).
+    drop(sensor);
     let _ = tokio::time::timeout(Duration::from_secs(10), detect_task).await;
     if let Some(t) = server_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

@@ -96,6 +96,9 @@ async fn readyz(State(s): State<AppState>) -> Response {
 async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "revision": crate::build_info::REVISION,
+        "build_date": crate::build_info::BUILD_DATE,
+        "rustc_version": crate::build_info::RUSTC_VERSION,
         "ready": s.ready.load(Ordering::Relaxed),
         "probes": &*s.probes,
     }))

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, u8)] = &[
     ("model", 0),
     ("families", 0),
+    ("build_info", 0),
+    ("logging", 0),
     ("telemetry", 1),
     ("probes", 2),
     ("enrich", 3),
@@ -17,6 +19,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("cli", 7),
     ("pipeline", 7),
     ("gameday", 7),
+    ("service", 7),
 ];
 
 fn floor(module: &str) -> Option<u8> {

@@ -37,7 +37,15 @@ fn exec_events_carry_path_argv_user_and_parent() {
             s(e, "event.name") == "tripline.process.exec" && i(e, "process.pid") == *pid
         });
         let e = &evs[0];
-        assert_eq!(s(e, "process.executable.path"), "/bin/true");
+        // The canonical executable (merged /usr resolves /bin); the spelled path is kept too.
+        assert_eq!(
+            s(e, "process.executable.path"),
+            std::fs::canonicalize("/bin/true")
+                .unwrap()
+                .display()
+                .to_string()
+        );
+        assert_eq!(s(e, "tripline.exec.filename"), "/bin/true");
         assert_eq!(s(e, "process.executable.name"), "true");
         let args: Vec<String> = serde_json::from_value(e["process.command_args"].clone()).unwrap();
         assert_eq!(

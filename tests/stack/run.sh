@@ -9,7 +9,12 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 BIN=${TRIPLINE_BIN:-$ROOT/target/debug/tripline}
 [ -x "$BIN" ] || cargo build --bin tripline
-P_TRIP=29799 P_PROM=29090 P_AM=29093 P_HOOK=29094
+# Free loopback ports, so parallel runs (and other services) do not collide.
+read -r P_TRIP P_PROM P_AM P_HOOK < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
 WORK=$(mktemp -d /tmp/tripline-stack.XXXXXX)
 PIDS=()
 cleanup() {

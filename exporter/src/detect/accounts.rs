@@ -71,7 +71,7 @@ pub struct AccountWatch {
 /// Whether the event writes, renames, links or removes one of the account databases.
 pub fn touches_databases(ev: &Event) -> bool {
     ev.file()
-        .is_some_and(|f| f.succeeded() && f.paths().any(|p| DATABASES.contains(&p)))
+        .is_some_and(|f| f.succeeded() && f.changed_paths(ev.kind).any(|p| DATABASES.contains(&p)))
 }
 
 fn read_bounded(path: &Path) -> Result<String, &'static str> {

@@ -20,10 +20,11 @@ pub const SCHEMA: &str = "tripline.baseline/v1";
 impl Model {
     /// The normalised key this event contributes to the model, if any.
     pub fn key(self, ev: &Event) -> Option<String> {
+        // The program (a script for an interpreter running one, else the canonical executable).
         let exe = normalize_exe(if ev.process.exe.is_empty() {
             &ev.process.comm
         } else {
-            &ev.process.exe
+            ev.process.program()
         });
         match (self, &ev.data) {
             (Model::NetworkProcess, EventData::Net(_)) => Some(exe),
@@ -31,7 +32,7 @@ impl Model {
                 let parent = ev
                     .parent
                     .as_ref()
-                    .map(|p| p.exe.as_str())
+                    .map(|p| p.program())
                     .or(ev.ancestors.first().map(String::as_str))?;
                 if parent.is_empty() {
                     return None;
@@ -55,11 +56,8 @@ impl Model {
                 ))
             }
             (Model::FileWriter, EventData::File(f)) if f.resolved && f.succeeded() => {
-                let path = f
-                    .new_path
-                    .as_deref()
-                    .filter(|_| ev.kind != EventKind::FileLink)
-                    .unwrap_or(&f.path);
+                // The name the operation created or changed: a rename's or link's new name.
+                let path = f.new_path.as_deref().unwrap_or(&f.path);
                 let dir = path
                     .rsplit_once('/')
                     .map(|(d, _)| if d.is_empty() { "/" } else { d })
@@ -215,6 +213,10 @@ impl ModelKeys {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Provenance {
+    /// The fleet version of this model (a git tag or commit of the reviewed baseline), set by
+    /// `tripline baseline merge --set-version`; reported as `tripline_baseline_info{version}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     pub host: String,
     pub tripline_version: String,
     /// RFC 3339 start and end of the learning window(s).
@@ -434,6 +436,41 @@ impl Baseline {
         out
     }
 
+    /// Takes in what another writer put in the same file since we last wrote it (a `tripline baseline
+    /// accept` or `merge` on the live file): its accepted and learned keys join ours, and keys it
+    /// accepted are no longer `seen_in_monitor`. Returns how many keys changed.
+    pub fn absorb(&mut self, disk: &Baseline) -> usize {
+        let mut n = 0;
+        for (m, theirs) in &disk.models {
+            let ours = self.model(*m);
+            for k in &theirs.accepted {
+                ours.seen_in_monitor.remove(k);
+                n += usize::from(ours.accepted.insert(k.clone()));
+            }
+            for k in &theirs.learned {
+                if !ours.knows(k) {
+                    ours.seen_in_monitor.remove(k);
+                    n += usize::from(ours.learned.insert(k.clone()));
+                }
+            }
+        }
+        n
+    }
+
+    /// The state a key is in: `learned`, `accepted`, `seen_in_monitor`, or `None`.
+    pub fn state_of(&self, model: Model, key: &str) -> Option<&'static str> {
+        let k = self.models.get(&model)?;
+        if k.accepted.contains(key) {
+            Some("accepted")
+        } else if k.learned.contains(key) {
+            Some("learned")
+        } else if k.seen_in_monitor.contains(key) {
+            Some("seen_in_monitor")
+        } else {
+            None
+        }
+    }
+
     /// Moves `seen_in_monitor` keys to `accepted` (all, or those of one model / matching one key).
     pub fn accept(&mut self, model: Option<Model>, key: Option<&str>) -> usize {
         let mut n = 0;
@@ -458,7 +495,18 @@ impl Baseline {
 }
 
 /// `learn`, `monitor` or `auto` (learn, then monitor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    Default,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Learn,

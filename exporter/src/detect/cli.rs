@@ -21,6 +21,10 @@ pub enum BaselineCommand {
         /// Output file (written atomically).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+        /// Record this version (e.g. the git tag or commit of the reviewed model) in the
+        /// provenance; hosts running the file report it as `tripline_baseline_info{version}`.
+        #[arg(long = "set-version")]
+        set_version: Option<String>,
     },
     /// Accept keys seen in monitor mode as normal (all, or one model / one key).
     Accept {
@@ -48,7 +52,8 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
             let p = &b.provenance;
             println!("baseline {} (schema {})", file.display(), b.schema);
             println!(
-                "  host: {}  tripline: {}  learned: {} .. {}",
+                "  version: {}  host: {}  tripline: {}  learned: {} .. {}",
+                p.version.as_deref().unwrap_or("-"),
                 p.host,
                 p.tripline_version,
                 p.learned_from.as_deref().unwrap_or("-"),
@@ -78,9 +83,12 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BaselineCommand::Diff { old, new } => {
-            let d = Baseline::diff(&Baseline::read(&old)?, &Baseline::read(&new)?);
+            let (old_b, new_b) = (Baseline::read(&old)?, Baseline::read(&new)?);
+            let d = Baseline::diff(&old_b, &new_b);
             for (m, sign, key) in &d {
-                println!("{sign} {}: {key}", m.as_str());
+                let side = if *sign == '+' { &new_b } else { &old_b };
+                let state = side.state_of(*m, key).unwrap_or("unknown");
+                println!("{sign} {}: {key} ({state})", m.as_str());
             }
             let added = d.iter().filter(|(_, s, _)| *s == '+').count();
             eprintln!("{added} key(s) added, {} removed", d.len() - added);
@@ -90,7 +98,11 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        BaselineCommand::Merge { sources, output } => {
+        BaselineCommand::Merge {
+            sources,
+            output,
+            set_version,
+        } => {
             let mut parts = Vec::new();
             for s in sources {
                 let b = if s.starts_with("http://") {
@@ -100,7 +112,10 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                 };
                 parts.push((s, b));
             }
-            let merged = Baseline::merge(&parts);
+            let mut merged = Baseline::merge(&parts);
+            if let Some(v) = set_version {
+                merged.provenance.version = Some(v);
+            }
             merged.save(&output)?;
             let keys: usize = merged.models.values().map(|k| k.len()).sum();
             eprintln!(

@@ -6,9 +6,11 @@
 pub mod accounts;
 pub mod baseline;
 pub mod cli;
+pub mod correlate;
 pub mod policy;
 pub mod recent;
 pub mod threat;
+pub mod threshold;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -20,10 +22,11 @@ use serde::Deserialize;
 use crate::families;
 use crate::model::record::rfc3339;
 use crate::model::{Event, EventData, EventKind};
-pub use crate::model::{Finding, FindingSource};
+pub use crate::model::{Finding, FindingSource, Part};
 use crate::telemetry::metrics::{
-    Bounded, FindingReason, KeyState, Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels,
-    ReasonLabels, RuleLabels, SuppressReason, SuppressedLabels,
+    BaselineInfoLabels, Bounded, FindingReason, KeyState, Metrics, ModelLabels,
+    ModelSeverityLabels, ModelStateLabels, ReasonLabels, RuleLabels, SeverityLabels,
+    SuppressReason, SuppressedLabels,
 };
 use baseline::{Baseline, Baselines, Mode, Model, Outcome};
 use policy::{Context, Policy};
@@ -31,14 +34,21 @@ use recent::FindingsRing;
 use threat::ThreatLevel;
 
 /// The `detect:` section of the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Policy file replacing the embedded default policy.
     pub policy_file: Option<PathBuf>,
     /// The same (rule or model, subject) inside this window is one finding; repeats are counted only.
+    /// A rule's subject is the program, its parent and the shape of its arguments.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub suppression_window: Duration,
+    /// Rule matches and new baseline keys of one process and the children it starts within this window
+    /// are one finding (0 reports every part on its own, at once).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub correlation_window: Duration,
     /// Recent findings kept for `GET /api/v1/findings`.
     pub findings_kept: usize,
     pub baseline: BaselineConfig,
@@ -48,14 +58,15 @@ impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             policy_file: None,
-            suppression_window: Duration::from_secs(600),
+            suppression_window: Duration::from_secs(24 * 3600),
+            correlation_window: Duration::from_secs(3),
             findings_kept: 1000,
             baseline: BaselineConfig::default(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Where the model is persisted (and loaded from at start). Unset: kept in memory only.
@@ -63,12 +74,15 @@ pub struct BaselineConfig {
     pub mode: Mode,
     /// `auto`: learn for this long, then monitor.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub learn_for: Duration,
     /// `auto`: also switch to monitor once no new key appeared for this long (0 = off).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub quiet_period: Duration,
     /// How often the model is written to `file` (it is also written on shutdown).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub persist_interval: Duration,
     /// Enabled models.
     pub models: Vec<String>,
@@ -144,6 +158,32 @@ struct Candidate {
 
 const MAX_DEDUP_KEYS: usize = 65_536;
 const MAX_NETWORK_FACING: usize = 65_536;
+/// How soon after a connect an exec by the same process counts as `connected_before_exec`.
+const CONNECT_BEFORE_EXEC_NS: u64 = 5_000_000_000;
+
+/// A stop signal to tripline that is its own life cycle: TERM, INT or HUP from the service manager (pid
+/// 1), from the process that started tripline, or from a process of tripline's own effective uid running
+/// in a login session (an operator). Anything else sent to tripline stays a finding.
+fn lifecycle_signal(ev: &Event) -> bool {
+    const STOP_SIGNALS: [u64; 3] = [1, 2, 15];
+    let Some(x) = ev.sys().filter(|_| ev.kind == EventKind::SignalSelf) else {
+        return false;
+    };
+    let sig = if x.syscall == "tgkill" {
+        x.args[2]
+    } else {
+        x.args[1]
+    };
+    if !STOP_SIGNALS.contains(&sig) {
+        return false;
+    }
+    let p = &ev.process;
+    // SAFETY: geteuid has no preconditions.
+    let our_euid = unsafe { libc::geteuid() };
+    p.pid == 1
+        || p.pid == std::os::unix::process::parent_id()
+        || (p.euid == our_euid && p.auid.is_some())
+}
 
 pub struct Engine {
     policy: Policy,
@@ -154,7 +194,15 @@ pub struct Engine {
     reported: HashMap<(String, String), SystemTime>,
     /// Processes that listened or accepted: pid → start time.
     network_facing: HashMap<u32, u64>,
+    /// Last successful connect per process: pid → (start time, kernel time of the connect).
+    recent_connects: HashMap<u32, (u64, u64)>,
+    /// Per-process counting windows of threshold rules.
+    windows: threshold::Windows,
+    /// Parts waiting to be told as one finding per process.
+    correlator: correlate::Correlator,
     baseline_file: Option<PathBuf>,
+    /// Modification time of the baseline file when we last read or wrote it.
+    file_mtime: Option<SystemTime>,
     persist_interval: Duration,
     last_persist: SystemTime,
     seq: u64,
@@ -178,6 +226,22 @@ impl Engine {
             None => None,
         };
         let from_file = loaded.is_some();
+        let version = match &loaded {
+            None => "none".to_string(),
+            Some(b) => b
+                .provenance
+                .version
+                .clone()
+                .unwrap_or_else(|| "unversioned".to_string()),
+        };
+        // One series: the baseline is loaded once, at start.
+        metrics.baseline_info.clear();
+        metrics
+            .baseline_info
+            .get_or_create(&BaselineInfoLabels {
+                version: version.clone(),
+            })
+            .set(1);
         let baseline = loaded.unwrap_or_default();
         let b = &config.baseline;
         let baselines = Baselines::new(
@@ -191,9 +255,10 @@ impl Engine {
         tracing::info!(
             rules = policy.rules.len(),
             policy = %policy.name,
-            mode = ?b.mode,
-            baseline_file = ?b.file,
+            mode = %crate::logging::value_name(&b.mode),
+            baseline_file = %crate::logging::opt_path(&b.file),
             loaded_from_file = from_file,
+            baseline_version = %version,
             "detection ready"
         );
         for r in &policy.rules {
@@ -220,7 +285,11 @@ impl Engine {
             suppression: config.suppression_window,
             reported: HashMap::new(),
             network_facing: HashMap::new(),
+            recent_connects: HashMap::new(),
+            windows: threshold::Windows::default(),
+            correlator: correlate::Correlator::new(config.correlation_window),
             baseline_file: config.baseline.file.clone(),
+            file_mtime: config.baseline.file.as_deref().and_then(mtime),
             persist_interval: config.baseline.persist_interval,
             last_persist: now,
             seq: 0,
@@ -240,28 +309,51 @@ impl Engine {
 
     pub fn process_at(&mut self, ev: &Arc<Event>, now: SystemTime) -> Vec<Arc<Finding>> {
         let ctx = self.context(ev);
+        if let EventData::Fork {
+            child_pid,
+            child_start_ns,
+        } = &ev.data
+        {
+            let me = (ev.process.pid, ev.process.start_ns);
+            self.correlator.adopt(me, (*child_pid, *child_start_ns));
+        }
         let mut candidates = self.rule_matches(ev, &ctx);
         if accounts::touches_databases(ev) {
             let changes = self.accounts.on_write(ev);
             candidates.extend(self.account_matches(ev, &ctx, changes));
         }
         candidates.extend(self.anomalies(ev, now));
-        let findings: Vec<Arc<Finding>> = candidates
+        let parts: Vec<Part> = candidates
             .into_iter()
-            .filter_map(|c| self.report(c, ev, now))
+            .filter_map(|c| self.accept(c, ev, now))
             .collect();
-        if !findings.is_empty() {
-            self.update_gauges();
-        }
-        findings
+        let closed = self.correlator.add(ev, parts, now);
+        self.findings(closed, now)
+    }
+
+    /// Findings whose correlation window has passed (called from the tick).
+    pub fn flush_at(&mut self, now: SystemTime) -> Vec<Arc<Finding>> {
+        let closed = self.correlator.close_due(now);
+        self.findings(closed, now)
+    }
+
+    /// Every finding still being correlated (at shutdown).
+    pub fn flush_all(&mut self) -> Vec<Arc<Finding>> {
+        let closed = self.correlator.close_all();
+        self.findings(closed, SystemTime::now())
     }
 
     /// Every policy rule the event matches.
-    fn rule_matches(&self, ev: &Event, ctx: &Context) -> Vec<Candidate> {
+    fn rule_matches(&mut self, ev: &Event, ctx: &Context) -> Vec<Candidate> {
         let mut out = Vec::new();
-        for rule in &self.policy.rules {
+        for (idx, rule) in self.policy.rules.iter().enumerate() {
             if !rule.matches(ev, ctx) {
                 continue;
+            }
+            if let Some(t) = rule.threshold {
+                if !self.windows.reached(idx, &t, ev) {
+                    continue;
+                }
             }
             out.push(Candidate {
                 source: FindingSource::Rule {
@@ -329,14 +421,12 @@ impl Engine {
             return Vec::new();
         };
         let candidates = self.account_matches(&ev, &Context::default(), changes);
-        let findings: Vec<Arc<Finding>> = candidates
+        let parts: Vec<Part> = candidates
             .into_iter()
-            .filter_map(|c| self.report(c, &ev, now))
+            .filter_map(|c| self.accept(c, &ev, now))
             .collect();
-        if !findings.is_empty() {
-            self.update_gauges();
-        }
-        findings
+        let closed = self.correlator.add(&ev, parts, now);
+        self.findings(closed, now)
     }
 
     /// Every baseline key of the event that is new to its model.
@@ -352,7 +442,11 @@ impl Engine {
             let Some(key) = model.key(ev) else { continue };
             if b.observe(model, &key, now) == Outcome::Anomaly {
                 out.push(Candidate {
-                    summary: format!("new {} behaviour: {key}", model.as_str()),
+                    summary: format!(
+                        "new {} behaviour: {key} ({})",
+                        model.as_str(),
+                        families::summary(ev)
+                    ),
                     source: FindingSource::Anomaly {
                         model: model.as_str().into(),
                         key: key.clone(),
@@ -367,8 +461,8 @@ impl Engine {
     }
 
     /// Counts a candidate and, unless the same (source, subject) was reported inside the suppression
-    /// window, turns it into a finding (threat level, API ring).
-    fn report(&mut self, c: Candidate, ev: &Arc<Event>, now: SystemTime) -> Option<Arc<Finding>> {
+    /// window, keeps it as a part of the process's finding.
+    fn accept(&mut self, c: Candidate, ev: &Arc<Event>, now: SystemTime) -> Option<Part> {
         let reason = match c.source {
             FindingSource::Rule { .. } => FindingReason::rule,
             FindingSource::Anomaly { .. } => FindingReason::baseline,
@@ -377,6 +471,15 @@ impl Engine {
             .finding_occurrences
             .get_or_create(&ReasonLabels { reason })
             .inc();
+        if self.learned_benign(&c, now) {
+            self.metrics
+                .findings_suppressed
+                .get_or_create(&SuppressedLabels {
+                    reason: SuppressReason::learned,
+                })
+                .inc();
+            return None;
+        }
         let dedup_key = (c.source.name(), c.subject);
         if let Some(at) = self.reported.get(&dedup_key) {
             if now.duration_since(*at).unwrap_or_default() < self.suppression {
@@ -418,27 +521,98 @@ impl Engine {
                 }
             }
         }
-        self.seq += 1;
-        let f = Arc::new(Finding {
-            id: format!("{:016x}-{:x}", ev.ktime_ns, self.seq),
-            time: ev.time,
-            severity,
+        Some(Part {
             source: c.source,
+            severity,
             summary: c.summary,
             event: ev.clone(),
             account: c.account,
-        });
-        self.shared
-            .threat
+        })
+    }
+
+    /// Suppression that learns: an info or low rule match is a `rule_match` key (rule and subject). While
+    /// learning it is recorded; in monitor mode a learned or accepted one is not reported again (a new
+    /// one is reported and kept as `seen_in_monitor`, so `tripline baseline accept` can accept it).
+    /// Higher severities are never learned away.
+    fn learned_benign(&self, c: &Candidate, now: SystemTime) -> bool {
+        let FindingSource::Rule { id, .. } = &c.source else {
+            return false;
+        };
+        if c.severity > crate::model::Severity::low {
+            return false;
+        }
+        let mut b = self
+            .shared
+            .baselines
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(now, severity, &f.source.name());
-        self.shared
-            .findings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(now, f.clone());
-        Some(f)
+            .unwrap_or_else(|e| e.into_inner());
+        if !b.enabled.contains(&Model::RuleMatch) {
+            return false;
+        }
+        let key = format!("{id} | {}", c.subject);
+        let state = b.baseline.state_of(Model::RuleMatch, &key);
+        if matches!(state, Some("learned" | "accepted")) {
+            return true;
+        }
+        if state.is_none() {
+            b.observe(Model::RuleMatch, &key, now);
+        }
+        false
+    }
+
+    /// Closed incidents to findings: one each, led by the strongest part; threat level and API ring.
+    fn findings(&mut self, closed: Vec<Vec<Part>>, now: SystemTime) -> Vec<Arc<Finding>> {
+        let mut out = Vec::new();
+        for parts in closed {
+            // The first part of the highest severity leads.
+            let Some(lead) = parts
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, p)| (p.severity, std::cmp::Reverse(*i)))
+                .map(|(_, p)| p.clone())
+            else {
+                continue;
+            };
+            let summary = match parts.len() {
+                1 => lead.summary.clone(),
+                n => format!("{} (and {} more)", lead.summary, n - 1),
+            };
+            self.seq += 1;
+            let f = Arc::new(Finding {
+                id: format!("{:016x}-{:x}", lead.event.ktime_ns, self.seq),
+                time: parts[0].event.time,
+                severity: lead.severity,
+                source: lead.source.clone(),
+                summary,
+                event: lead.event.clone(),
+                account: parts
+                    .iter()
+                    .find_map(|p| p.account.clone().filter(|_| p.source == lead.source))
+                    .or_else(|| parts.iter().find_map(|p| p.account.clone())),
+                parts,
+            });
+            self.metrics
+                .findings
+                .get_or_create(&SeverityLabels {
+                    severity: f.severity,
+                })
+                .inc();
+            self.shared
+                .threat
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(now, f.severity, &f.source.name());
+            self.shared
+                .findings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(now, f.clone());
+            out.push(f);
+        }
+        if !out.is_empty() {
+            self.update_gauges();
+        }
+        out
     }
 
     /// Process-tree facts rules can use, kept current from the event stream.
@@ -451,8 +625,18 @@ impl Engine {
                 }
                 self.network_facing.insert(p.pid, p.start_ns);
             }
-            EventKind::Exit if self.network_facing.get(&p.pid) == Some(&p.start_ns) => {
-                self.network_facing.remove(&p.pid);
+            EventKind::Exit => {
+                if self.network_facing.get(&p.pid) == Some(&p.start_ns) {
+                    self.network_facing.remove(&p.pid);
+                }
+                self.recent_connects.remove(&p.pid);
+            }
+            EventKind::Connect if ev.net().is_some_and(|n| n.succeeded()) => {
+                if self.recent_connects.len() >= MAX_NETWORK_FACING {
+                    self.recent_connects.clear();
+                }
+                self.recent_connects
+                    .insert(p.pid, (p.start_ns, ev.ktime_ns));
             }
             _ => {}
         }
@@ -461,8 +645,17 @@ impl Engine {
                 .get(&par.pid)
                 .is_some_and(|s| same_start(*s, par.start_ns))
         });
+        // exec keeps the pid and the start time: a connect by the same process just before.
+        let connected_before_exec = ev.kind == EventKind::Exec
+            && self.recent_connects.get(&p.pid).is_some_and(|(start, at)| {
+                same_start(*start, p.start_ns)
+                    && ev.ktime_ns.saturating_sub(*at) <= CONNECT_BEFORE_EXEC_NS
+            });
         Context {
             parent_network_facing,
+            stdio_socket: p.stdio_socket,
+            connected_before_exec,
+            lifecycle_signal: lifecycle_signal(ev),
             account: None,
         }
     }
@@ -478,6 +671,7 @@ impl Engine {
         if changed {
             tracing::info!("baseline learning window over: monitoring for new behaviour");
         }
+        self.absorb_file_changes();
         self.update_gauges();
         let t = self
             .shared
@@ -496,9 +690,10 @@ impl Engine {
 
     /// Writes the baseline to its file (when configured and changed).
     pub fn persist(&mut self) -> anyhow::Result<()> {
-        let Some(path) = &self.baseline_file else {
+        let Some(path) = self.baseline_file.clone() else {
             return Ok(());
         };
+        self.absorb_file_changes();
         let mut b = self
             .shared
             .baselines
@@ -510,9 +705,41 @@ impl Engine {
         if b.learning() {
             b.baseline.provenance.learned_until = Some(rfc3339(SystemTime::now()));
         }
-        b.baseline.save(path)?;
+        b.baseline.save(&path)?;
         b.dirty = false;
+        self.file_mtime = mtime(&path);
         Ok(())
+    }
+
+    /// When someone else wrote the baseline file since we last did (`tripline baseline accept` on the
+    /// live file), their accepted and learned keys join the running model before anything is saved, so
+    /// an accept is never undone and stops the anomalies it covers at once.
+    fn absorb_file_changes(&mut self) {
+        let Some(path) = &self.baseline_file else {
+            return;
+        };
+        let now = mtime(path);
+        if now.is_none() || now == self.file_mtime {
+            return;
+        }
+        self.file_mtime = now;
+        match Baseline::read(path) {
+            Ok(disk) => {
+                let mut b = self
+                    .shared
+                    .baselines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let n = b.baseline.absorb(&disk);
+                if n > 0 {
+                    b.dirty = true;
+                    tracing::info!(keys = n, file = %path.display(), "baseline file changed on disk: took in accepted and learned keys");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "baseline file changed on disk but cannot be read; keeping the running model")
+            }
+        }
     }
 
     fn update_gauges(&self) {
@@ -542,35 +769,46 @@ impl Engine {
     }
 }
 
-/// The detection stage's loop: every event from `rx` through the engine, then to `output` with its
-/// findings; `Engine::tick` about once a second (with findings about an earlier event, `output` gets
-/// no event); the baseline persisted when `rx` closes.
+/// Where the detection loop sends what it saw and found (the sinks).
+pub trait Output {
+    fn event(&mut self, ev: &Event);
+    fn finding(&mut self, f: &Finding);
+}
+
+/// The detection stage's loop: every event from `rx` to `out` and through the engine; findings
+/// to `out` as their correlation window closes; `Engine::tick` about once a second; at the end
+/// (when `rx` closes) every pending finding and the baseline.
 pub async fn run(
     mut engine: Engine,
     mut rx: tokio::sync::mpsc::Receiver<Arc<Event>>,
-    mut output: impl FnMut(Option<&Event>, &[Arc<Finding>]),
+    out: &mut impl Output,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tokio::select! {
+        let findings = tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                let findings = engine.process(&ev);
-                output(Some(&ev), &findings);
+                out.event(&ev);
+                engine.process(&ev)
             }
             _ = tick.tick() => {
                 let now = SystemTime::now();
                 engine.tick(now);
-                let late = engine.recheck_accounts(now);
-                if !late.is_empty() {
-                    output(None, &late);
-                }
+                let mut due = engine.flush_at(now);
+                due.extend(engine.recheck_accounts(now));
+                due
             }
-        }
+        };
+        findings.iter().for_each(|f| out.finding(f));
     }
+    engine.flush_all().iter().for_each(|f| out.finding(f));
     if let Err(e) = engine.persist() {
         tracing::error!(error = %e, "could not persist the baseline at shutdown");
     }
+}
+
+fn mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Start times from the kernel (ns) and from procfs (ticks × 10 ms) agree to the tick.
@@ -578,16 +816,54 @@ fn same_start(a: u64, b: u64) -> bool {
     a / 10_000_000 == b / 10_000_000
 }
 
-/// What a rule finding is about, for deduplication: the executable and its parent.
+/// What a rule finding is about, for deduplication: the program, its parent and the shape of its
+/// arguments (and a listen port). The same benign command repeating is one finding per suppression
+/// window; a new command line shape is new.
 fn subject(ev: &Event) -> String {
-    let parent = ev.parent.as_ref().map(|p| p.exe.as_str()).unwrap_or("");
+    let parent = ev.parent.as_ref().map(|p| p.program()).unwrap_or("");
     let extra = match &ev.data {
         EventData::Net(n) if ev.kind == EventKind::Listen => format!("|{}", n.local.port()),
         // A second file changed by the same program is news, not a repeat.
         EventData::File(f) => format!("|{}", f.new_path.as_deref().unwrap_or(&f.path)),
         _ => String::new(),
     };
-    format!("{}|{parent}{extra}", ev.process.exe)
+    format!(
+        "{}|{parent}|{}{extra}",
+        ev.process.program(),
+        args_shape(&ev.process.args)
+    )
+}
+
+/// argv without what changes on every run: digits become `0`, long hex/base64-like tokens `*`; at most
+/// eight arguments of 64 characters after argv[0].
+pub fn args_shape(args: &[String]) -> String {
+    let mut out = String::new();
+    for a in args.iter().skip(1).take(8) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let token_like = a.len() >= 16
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_'))
+            && a.chars().any(|c| c.is_ascii_digit());
+        if token_like {
+            out.push('*');
+            continue;
+        }
+        let mut last_digit = false;
+        for c in a.chars().take(64) {
+            if c.is_ascii_digit() {
+                if !last_digit {
+                    out.push('0');
+                }
+                last_digit = true;
+            } else {
+                out.push(c);
+                last_digit = false;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -69,6 +69,38 @@ struct RawRule {
     any_of: Vec<RawConditions>,
     #[serde(default)]
     except: Vec<RawConditions>,
+    /// Fire only when this many matching events (or distinct values) come from one process within a
+    /// window: scans, brute force.
+    threshold: Option<RawThreshold>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThreshold {
+    count: usize,
+    #[serde(with = "humantime_serde")]
+    within: std::time::Duration,
+    /// Count distinct values of this field instead of events.
+    distinct: Option<DistinctField>,
+}
+
+/// A field a threshold counts distinct values of.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DistinctField {
+    PeerPort,
+    PeerAddress,
+    LocalPort,
+    FilePath,
+}
+
+/// A compiled `threshold:`: `count` events (or distinct values of `distinct`) from one process within
+/// `within`.
+#[derive(Debug, Clone, Copy)]
+pub struct Threshold {
+    pub count: usize,
+    pub within: std::time::Duration,
+    pub distinct: Option<DistinctField>,
 }
 
 /// Conditions on event fields. Every listed field must match; a list matches when any value does.
@@ -84,6 +116,16 @@ struct RawConditions {
     ancestor_name: Option<Vec<String>>,
     /// The parent (or, with `ancestor_network_facing`, any ancestor) has listened or accepted on TCP.
     parent_network_facing: Option<bool>,
+    /// The script an interpreter runs (`bash /tmp/x.sh`, a `#!` script), canonical.
+    script_path: Option<Vec<String>>,
+    /// The process's stdin and stdout are both sockets (checked at exec and connect): a shell or
+    /// interpreter wired to the network.
+    stdio_socket: Option<bool>,
+    /// An exec by a process that made a successful outbound connect moments before (same process).
+    connected_before_exec: Option<bool>,
+    /// A stop signal (TERM, INT, HUP) to tripline from its service manager, its parent or an operator of
+    /// its own uid in a login session: its own life cycle, not an attack.
+    lifecycle_signal: Option<bool>,
     uid: Option<Vec<u32>>,
     euid: Option<Vec<u32>>,
     /// Effective user names, resolved to uids when the policy loads.
@@ -104,6 +146,33 @@ struct RawConditions {
     result: Option<ResultCond>,
 }
 
+impl RawConditions {
+    /// The first attacker-controlled field (names, argv) when the block has no verified identity field
+    /// (canonical paths, uids) beside it.
+    fn attacker_controlled_only(&self) -> Option<&'static str> {
+        let verified = self.exe_path.is_some()
+            || self.parent_path.is_some()
+            || self.ancestor_path.is_some()
+            || self.script_path.is_some()
+            || self.uid.is_some()
+            || self.euid.is_some()
+            || self.user.is_some();
+        if verified {
+            return None;
+        }
+        [
+            ("exe_name", self.exe_name.is_some()),
+            ("parent_name", self.parent_name.is_some()),
+            ("ancestor_name", self.ancestor_name.is_some()),
+            ("args_contain", self.args_contain.is_some()),
+            ("args_regex", self.args_regex.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, present)| *present)
+        .map(|(name, _)| name)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultCond {
@@ -121,6 +190,10 @@ pub struct Conditions {
     ancestor_path: Option<GlobSet>,
     ancestor_name: Option<GlobSet>,
     parent_network_facing: Option<bool>,
+    script_path: Option<GlobSet>,
+    stdio_socket: Option<bool>,
+    connected_before_exec: Option<bool>,
+    lifecycle_signal: Option<bool>,
     uid: Option<Vec<u32>>,
     euid: Option<Vec<u32>>,
     args_contain: Option<Vec<String>>,
@@ -145,6 +218,7 @@ pub struct Rule {
     conditions: Conditions,
     any_of: Vec<Conditions>,
     except: Vec<Conditions>,
+    pub threshold: Option<Threshold>,
 }
 
 #[derive(Debug)]
@@ -157,6 +231,9 @@ pub struct Policy {
 #[derive(Debug, Default, Clone)]
 pub struct Context {
     pub parent_network_facing: bool,
+    pub stdio_socket: bool,
+    pub connected_before_exec: bool,
+    pub lifecycle_signal: bool,
     /// One change to the account databases this event made (rules with `account_change:` are tried
     /// once per change; every other rule sees `None`).
     pub account: Option<AccountChange>,
@@ -239,12 +316,38 @@ impl Policy {
                 .enumerate()
                 .map(|(i, c)| compile(c, &format!("any_of[{i}]"), &invalid))
                 .collect::<Result<Vec<_>, _>>()?;
+            for (i, c) in r.except.iter().enumerate() {
+                if let Some(field) = c.attacker_controlled_only() {
+                    return Err(invalid(
+                        &format!("except[{i}].{field}"),
+                        "an exception must not rest on names or arguments alone (any process can copy a \
+                         binary under any name, set its comm or choose its argv): add a verified field \
+                         to the same block — exe_path, parent_path, ancestor_path, script_path, uid, euid \
+                         or user"
+                            .into(),
+                    ));
+                }
+            }
             let except = r
                 .except
                 .iter()
                 .enumerate()
                 .map(|(i, c)| compile(c, &format!("except[{i}]"), &invalid))
                 .collect::<Result<Vec<_>, _>>()?;
+            let threshold = match &r.threshold {
+                None => None,
+                Some(t) if t.count < 2 || t.within.is_zero() => {
+                    return Err(invalid(
+                        "threshold",
+                        "count must be at least 2 and within longer than 0s".into(),
+                    ))
+                }
+                Some(t) => Some(Threshold {
+                    count: t.count,
+                    within: t.within,
+                    distinct: t.distinct,
+                }),
+            };
             rules.push(Rule {
                 id: r.id,
                 description: r.description,
@@ -254,6 +357,7 @@ impl Policy {
                 conditions,
                 any_of,
                 except,
+                threshold,
             });
         }
         Ok(Policy {
@@ -369,6 +473,10 @@ fn compile(
         ancestor_path: globs(&raw.ancestor_path, &f("ancestor_path"), invalid)?,
         ancestor_name: globs(&raw.ancestor_name, &f("ancestor_name"), invalid)?,
         parent_network_facing: raw.parent_network_facing,
+        script_path: globs(&raw.script_path, &f("script_path"), invalid)?,
+        stdio_socket: raw.stdio_socket,
+        connected_before_exec: raw.connected_before_exec,
+        lifecycle_signal: raw.lifecycle_signal,
         uid: raw.uid.clone(),
         euid,
         args_contain: raw.args_contain.clone(),
@@ -421,8 +529,24 @@ impl Conditions {
                 return false;
             }
         }
+        // The executable's canonical file name (comm only when the path is unknown): never comm, which
+        // any process can set with prctl(PR_SET_NAME).
         if let Some(g) = &self.exe_name {
-            if !g.is_match(p.exe_name()) && !g.is_match(&p.comm) {
+            if !g.is_match(p.exe_name()) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.script_path {
+            if !p.script.as_deref().is_some_and(|s| g.is_match(s)) {
+                return false;
+            }
+        }
+        for (want, have) in [
+            (self.stdio_socket, ctx.stdio_socket),
+            (self.connected_before_exec, ctx.connected_before_exec),
+            (self.lifecycle_signal, ctx.lifecycle_signal),
+        ] {
+            if want.is_some_and(|w| w != have) {
                 return false;
             }
         }
@@ -498,7 +622,7 @@ impl Conditions {
         }
         if let Some(g) = &self.file_path {
             let Some(f) = ev.file() else { return false };
-            if !f.paths().any(|p| g.is_match(p)) {
+            if !f.changed_paths(ev.kind).any(|p| g.is_match(p)) {
                 return false;
             }
         }

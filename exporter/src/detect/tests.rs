@@ -14,6 +14,15 @@ fn t(s: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
 }
 
+/// The default configuration with every part reported at once (no correlation window), so each test
+/// sees the findings of the event it just processed.
+fn config() -> DetectConfig {
+    DetectConfig {
+        correlation_window: Duration::ZERO,
+        ..DetectConfig::default()
+    }
+}
+
 fn proc(pid: u32, exe: &str, args: &[&str], euid: u32) -> Process {
     Process {
         pid,
@@ -91,7 +100,7 @@ fn net(
 
 /// An engine with the default policy and baselines in monitor mode over an empty model, unless told.
 fn engine(mode: Mode) -> Engine {
-    let mut c = DetectConfig::default();
+    let mut c = config();
     c.baseline.mode = mode;
     Engine::new_at(&c, Metrics::default(), t(0)).unwrap()
 }
@@ -223,7 +232,8 @@ fn exec_from_temp_and_memory() {
 #[test]
 fn reverse_shell_shapes() {
     let mut e = engine(Mode::Learn);
-    let c = net(
+    // A shell connecting out with its stdin and stdout on the socket: a reverse shell.
+    let mut c = net(
         EventKind::Connect,
         50,
         "/usr/bin/bash",
@@ -232,7 +242,31 @@ fn reverse_shell_shapes() {
         "203.0.113.9:4444",
         0,
     );
-    assert!(rules_hit(&mut e, &c).contains(&"reverse_shell_shell_connect".to_string()));
+    Arc::make_mut(&mut c).process.stdio_socket = true;
+    let hit = rules_hit(&mut e, &c);
+    assert!(
+        hit.contains(&"reverse_shell_stdio_socket".to_string()),
+        "{hit:?}"
+    );
+    // The same connect with stdio elsewhere (a /dev/tcp probe in a loop) is not called a reverse shell.
+    let c = net(
+        EventKind::Connect,
+        56,
+        "/usr/bin/bash",
+        None,
+        "10.0.0.2:40000",
+        "203.0.113.9:4444",
+        0,
+    );
+    let hit = rules_hit(&mut e, &c);
+    assert!(
+        !hit.iter().any(|r| r.starts_with("reverse_shell")),
+        "{hit:?}"
+    );
+    assert!(
+        hit.contains(&"shell_network_connection".to_string()),
+        "{hit:?}"
+    );
     let c = net(
         EventKind::Connect,
         51,
@@ -242,7 +276,29 @@ fn reverse_shell_shapes() {
         "203.0.113.9:4444",
         0,
     );
-    assert!(!rules_hit(&mut e, &c).contains(&"reverse_shell_shell_connect".to_string()));
+    assert!(!rules_hit(&mut e, &c)
+        .iter()
+        .any(|r| r.starts_with("reverse_shell")));
+
+    // connect, dup2, execve(/bin/sh) by the same process.
+    let mut pre = net(
+        EventKind::Connect,
+        57,
+        "/tmp/stager",
+        None,
+        "10.0.0.2:40002",
+        "203.0.113.9:4444",
+        0,
+    );
+    Arc::make_mut(&mut pre).ktime_ns = 5_000_000_000;
+    rules_hit(&mut e, &pre);
+    let mut sh = exec(57, "/usr/bin/dash", &["sh"], None);
+    {
+        let s = Arc::make_mut(&mut sh);
+        s.ktime_ns = 5_500_000_000;
+        s.process.start_ns = pre.process.start_ns;
+    }
+    assert!(rules_hit(&mut e, &sh).contains(&"reverse_shell_exec_after_connect".to_string()));
 
     let nc = exec(52, "/bin/sh", &["sh"], Some((5, "/usr/bin/ncat")));
     assert!(rules_hit(&mut e, &nc).contains(&"reverse_shell_netcat_exec".to_string()));
@@ -327,7 +383,9 @@ fn listen_by_interpreter_and_package_managers() {
 #[test]
 fn duplicates_are_suppressed_within_the_window() {
     let m = Metrics::default();
-    let mut e = Engine::new_at(&DetectConfig::default(), m.clone(), t(0)).unwrap();
+    let mut c = config();
+    c.suppression_window = Duration::from_secs(600);
+    let mut e = Engine::new_at(&c, m.clone(), t(0)).unwrap();
     let x = exec(80, "/tmp/x", &["/tmp/x"], None);
     assert_eq!(e.process_at(&x, t(1)).len(), 1);
     assert_eq!(e.process_at(&x, t(2)).len(), 0, "duplicate in window");
@@ -362,7 +420,7 @@ fn duplicates_are_suppressed_within_the_window() {
 #[test]
 fn rule_counters_are_pre_initialised() {
     let m = Metrics::default();
-    let _e = Engine::new_at(&DetectConfig::default(), m.clone(), t(0)).unwrap();
+    let _e = Engine::new_at(&config(), m.clone(), t(0)).unwrap();
     let mut out = String::new();
     let mut reg = prometheus_client::registry::Registry::default();
     reg.register("rm", "x", m.rule_matches.clone());
@@ -375,7 +433,7 @@ fn rule_counters_are_pre_initialised() {
 
 #[test]
 fn baseline_models_learn_then_flag_new_keys_once() {
-    let mut c = DetectConfig::default();
+    let mut c = config();
     c.baseline.learn_for = Duration::from_secs(60);
     let m = Metrics::default();
     let mut e = Engine::new_at(&c, m.clone(), t(0)).unwrap();
@@ -490,7 +548,7 @@ fn baseline_models_learn_then_flag_new_keys_once() {
 #[test]
 fn threat_level_follows_findings() {
     let m = Metrics::default();
-    let mut e = Engine::new_at(&DetectConfig::default(), m.clone(), t(0)).unwrap();
+    let mut e = Engine::new_at(&config(), m.clone(), t(0)).unwrap();
     e.tick(t(1));
     assert_eq!(m.threat_level.get(), 0.0);
     e.process_at(
@@ -767,7 +825,7 @@ fn file_integrity_rules() {
 
 #[test]
 fn path_ownership_rule_in_the_policy_language() {
-    let text = "rules:\n  - id: app_dir_foreign_writer\n    description: d\n    severity: high\n    tactic: persistence\n    match:\n      kind: [file_write, file_rename, file_unlink]\n      file_path: [\"/srv/app/**\"]\n    except:\n      - euid: [998]\n      - exe_name: [chef-client]\n";
+    let text = "rules:\n  - id: app_dir_foreign_writer\n    description: d\n    severity: high\n    tactic: persistence\n    match:\n      kind: [file_write, file_rename, file_unlink]\n      file_path: [\"/srv/app/**\"]\n    except:\n      - euid: [998]\n      - exe_path: [/opt/chef/bin/chef-client]\n";
     let p = Policy::parse(text, "p.yml").unwrap();
     let ctx = Context::default();
     assert!(!p.rules[0].matches(
@@ -904,12 +962,12 @@ fn privilege_rules() {
 fn every_registered_model_is_live_selectable_and_reported() {
     let mut registry = prometheus_client::registry::Registry::default();
     let m = Metrics::new(&mut registry);
-    let e = Engine::new_at(&DetectConfig::default(), m, t(0)).unwrap();
+    let e = Engine::new_at(&config(), m, t(0)).unwrap();
     let enabled = e.shared().baselines.lock().unwrap().enabled.clone();
     let text = crate::telemetry::exposition::encode(&registry, false).unwrap();
     for model in Model::ALL {
         assert!(enabled.contains(model), "{model:?} is not on by default");
-        let mut c = DetectConfig::default();
+        let mut c = config();
         c.baseline.models = vec![model.as_str().to_string()];
         assert_eq!(c.validate(), Ok(()), "{model:?} is not selectable");
         let series = format!(
@@ -918,4 +976,349 @@ fn every_registered_model_is_live_selectable_and_reported() {
         );
         assert!(text.contains(&series), "{series} missing");
     }
+}
+
+/// One novel program that connects out, starts a child and writes a file: one finding with every part,
+/// while the counters still count each key.
+#[test]
+fn one_finding_per_novelty() {
+    let mut c = DetectConfig::default();
+    c.baseline.mode = Mode::Monitor;
+    assert!(c.correlation_window >= Duration::from_secs(1));
+    let m = Metrics::default();
+    let mut e = Engine::new_at(&c, m.clone(), t(0)).unwrap();
+    let novel = exec(
+        700,
+        "/opt/new/agent",
+        &["agent"],
+        Some((9, "/usr/bin/bash")),
+    );
+    let connect = net(
+        EventKind::Connect,
+        700,
+        "/opt/new/agent",
+        Some((9, "/usr/bin/bash")),
+        "10.0.0.2:40000",
+        "203.0.113.1:443",
+        0,
+    );
+    let fork = ev(
+        EventKind::Fork,
+        proc(700, "/opt/new/agent", &["agent"], 33),
+        Some((9, "/usr/bin/bash")),
+        EventData::Fork {
+            child_pid: 701,
+            child_start_ns: 701 * 10_000_000,
+        },
+    );
+    let child = exec(701, "/usr/bin/id", &["id"], Some((700, "/opt/new/agent")));
+    let write = file_ev(
+        EventKind::FileWrite,
+        700,
+        "/opt/new/agent",
+        33,
+        "/etc/agent.conf",
+        None,
+        Some((9, "/usr/bin/bash")),
+    );
+    for x in [&novel, &connect, &fork, &child, &write] {
+        assert!(e.process_at(x, t(1)).is_empty(), "held while correlating");
+    }
+    let out = e.flush_at(t(1) + c.correlation_window);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let models: Vec<&str> = out[0]
+        .parts
+        .iter()
+        .filter_map(|p| match &p.source {
+            FindingSource::Anomaly { model, .. } => Some(model.as_str()),
+            _ => None,
+        })
+        .collect();
+    for want in [
+        "process_lineage",
+        "network_process",
+        "outbound_port",
+        "file_writer",
+    ] {
+        assert!(models.contains(&want), "{want} missing from {models:?}");
+    }
+    let counted: u64 = Model::ALL
+        .iter()
+        .map(|model| {
+            m.anomalies
+                .get_or_create(&ModelSeverityLabels {
+                    model: *model,
+                    severity: model.severity(),
+                })
+                .get()
+        })
+        .sum();
+    assert_eq!(counted as usize, models.len(), "each key counted");
+    assert!(e.flush_at(t(100)).is_empty());
+}
+
+#[test]
+fn exceptions_rest_on_verified_identity() {
+    // A name-only exception is refused with the field and what to use instead.
+    let text = "rules:\n  - id: r\n    description: d\n    severity: high\n    tactic: execution\n    match:\n      kind: [exec]\n    except:\n      - exe_name: [dpkg]\n";
+    let err = Policy::parse(text, "p.yml").unwrap_err().to_string();
+    assert!(
+        err.contains("except[0].exe_name") && err.contains("exe_path"),
+        "{err}"
+    );
+    let p = Policy::load(None).unwrap();
+    let rule = |id: &str| p.rules.iter().find(|r| r.id == id).unwrap();
+    let ctx = Context::default();
+    // A shell writing /etc/passwd: matched, whatever it calls itself.
+    for (exe, comm) in [
+        ("/usr/bin/dash", "useradd"),       // prctl(PR_SET_NAME)
+        ("/tmp/useradd", "useradd"),        // a copy under the allowed name
+        ("/home/u/bin/usermod", "usermod"), // anywhere but the system directories
+    ] {
+        let mut ev = file_ev(
+            EventKind::FileWrite,
+            90,
+            exe,
+            0,
+            "/etc/passwd",
+            None,
+            Some((5, "/tmp/dpkg")),
+        );
+        Arc::make_mut(&mut ev).process.comm = comm.into();
+        assert!(
+            rule("account_or_sudo_files_changed").matches(&ev, &ctx),
+            "{exe} as {comm}"
+        );
+    }
+    let real = file_ev(
+        EventKind::FileWrite,
+        91,
+        "/usr/sbin/useradd",
+        0,
+        "/etc/passwd",
+        None,
+        None,
+    );
+    assert!(!rule("account_or_sudo_files_changed").matches(&real, &ctx));
+    // exe_name never reads comm: a renamed comm does not make a shell out of curl, nor the reverse.
+    let mut curl = exec(92, "/usr/bin/curl", &["curl"], None);
+    Arc::make_mut(&mut curl).process.comm = "bash".into();
+    let sock = Context {
+        stdio_socket: true,
+        ..Context::default()
+    };
+    assert!(!rule("reverse_shell_stdio_socket").matches(&curl, &sock));
+}
+
+#[test]
+fn links_change_the_new_name_not_the_source() {
+    let mut e = engine(Mode::Learn);
+    let link = file_ev(
+        EventKind::FileLink,
+        95,
+        "/usr/bin/ln",
+        0,
+        "/usr/bin/true",
+        Some("/home/u/t"),
+        None,
+    );
+    let hit = rules_hit(&mut e, &link);
+    assert!(
+        !hit.contains(&"system_binary_changed_outside_package_manager".to_string()),
+        "{hit:?}"
+    );
+    let into = file_ev(
+        EventKind::FileLink,
+        96,
+        "/usr/bin/ln",
+        0,
+        "/tmp/x",
+        Some("/usr/bin/x"),
+        None,
+    );
+    assert!(rules_hit(&mut e, &into)
+        .contains(&"system_binary_changed_outside_package_manager".to_string()));
+}
+
+#[test]
+fn scans_count_distinct_ports_per_process() {
+    let mut e = engine(Mode::Learn);
+    let mut fired = 0;
+    for port in 1..=25u16 {
+        let mut c = net(
+            EventKind::Connect,
+            97,
+            "/usr/bin/bash",
+            None,
+            "127.0.0.1:40000",
+            &format!("127.0.0.1:{port}"),
+            -111,
+        );
+        Arc::make_mut(&mut c).ktime_ns = u64::from(port) * 1_000_000;
+        let hit = rules_hit(&mut e, &c);
+        assert!(
+            !hit.iter().any(|r| r.starts_with("reverse_shell")),
+            "{hit:?}"
+        );
+        fired += hit.iter().filter(|r| *r == "port_scan").count();
+    }
+    assert_eq!(fired, 1, "once per window (then deduplicated)");
+    // The same port again and again is not a scan.
+    let mut e = engine(Mode::Learn);
+    for i in 0..30u64 {
+        let mut c = net(
+            EventKind::Connect,
+            98,
+            "/usr/bin/curl",
+            None,
+            "127.0.0.1:40000",
+            "127.0.0.1:8080",
+            0,
+        );
+        Arc::make_mut(&mut c).ktime_ns = i * 1_000_000;
+        assert!(!rules_hit(&mut e, &c).contains(&"port_scan".to_string()));
+    }
+}
+
+#[test]
+fn benign_repeats_are_reported_once_per_period_and_counted() {
+    let m = Metrics::default();
+    let mut e = Engine::new_at(&config(), m.clone(), t(0)).unwrap();
+    let q = |n: u32| {
+        exec(
+            800 + n,
+            "/usr/bin/dpkg",
+            &["dpkg", "-l", &format!("pkg{n}")],
+            None,
+        )
+    };
+    let reported: usize = (0..12)
+        .map(|n| {
+            e.process_at(&q(n), t(600 * u64::from(n) + 1))
+                .iter()
+                .filter(|f| f.source.name() == "rule:package_manager_or_compiler")
+                .count()
+        })
+        .sum();
+    assert_eq!(reported, 1, "one per 24 h for the same command shape");
+    let other = exec(900, "/usr/bin/dpkg", &["dpkg", "--configure", "-a"], None);
+    assert_eq!(e.process_at(&other, t(7300)).len(), 1, "a new shape is new");
+    assert_eq!(
+        args_shape(&[
+            "x".into(),
+            "--id=12345".into(),
+            "0123456789abcdef0123".into()
+        ]),
+        "--id=0 *"
+    );
+}
+
+#[test]
+fn stop_signals_from_the_service_manager_are_life_cycle() {
+    let mut e = engine(Mode::Learn);
+    let signal = |sender: u32, auid: Option<u32>, sig: u64| {
+        let exe = format!("/usr/bin/sender{sender}");
+        let mut p = proc(sender, &exe, &["kill"], 0);
+        p.auid = auid;
+        ev(
+            EventKind::SignalSelf,
+            p,
+            None,
+            EventData::Sys(crate::model::Sys {
+                syscall: "kill",
+                args: [u64::from(std::process::id()), sig, 0, 0],
+                name: None,
+                name2: None,
+                result: 0,
+            }),
+        )
+    };
+    let our_euid = unsafe { libc::geteuid() };
+    assert!(
+        rules_hit(&mut e, &signal(1, None, 15)).is_empty(),
+        "systemd stops us"
+    );
+    assert!(
+        rules_hit(&mut e, &signal(4242, Some(1000), 2)).is_empty() == (our_euid == 0),
+        "an operator of our uid"
+    );
+    assert!(
+        rules_hit(&mut e, &signal(4243, None, 9)).contains(&"tripline_signalled".to_string()),
+        "SIGKILL"
+    );
+    assert!(
+        rules_hit(&mut e, &signal(4244, None, 15)).contains(&"tripline_signalled".to_string()),
+        "TERM from a stranger"
+    );
+}
+
+#[test]
+fn accepted_keys_in_the_live_file_are_taken_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baseline.yml");
+    let mut c = config();
+    c.baseline.mode = Mode::Monitor;
+    c.baseline.file = Some(file.clone());
+    let mut e = Engine::new_at(&c, Metrics::default(), t(0)).unwrap();
+    let x = exec(990, "/opt/new/tool", &["tool"], Some((9, "/usr/bin/bash")));
+    assert!(!e.process_at(&x, t(1)).is_empty());
+    e.persist().unwrap();
+    // `tripline baseline accept` on the live file, while the daemon runs.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut b = Baseline::read(&file).unwrap();
+    assert!(b.accept(None, None) > 0);
+    b.save(&file).unwrap();
+    e.tick(t(2));
+    e.persist().unwrap();
+    let after = Baseline::read(&file).unwrap();
+    let keys = &after.models[&Model::ProcessLineage];
+    assert!(
+        keys.accepted.iter().any(|k| k.ends_with("/opt/new/tool")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.seen_in_monitor.is_empty(),
+        "the accept is not undone: {keys:?}"
+    );
+}
+
+#[test]
+fn benign_rule_matches_seen_while_learning_are_not_reported_in_monitor() {
+    let m = Metrics::default();
+    let mut c = config();
+    c.baseline.mode = Mode::Auto;
+    c.baseline.learn_for = Duration::from_secs(60);
+    let mut e = Engine::new_at(&c, m.clone(), t(0)).unwrap();
+    let query = exec(
+        820,
+        "/usr/bin/dpkg",
+        &["dpkg", "-l"],
+        Some((9, "/usr/sbin/cron")),
+    );
+    let payload = exec(821, "/tmp/x", &["/tmp/x"], Some((9, "/usr/sbin/cron")));
+    assert!(rules_hit(&mut e, &query).contains(&"package_manager_or_compiler".to_string()));
+    assert!(rules_hit(&mut e, &payload).contains(&"exec_from_temp_or_memory".to_string()));
+    e.tick(t(61));
+    // After the restart of the suppression window (a new day): the learned low rule stays quiet, the high
+    // one does not.
+    let later = t(2 * 24 * 3600);
+    let quiet = e.process_at(&query, later);
+    assert!(quiet.is_empty(), "{quiet:#?}");
+    assert_eq!(
+        m.findings_suppressed
+            .get_or_create(&SuppressedLabels {
+                reason: SuppressReason::learned
+            })
+            .get(),
+        1
+    );
+    let loud: Vec<String> = e
+        .process_at(&payload, later)
+        .iter()
+        .map(|f| f.source.name())
+        .collect();
+    assert!(
+        loud.contains(&"rule:exec_from_temp_or_memory".to_string()),
+        "{loud:?}"
+    );
 }

@@ -3,6 +3,7 @@
 //! Keyed by pid and checked against the start time, so a reused pid never inherits a dead process's
 //! identity. Seeded from procfs at start, kept current by exec/fork/exit events, bounded in size.
 pub mod filewatch;
+pub mod identity;
 pub mod ingest;
 pub mod procfs;
 pub mod redact;
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use tripline_common::Header;
 
 use crate::families::Decoded;
-use crate::model::{Event, EventData, Parent, Process};
+use crate::model::{Event, EventData, EventKind, Parent, Process};
 
 /// How deep `Event::ancestors` goes.
 pub const MAX_ANCESTRY: usize = 16;
@@ -28,7 +29,11 @@ struct Entry {
     ppid: u32,
     parent_start_ticks: Option<u64>,
     comm: String,
+    /// Canonical executable (see `identity`).
     exe: String,
+    /// The script an interpreter runs, canonical.
+    script: Option<String>,
+    resolution: identity::Resolution,
     args: Vec<String>,
     args_truncated: bool,
     uid: u32,
@@ -93,13 +98,24 @@ impl ProcessTree {
     }
 
     fn insert_proc(&mut self, p: procfs::ProcInfo) {
+        let id = identity::from_procfs(
+            &identity::Context {
+                procfs: &self.procfs,
+                pid: p.pid,
+                ppid: p.ppid,
+            },
+            &p.exe,
+            &p.args,
+        );
         let entry = Entry {
             start_ticks: p.start_ticks,
             start_ns: p.start_ticks * self.ns_per_tick,
             ppid: p.ppid,
             parent_start_ticks: None,
             comm: p.comm,
-            exe: p.exe,
+            exe: id.exe,
+            script: id.script,
+            resolution: id.resolution,
             args: p.args,
             args_truncated: false,
             uid: p.uid,
@@ -203,7 +219,12 @@ impl ProcessTree {
         }
 
         let entry = self.lookup(h.pid, start_ticks).cloned();
-        let process = process_of(&h, entry.as_ref());
+        let mut process = process_of(&h, entry.as_ref());
+        if matches!(&d.data, EventData::Exec { .. })
+            || matches!(&d.data, EventData::Net(n) if d.kind == EventKind::Connect && n.succeeded())
+        {
+            process.stdio_socket = self.stdio_is_socket(h.pid);
+        }
         let parent_key = entry
             .as_ref()
             .and_then(|e| e.parent_start_ticks)
@@ -215,6 +236,7 @@ impl ProcessTree {
                 pid: process.ppid,
                 start_ns: p.start_ns,
                 exe: p.exe.clone(),
+                script: p.script.clone(),
                 args: p.args.clone(),
                 uid: p.uid,
                 euid: p.euid,
@@ -237,6 +259,15 @@ impl ProcessTree {
         }
     }
 
+    /// Whether fds 0 and 1 of `pid` are both sockets (a shell or interpreter wired to a connection).
+    fn stdio_is_socket(&self, pid: u32) -> bool {
+        let fd = self.procfs.join(pid.to_string()).join("fd");
+        ["0", "1"].iter().all(|n| {
+            std::fs::read_link(fd.join(n))
+                .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
+        })
+    }
+
     /// A new image: the process's entry now describes the executed file and its argv.
     fn on_exec(
         &mut self,
@@ -246,24 +277,32 @@ impl ProcessTree {
         start_ticks: Option<u64>,
         parent_start_ticks: Option<u64>,
     ) {
-        // fexecve()/execveat(AT_EMPTY_PATH) report /dev/fd/N: ask procfs for the real file (a memfd
-        // shows as `/memfd:NAME (deleted)`) while the process still exists.
-        let via_fd = filename.starts_with("/dev/fd/") || filename.starts_with("/proc/self/fd/");
-        let exe = if filename.starts_with('/') && !via_fd {
-            filename.to_string()
-        } else {
-            // Relative path: the kernel resolved it against the caller's cwd; ask procfs.
-            std::fs::read_link(self.procfs.join(h.pid.to_string()).join("exe"))
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| filename.to_string())
-        };
+        // The parent at creation (from the fork) outlives reparenting: an orphan whose shell exited
+        // before it executed still names its real parent, not init.
+        let created = self
+            .procs
+            .get(&h.pid)
+            .filter(|e| start_ticks.is_some_and(|s| s == e.start_ticks))
+            .map(|e| (e.ppid, e.parent_start_ticks));
+        let (ppid, parent_start_ticks) = created.unwrap_or((h.ppid, parent_start_ticks));
+        let id = identity::at_exec(
+            &identity::Context {
+                procfs: &self.procfs,
+                pid: h.pid,
+                ppid,
+            },
+            filename,
+            args,
+        );
         let entry = Entry {
             start_ticks: start_ticks.unwrap_or_default(),
             start_ns: h.start_ns,
-            ppid: h.ppid,
+            ppid,
             parent_start_ticks,
             comm: crate::families::c_string(&h.comm),
-            exe,
+            exe: id.exe,
+            script: id.script,
+            resolution: id.resolution,
             args: args.to_vec(),
             args_truncated: h.flags & tripline_common::flags::ARGS_TRUNCATED != 0,
             uid: h.uid,
@@ -320,10 +359,10 @@ impl ProcessTree {
             if start.is_some_and(|s| s != e.start_ticks) {
                 break;
             }
-            out.push(if e.exe.is_empty() {
-                e.comm.clone()
-            } else {
-                e.exe.clone()
+            out.push(match (&e.script, e.exe.is_empty()) {
+                (Some(s), _) => s.clone(),
+                (None, true) => e.comm.clone(),
+                (None, false) => e.exe.clone(),
             });
             if e.ppid == pid {
                 break;
@@ -343,6 +382,7 @@ fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
         pid: h.pid,
         tid: h.tid,
         ppid: h.ppid,
+        current_ppid: h.ppid,
         start_ns: h.start_ns,
         uid: h.uid,
         euid: h.euid,
@@ -355,7 +395,9 @@ fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
     };
     match entry {
         Some(e) => Process {
-            ppid: if h.ppid != 0 { h.ppid } else { e.ppid },
+            // The parent at creation; the kernel's current parent differs for orphans.
+            ppid: if e.ppid != 0 { e.ppid } else { h.ppid },
+            current_ppid: h.ppid,
             start_ns: if h.start_ns != 0 {
                 h.start_ns
             } else {
@@ -363,6 +405,8 @@ fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
             },
             auid: auid.or(e.auid),
             exe: e.exe.clone(),
+            script: e.script.clone(),
+            exe_resolution: e.resolution.as_str(),
             args: e.args.clone(),
             args_truncated: e.args_truncated,
             ..base
@@ -426,9 +470,9 @@ mod tests {
             decode(&encode::fork(h, 200, 200 * TICK)).unwrap(),
             SystemTime::now(),
         );
-        let ev = exec(&mut t, 200, 100, 200 * TICK, 100 * TICK, "/bin/sh");
-        assert_eq!(ev.process.exe, "/bin/sh");
-        assert_eq!(ev.process.args, vec!["/bin/sh", "-x"]);
+        let ev = exec(&mut t, 200, 100, 200 * TICK, 100 * TICK, "/opt/t/bin/sh");
+        assert_eq!(ev.process.exe, "/opt/t/bin/sh");
+        assert_eq!(ev.process.args, vec!["/opt/t/bin/sh", "-x"]);
         let parent = ev.parent.expect("parent known");
         assert_eq!(parent.exe, "/usr/sbin/nginx");
         assert_eq!(ev.ancestors, vec!["/usr/sbin/nginx".to_string()]);
@@ -437,7 +481,7 @@ mod tests {
     #[test]
     fn forked_child_inherits_parent_image_until_exec() {
         let mut t = tree();
-        exec(&mut t, 10, 1, 10 * TICK, 0, "/usr/bin/python3");
+        exec(&mut t, 10, 1, 10 * TICK, 0, "/opt/t/bin/python3");
         let h = hdr(kind::FORK, size_of::<ForkEvent>(), 10, 1, 10 * TICK, 0);
         t.enrich(
             decode(&encode::fork(h, 11, 11 * TICK)).unwrap(),
@@ -453,8 +497,8 @@ mod tests {
             10 * TICK,
         );
         let ev = t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
-        assert_eq!(ev.process.exe, "/usr/bin/python3");
-        assert_eq!(ev.parent.unwrap().exe, "/usr/bin/python3");
+        assert_eq!(ev.process.exe, "/opt/t/bin/python3");
+        assert_eq!(ev.parent.unwrap().exe, "/opt/t/bin/python3");
     }
 
     #[test]
@@ -497,5 +541,28 @@ mod tests {
         }
         assert!(t.len() <= 64);
         assert!(t.evictions() >= 136);
+    }
+
+    #[test]
+    fn orphans_keep_their_real_parent() {
+        let mut t = tree();
+        exec(&mut t, 30, 1, 30 * TICK, 0, "/opt/t/bin/bash");
+        // `cmd &`: the shell forks the child, then exits before the child executes.
+        let h = hdr(kind::FORK, size_of::<ForkEvent>(), 30, 1, 30 * TICK, 0);
+        t.enrich(
+            decode(&encode::fork(h, 31, 31 * TICK)).unwrap(),
+            SystemTime::now(),
+        );
+        let h = hdr(kind::EXIT, size_of::<ExitEvent>(), 30, 1, 30 * TICK, 0);
+        t.enrich(decode(&encode::exit(h, 0)).unwrap(), SystemTime::now());
+        // Reparented to init: the kernel now says ppid 1.
+        let ev = exec(&mut t, 31, 1, 31 * TICK, 0, "/opt/t/bin/sleep");
+        assert_eq!(ev.process.ppid, 30, "the parent at creation");
+        assert_eq!(ev.process.current_ppid, 1);
+        assert_eq!(ev.parent.as_ref().unwrap().exe, "/opt/t/bin/bash");
+        assert_eq!(
+            ev.ancestors.first().map(String::as_str),
+            Some("/opt/t/bin/bash")
+        );
     }
 }

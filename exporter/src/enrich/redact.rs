@@ -12,7 +12,7 @@ use crate::telemetry::metrics::{Bounded, Metrics, PatternLabels};
 pub const MASK: &str = "[REDACTED]";
 
 /// `sinks.redaction` in the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedactionConfig {
     pub enabled: bool,
@@ -30,7 +30,7 @@ impl Default for RedactionConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtraPattern {
     pub name: String,

@@ -29,9 +29,13 @@ impl File {
         self.result >= 0
     }
 
-    /// The paths a `file_path` policy condition tests: the path and, for rename/link, the new name.
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.path.as_str()).chain(self.new_path.as_deref())
+    /// The paths the operation changed (what a `file_path` policy condition tests): for a rename both
+    /// names; for a link only the new name (linking or symlinking *to* a file does not change it; its
+    /// `path` is the source or the symlink's target text); otherwise the path.
+    pub fn changed_paths(&self, kind: EventKind) -> impl Iterator<Item = &str> {
+        let source =
+            (kind != EventKind::FileLink || self.new_path.is_none()).then_some(self.path.as_str());
+        source.into_iter().chain(self.new_path.as_deref())
     }
 }
 

@@ -59,11 +59,26 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
         ("process.creation.time_ns", (p.start_ns as i64).into()),
         ("tripline.process.cgroup_id", (p.cgroup_id as i64).into()),
     ];
+    if let Some(script) = &p.script {
+        a.push(("tripline.process.script.path", script.clone().into()));
+    }
+    if !p.exe_resolution.is_empty() && p.exe_resolution != "exact" {
+        a.push((
+            "tripline.process.executable.resolution",
+            p.exe_resolution.into(),
+        ));
+    }
+    if p.current_ppid != p.ppid && p.current_ppid != 0 {
+        a.push(("tripline.process.current_parent_pid", p.current_ppid.into()));
+    }
     if let Some(auid) = p.auid {
         a.push(("tripline.process.login_user.id", auid.into()));
     }
     if let Some(parent) = &ev.parent {
         a.push(("process.parent.executable.path", parent.exe.clone().into()));
+        if let Some(s) = &parent.script {
+            a.push(("tripline.process.parent.script.path", s.clone().into()));
+        }
         a.push(("process.parent.command_args", parent.args.clone().into()));
         a.push(("process.parent.user.id", parent.euid.into()));
     }
@@ -105,7 +120,10 @@ pub(super) fn summary(ev: &Event, who: &str) -> String {
     match &ev.data {
         EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
         EventData::Exit { status } => format!("{who} exited with status {status}"),
-        _ => format!("{who} executed {}", ev.process.exe),
+        _ => match &ev.process.script {
+            Some(script) => format!("{who} executed {} running {script}", ev.process.exe),
+            None => format!("{who} executed {}", ev.process.exe),
+        },
     }
 }
 

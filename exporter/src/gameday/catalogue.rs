@@ -166,11 +166,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "reverse_shell_dev_tcp",
         tactic: "command-and-control",
         technique: "T1095",
-        what: "a shell opens a TCP connection itself (/dev/tcp redirection)",
+        what: "a shell wires its stdin and stdout to a TCP connection (/dev/tcp redirection)",
         spellings: &[
-            r("/bin/bash", Sh("/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; exec 3>&-'"), Rule, "/bin/bash"),
-            r("bash from PATH", Sh("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; exec 3>&-'"), Rule, "/bin/bash"),
-            r("renamed bash (kworker)", Sh("cp /bin/bash {w}/kworker && {w}/kworker -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; exec 3>&-'"), Anomaly, "/bin/bash"),
+            r("/bin/bash", Sh("/bin/bash -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Rule, "/bin/bash"),
+            r("bash from PATH", Sh("bash -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Rule, "/bin/bash"),
+            r("renamed bash (kworker)", Sh("cp /bin/bash {w}/kworker && {w}/kworker -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Anomaly, "/bin/bash"),
         ],
     },
     Scenario {

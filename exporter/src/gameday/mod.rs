@@ -317,32 +317,60 @@ struct Found {
 
 fn find(findings: &[Value], pids: &BTreeSet<i64>) -> Found {
     let mut f = Found::default();
-    let mut sev: Vec<(bool, crate::model::Severity)> = Vec::new();
-    for x in findings.iter().filter(|x| {
+    let mut sev: Vec<crate::model::Severity> = Vec::new();
+    for x in findings {
         let pid = x.get("process.pid").and_then(Value::as_i64).unwrap_or(-1);
         let ppid = x
             .get("process.parent_pid")
             .and_then(Value::as_i64)
             .unwrap_or(-1);
-        pids.contains(&pid) || pids.contains(&ppid)
-    }) {
-        let s = x
-            .get("tripline.finding.severity")
-            .and_then(Value::as_str)
-            .and_then(crate::model::Severity::parse);
-        if let Some(r) = x.get("security_rule.name").and_then(Value::as_str) {
-            f.rule = true;
-            f.names.push(format!("rule {r}"));
-            sev.extend(s.map(|s| (true, s)));
-        } else if let Some(m) = x.get("tripline.baseline.model").and_then(Value::as_str) {
-            f.anomaly = true;
-            f.names.push(format!("anomaly {m}"));
-            sev.extend(s.map(|s| (false, s)));
+        // A finding groups every part of one process and its children: the spelling's processes may
+        // lead it or be one of its parts (each part's summary names its pid).
+        let parts: Vec<&str> = x
+            .get("tripline.finding.parts")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let leads = pids.contains(&pid) || pids.contains(&ppid);
+        let mine: Vec<&str> = parts
+            .iter()
+            .copied()
+            .filter(|p| leads || pids.iter().any(|q| p.contains(&format!("(pid {q},"))))
+            .collect();
+        if !leads && mine.is_empty() {
+            continue;
         }
+        let before = f.names.len();
+        if mine.is_empty() {
+            if let Some(r) = x.get("security_rule.name").and_then(Value::as_str) {
+                f.names.push(format!("rule {r}"));
+            } else if let Some(m) = x.get("tripline.baseline.model").and_then(Value::as_str) {
+                f.names.push(format!("anomaly {m}"));
+            }
+        }
+        for p in mine {
+            match p.strip_prefix("new ") {
+                Some(rest) => f.names.push(format!(
+                    "anomaly {}",
+                    rest.split(' ').next().unwrap_or(rest)
+                )),
+                None => f
+                    .names
+                    .push(format!("rule {}", p.split(':').next().unwrap_or(p))),
+            }
+        }
+        let added = &f.names[before..];
+        f.rule |= added.iter().any(|n| n.starts_with("rule "));
+        f.anomaly |= added.iter().any(|n| n.starts_with("anomaly "));
+        sev.extend(
+            x.get("tripline.finding.severity")
+                .and_then(Value::as_str)
+                .and_then(crate::model::Severity::parse),
+        );
     }
     f.names.sort_by_key(|n| (!n.starts_with("rule"), n.clone()));
     f.names.dedup();
-    f.severity = sev.into_iter().max().map(|(_, s)| s.as_str().to_string());
+    f.severity = sev.into_iter().max().map(|s| s.as_str().to_string());
     f
 }
 

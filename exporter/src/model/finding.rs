@@ -86,6 +86,7 @@ models! {
     ListenPort = "listen_port", medium, "Which executable listens on which TCP port.";
     OutboundPort = "outbound_port", low, "Which executable connects to which port class and address class.";
     FileWriter = "file_writer", medium, "Which executable, as which user, changes files in which watched directory.";
+    RuleMatch = "rule_match", info, "Benign rule matches (info and low rules) seen while learning or accepted: not reported again.";
 }
 
 /// What raised a finding.
@@ -117,6 +118,20 @@ impl FindingSource {
     }
 }
 
+/// One thing that was new or matched: a rule match or a new baseline key, with the event that showed it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub source: FindingSource,
+    pub severity: Severity,
+    pub summary: String,
+    pub event: Arc<Event>,
+    /// The account change an `account_change:` rule matched.
+    pub account: Option<super::account::AccountChange>,
+}
+
+/// What detection reports: every rule match and new baseline key of one process (and the children it
+/// started) inside the correlation window, as one finding. `source`, `summary` and `event` are the
+/// strongest part's; `severity` is the highest.
 #[derive(Debug, Clone)]
 pub struct Finding {
     /// Unique id of this finding.
@@ -126,6 +141,8 @@ pub struct Finding {
     pub source: FindingSource,
     pub summary: String,
     pub event: Arc<Event>,
+    /// Every part, in the order seen (the strongest included).
+    pub parts: Vec<Part>,
     /// The account change a rule with `account_change:` matched (its attributes go in the record).
     pub account: Option<super::account::AccountChange>,
 }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 pub use crate::families::file::File;
 pub use crate::families::net::{Net, Transport};
 pub use crate::families::Sys;
-pub use finding::{Finding, FindingSource, Model, Severity};
+pub use finding::{Finding, FindingSource, Model, Part, Severity};
 pub use tripline_common::{EventKind, Family};
 
 /// A process as the enrichment stage knows it.
@@ -23,7 +23,10 @@ pub struct Process {
     pub pid: u32,
     /// Thread id of the thread that acted.
     pub tid: u32,
+    /// The parent at creation (kept when the process is orphaned and reparented).
     pub ppid: u32,
+    /// The kernel's current parent (init or a subreaper for orphans).
+    pub current_ppid: u32,
     /// Start time of the thread-group leader, ns since boot. `(pid, start_ns)` identifies a process.
     pub start_ns: u64,
     pub uid: u32,
@@ -34,14 +37,26 @@ pub struct Process {
     pub auid: Option<u32>,
     /// Kernel `comm` (16 bytes at most).
     pub comm: String,
-    /// Executable path; empty when unknown (process started before tripline and /proc had no answer).
+    /// Canonical executable path (`enrich::identity`); empty when unknown (process started before
+    /// tripline and /proc had no answer).
     pub exe: String,
+    /// The script an interpreter runs (canonical), when the executable is an interpreter.
+    pub script: Option<String>,
+    /// How `exe` was resolved: `exact`, `parent_cwd` or `spelled`.
+    pub exe_resolution: &'static str,
     pub args: Vec<String>,
     pub args_truncated: bool,
     pub cgroup_id: u64,
+    /// stdin and stdout are both sockets (looked up at exec and at a successful connect only).
+    pub stdio_socket: bool,
 }
 
 impl Process {
+    /// What runs: the script for an interpreter running one, else the executable. Baselines key on it.
+    pub fn program(&self) -> &str {
+        self.script.as_deref().unwrap_or(&self.exe)
+    }
+
     /// The executable's file name, or `comm` when the path is unknown.
     pub fn exe_name(&self) -> &str {
         if self.exe.is_empty() {
@@ -57,9 +72,17 @@ pub struct Parent {
     pub pid: u32,
     pub start_ns: u64,
     pub exe: String,
+    pub script: Option<String>,
     pub args: Vec<String>,
     pub uid: u32,
     pub euid: u32,
+}
+
+impl Parent {
+    /// What the parent runs: its script, else its executable.
+    pub fn program(&self) -> &str {
+        self.script.as_deref().unwrap_or(&self.exe)
+    }
 }
 
 /// The kind-specific part of an event; each variant's type lives in its family module.

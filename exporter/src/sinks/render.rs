@@ -47,6 +47,25 @@ pub fn finding_record(f: &Finding) -> Record {
     if let Some(acct) = &f.account {
         acct.attributes(&mut a);
     }
+    if f.parts.len() > 1 {
+        let names: Vec<String> = f.parts.iter().map(|p| p.summary.clone()).collect();
+        a.push(("tripline.finding.parts", names.into()));
+        let rules: Vec<String> = f
+            .parts
+            .iter()
+            .filter_map(|p| match &p.source {
+                FindingSource::Rule { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        if !rules.is_empty() {
+            a.push(("tripline.finding.rules", rules.into()));
+        }
+    }
+    a.push((
+        "tripline.finding.part_count",
+        (f.parts.len().max(1) as i64).into(),
+    ));
     a.extend(families::attributes(&f.event));
     Record {
         event_name,

@@ -107,16 +107,29 @@ pub struct ProbeLabels {
     pub probe: Bounded,
 }
 
+/// `tripline_baseline_info`: one series, the version of the loaded baseline.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BaselineInfoLabels {
+    pub version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
     pub revision: String,
+    pub build_date: String,
+    pub rustc_version: String,
     pub wire_version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
     pub rule: Bounded,
+    pub severity: Severity,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
     pub severity: Severity,
 }
 
@@ -154,7 +167,12 @@ pub struct ReasonLabels {
 
 label_enum! {
     /// Why a finding was not reported as new.
-    SuppressReason { duplicate }
+    SuppressReason {
+        /// The same (rule or model, subject) inside the suppression window.
+        duplicate,
+        /// An info or low rule match the baseline learned or accepted (`rule_match` model).
+        learned,
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -197,8 +215,10 @@ pub struct Metrics {
     pub rule_matches: Family<RuleLabels, Counter>,
     pub anomalies: Family<ModelSeverityLabels, Counter>,
     pub finding_occurrences: Family<ReasonLabels, Counter>,
+    pub findings: Family<SeverityLabels, Counter>,
     pub baseline_keys: Family<ModelStateLabels, Gauge>,
     pub baseline_learning: Family<ModelLabels, Gauge>,
+    pub baseline_info: Family<BaselineInfoLabels, Gauge>,
     pub threat_level: Gauge<f64, AtomicU64>,
     pub findings_suppressed: Family<SuppressedLabels, Counter>,
     // OTLP and redaction.
@@ -235,7 +255,7 @@ impl Metrics {
         );
         r.register(
             "build_info",
-            "A metric with a constant '1' value labelled by the tripline version, git revision and wire format version",
+            "A metric with a constant '1' value labelled by the tripline version, git revision, build date, rustc version and wire format version",
             m.build_info.clone(),
         );
         r.register(
@@ -254,6 +274,11 @@ impl Metrics {
             m.anomalies.clone(),
         );
         r.register(
+            "findings",
+            "Findings reported, by severity: each is every rule match and new baseline key of one process (and its children) within the correlation window",
+            m.findings.clone(),
+        );
+        r.register(
             "finding_occurrences",
             "Every occurrence of a finding, including repeats deduplicated inside the suppression window, by reason (rule or baseline)",
             m.finding_occurrences.clone(),
@@ -267,6 +292,11 @@ impl Metrics {
             "baseline_learning",
             "1 while the baseline model is learning, 0 while it is monitoring",
             m.baseline_learning.clone(),
+        );
+        r.register(
+            "baseline_info",
+            "A metric with a constant '1' value labelled by the version of the loaded baseline (provenance.version; unversioned when the file has none, none when no baseline file was loaded)",
+            m.baseline_info.clone(),
         );
         r.register(
             "threat_level",
@@ -316,6 +346,11 @@ impl Metrics {
                 result: *result,
             }));
         }
+        for severity in Severity::ALL {
+            drop(m.findings.get_or_create(&SeverityLabels {
+                severity: *severity,
+            }));
+        }
         for reason in FindingReason::ALL {
             drop(
                 m.finding_occurrences
@@ -330,10 +365,10 @@ impl Metrics {
         }
         m.build_info
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                revision: option_env!("TRIPLINE_GIT_REVISION")
-                    .unwrap_or("unknown")
-                    .to_string(),
+                version: crate::build_info::VERSION.to_string(),
+                revision: crate::build_info::REVISION.to_string(),
+                build_date: crate::build_info::BUILD_DATE.to_string(),
+                rustc_version: crate::build_info::RUSTC_VERSION.to_string(),
                 wire_version: tripline_common::WIRE_VERSION.to_string(),
             })
             .set(1);

@@ -239,6 +239,64 @@ pub fn gettid() -> i64 {
     i64::from(unsafe { gettid() })
 }
 
+/// Every JSON line of a file (the JSON-lines sink), skipping none that parse.
+pub fn read_jsonl(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits (30 s) for a line of `path` that satisfies `pred`.
+pub fn wait_jsonl(path: &std::path::Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(f) = read_jsonl(path).into_iter().find(|f| pred(f)) {
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line for {what}; lines: {:#?}",
+            read_jsonl(path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A fresh directory for one test under cargo's target tmp dir.
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `<dir>/app` and a configuration file that watches it (`sensor.app_dirs`).
+pub fn app_dir_config(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let config = dir.join("tripline.yml");
+    std::fs::write(
+        &config,
+        format!("sensor:\n  app_dirs: [{}]\n", app.display()),
+    )
+    .unwrap();
+    (app, config)
+}
+
+/// What each part of a finding says (its body when it has one part).
+pub fn part_texts(f: &Value) -> Vec<String> {
+    match f["tripline.finding.parts"].as_array() {
+        Some(a) => a
+            .iter()
+            .filter_map(|p| p.as_str().map(String::from))
+            .collect(),
+        None => vec![s(f, "body")],
+    }
+}
+
 pub fn s(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(|x| x.as_str())
