@@ -1327,15 +1327,16 @@ fn benign_rule_matches_seen_while_learning_are_not_reported_in_monitor() {
 fn persistence_location_rules() {
     use EventKind::*;
     // (kind, exe, path, new path, ancestor, rule, fires)
-    let cases: &[(
+    type Case<'a> = (
         EventKind,
-        &str,
-        &str,
-        Option<&str>,
-        Option<&str>,
-        &str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
         bool,
-    )] = &[
+    );
+    let cases: &[Case] = &[
         (
             FileWrite,
             "/usr/bin/sh",

@@ -38,8 +38,9 @@ pub struct GamedayArgs {
     /// Work directory parent (a fresh directory is created inside and removed at the end).
     #[arg(long, default_value = "/var/lib")]
     pub workdir: PathBuf,
-    /// How long to wait for a spelling expected to go undetected (a known gap) before moving on.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    /// How long to wait for a spelling expected to go undetected (a known gap) before moving on
+    /// (longer than the exporter's correlation window, so a gap that is detected after all shows).
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
     pub gap_wait: Duration,
     /// Also write the coverage table (docs/coverage.md format) to this file.
     #[arg(long)]
@@ -53,6 +54,9 @@ pub enum Helper {
     Connect { addr: String },
     /// Listen on a loopback port for a moment.
     Listen,
+    /// Listen on a loopback port, print it, accept until killed (the scenarios' peer: gameday itself
+    /// must not listen, or every shell it starts would look spawned by a network-facing server).
+    Serve,
     /// Execute FILE from an anonymous memory file (memfd_create + fexecve).
     MemfdExec { file: PathBuf },
 }
@@ -103,6 +107,14 @@ pub fn run_helper(h: Helper) -> anyhow::Result<ExitCode> {
     match h {
         Helper::Connect { addr } => {
             let _s = TcpStream::connect(&addr)?;
+        }
+        Helper::Serve => {
+            let l = TcpListener::bind("127.0.0.1:0")?;
+            println!("{}", l.local_addr()?);
+            std::io::stdout().flush()?;
+            for c in l.incoming() {
+                drop(c);
+            }
         }
         Helper::Listen => {
             let l = TcpListener::bind("127.0.0.1:0")?;
@@ -175,19 +187,36 @@ impl Drop for Work {
     }
 }
 
-/// Listener that accepts in the background until dropped.
-fn listener() -> anyhow::Result<(TcpListener, String)> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    let addr = l.local_addr()?.to_string();
-    let c = l.try_clone()?;
-    std::thread::spawn(move || {
-        for s in c.incoming() {
-            if s.is_err() {
-                break;
-            }
-        }
-    });
-    Ok((l, addr))
+/// A loopback listener in a child process (`gameday-helper serve`), killed when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(exe: &Path) -> anyhow::Result<Server> {
+        let mut child = Command::new(exe)
+            .args(["gameday-helper", "serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
+        let addr = line.trim().to_string();
+        anyhow::ensure!(addr.contains(':'), "gameday-helper serve printed {line:?}");
+        Ok(Server { child, addr })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn copy_exec(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -531,7 +560,8 @@ pub fn run(args: GamedayArgs) -> anyhow::Result<ExitCode> {
         dir: tempfile_dir(&args.workdir.display().to_string())?,
         exe: std::env::current_exe()?,
     };
-    let (_listener, addr) = listener()?;
+    let server = Server::start(&work.exe)?;
+    let addr = server.addr.clone();
     let mut vars = Vars {
         tag: format!("tripline-gameday-{}", std::process::id()),
         port: addr
