@@ -23,6 +23,7 @@ if [ "$want_test" = 1 ]; then
   need_pkg prometheus-alertmanager
   need_pkg protobuf-compiler
   need_pkg curl
+  need_pkg util-linux   # setpriv: the non-root capability test
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "install-deps: apt-get install ${apt_pkgs[*]}"

@@ -123,7 +123,7 @@ def main():
         data = kinds["ConfigMap"]["data"]
         (tmp / "tripline.yml").write_text(data["tripline.yml"])
         (tmp / "policy.yml").write_text(data["policy.yml"])
-        for args in (["check-config", f"--config.file={tmp / 'tripline.yml'}"],
+        for args in (["check-config", "--offline", f"--config.file={tmp / 'tripline.yml'}"],
                      ["policy", "check", str(tmp / "policy.yml")]):
             r = subprocess.run([binary, *args], capture_output=True, text=True)
             if r.returncode != 0:

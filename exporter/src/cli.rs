@@ -59,6 +59,11 @@ pub struct CheckConfigArgs {
     /// Print the JSON Schema of the configuration file instead of checking a configuration.
     #[arg(long)]
     pub schema: bool,
+    /// Check the files' content only, for a configuration meant for another host or a container:
+    /// skip what depends on this host (procfs, writable state/baseline/output directories, policy and
+    /// baseline files that do not exist here).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -70,6 +75,45 @@ pub struct RunArgs {
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", default_value = "/metrics", global = true, value_parser = parse_telemetry_path)]
     pub telemetry_path: String,
+
+    /// Web configuration file (exporter-toolkit format: TLS, client certificates, basic auth, headers).
+    /// Protects /metrics and /api/*. See docs/configuration.md.
+    #[arg(long = "web.config.file", global = true)]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Serve /api/* on this separate address instead of --web.listen-address (same web config).
+    #[arg(long = "web.api.listen-address", global = true, value_parser = parse_listen_address, conflicts_with = "no_web_api")]
+    pub api_listen_address: Option<ListenAddress>,
+
+    /// Do not serve /api/* at all (findings and baselines stay off the network).
+    #[arg(long = "no-web.api", global = true)]
+    pub no_web_api: bool,
+
+    /// Close a connection whose request headers have not fully arrived within this time.
+    #[arg(long = "web.header-read-timeout", default_value = "10s", global = true, value_parser = parse_positive_duration)]
+    pub header_read_timeout: std::time::Duration,
+
+    /// Close a connection that carried no request for this long (keep-alive and never-used ones).
+    #[arg(long = "web.idle-timeout", default_value = "60s", global = true, value_parser = parse_positive_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Most simultaneous HTTP connections; more wait in the kernel's accept queue.
+    #[arg(long = "web.max-connections", default_value = "512", global = true, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+
+    /// State directory for the clean-shutdown marker (`tripline.state`). Default: the baseline file's
+    /// directory when --baseline.file is set, else /var/lib/tripline.
+    #[arg(long = "state.directory", global = true)]
+    pub state_directory: Option<PathBuf>,
+
+    /// How often tripline verifies its own programs, links, maps and kernel counters (tamper checks).
+    #[arg(long = "tamper.check-interval", default_value = "5s", global = true, value_parser = parse_positive_duration)]
+    pub tamper_check_interval: std::time::Duration,
+
+    /// Keep the process's capabilities after the probes attach (default: drop them all, see
+    /// docs/configuration.md#privileges). For debugging only.
+    #[arg(long = "no-privileges.drop", global = true)]
+    pub keep_privileges: bool,
 
     /// Configuration file (YAML). Without it the embedded defaults are used.
     #[arg(long = "config.file", global = true)]
@@ -191,10 +235,37 @@ fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     })
 }
 
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 10s, 1m)"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(86_400) {
+        return Err(format!("{s:?}: must be more than 0s and at most 24h"));
+    }
+    Ok(d)
+}
+
+/// Paths the server already routes; the telemetry path may not take one of them (or live under /api/).
+pub const RESERVED_PATHS: &[&str] = &["/", "/healthz", "/readyz"];
+
 fn parse_telemetry_path(s: &str) -> Result<String, String> {
-    if !s.starts_with('/') || s.len() < 2 {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~');
+    if !s.starts_with('/') || s.len() < 2 || s.len() > 256 {
         return Err(format!(
-            "{s:?}: the telemetry path must start with '/' and not be '/' (e.g. /metrics)"
+            "{s:?}: the telemetry path must start with '/', not be '/' and be at most 256 bytes (e.g. /metrics)"
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| !allowed(*c)) {
+        return Err(format!(
+            "{s:?}: {c:?} is not allowed in the telemetry path; use letters, digits and / - _ . ~ (e.g. /metrics)"
+        ));
+    }
+    if s.contains("//") || s.ends_with('/') || s.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(format!(
+            "{s:?}: the telemetry path may not contain empty, '.' or '..' segments or end with '/' (e.g. /metrics)"
+        ));
+    }
+    if RESERVED_PATHS.contains(&s) || s == "/api" || s.starts_with("/api/") {
+        return Err(format!(
+            "{s:?} is already served by tripline (/, /healthz, /readyz, /api/...): choose another telemetry path (e.g. /metrics)"
         ));
     }
     Ok(s.to_string())
@@ -228,6 +299,26 @@ mod tests {
         assert!(parse_telemetry_path("metrics").is_err());
         assert!(parse_telemetry_path("/").is_err());
         assert_eq!(parse_telemetry_path("/m").unwrap(), "/m");
+        assert_eq!(
+            parse_telemetry_path("/probe/metrics.v1").unwrap(),
+            "/probe/metrics.v1"
+        );
+        // These made `run` panic in the router (issue 12).
+        for bad in [
+            "/healthz",
+            "/readyz",
+            "/api/v1/status",
+            "/api",
+            "/m{x",
+            "/m}x",
+            "/:id",
+            "/*rest",
+            "/a//b",
+            "/a/",
+            "/a/../b",
+        ] {
+            assert!(parse_telemetry_path(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

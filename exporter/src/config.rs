@@ -47,6 +47,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     ParseNoLocation { path: PathBuf, message: String },
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
     #[error("{path}: {field}: {message}")]
     Invalid {
         path: PathBuf,
@@ -173,16 +175,22 @@ impl Config {
         match path {
             None => Config::parse(DEFAULT_CONFIG, Path::new("<embedded default>")),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
+                let text = crate::limits::read_bounded(
+                    p,
+                    crate::limits::MAX_CONFIG_BYTES,
+                    "configuration",
+                )?;
                 Config::parse(&text, p)
             }
         }
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        crate::limits::check_nesting(
+            text,
+            &path.display().to_string(),
+            crate::limits::MAX_NESTING,
+        )?;
         let cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {

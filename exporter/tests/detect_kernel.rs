@@ -159,7 +159,7 @@ fn auto_mode_flags_new_network_process_and_server_shell() {
     );
     assert_eq!(s(&f, "tripline.exec.filename"), "/bin/sh");
     assert_eq!(
-        s(&f, "process.parent.executable.path"),
+        s(&f, "tripline.process.parent.executable.path"),
         nginx.display().to_string()
     );
     assert_eq!(s(&f, "severity_text"), "ERROR");
@@ -349,7 +349,7 @@ fn baseline_cli_diff_gates_and_policy_check_reports_locations() {
         .arg(&policy)
         .output()
         .unwrap();
-    assert_eq!(c.status.code(), Some(2));
+    assert_eq!(c.status.code(), Some(3), "invalid policy: exit 3");
     let err = String::from_utf8_lossy(&c.stderr);
     assert!(
         err.contains("p.yml:4:15") && err.contains("expected one of `info`"),

@@ -239,7 +239,7 @@ fn orphans_name_their_real_parent() {
         i64::from(shell)
     );
     assert!(
-        !s(&ev, "process.parent.executable.path").is_empty(),
+        !s(&ev, "tripline.process.parent.executable.path").is_empty(),
         "{ev:#}"
     );
     assert_eq!(ex.stop(), 0);

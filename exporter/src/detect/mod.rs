@@ -222,7 +222,10 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         let policy = Policy::load(config.policy_file.as_deref())?;
         let loaded = match &config.baseline.file {
-            Some(f) => Baseline::load_state(f)?,
+            Some(f) => {
+                baseline::check_writable(f)?;
+                Baseline::load_state(f)?
+            }
             None => None,
         };
         let from_file = loaded.is_some();
@@ -466,6 +469,7 @@ impl Engine {
         let reason = match c.source {
             FindingSource::Rule { .. } => FindingReason::rule,
             FindingSource::Anomaly { .. } => FindingReason::baseline,
+            FindingSource::Tamper { .. } => FindingReason::tamper,
         };
         self.metrics
             .finding_occurrences
@@ -512,6 +516,7 @@ impl Engine {
                     })
                     .inc();
             }
+            FindingSource::Tamper { .. } => {}
             FindingSource::Anomaly { model, .. } => {
                 if let Some(model) = Model::parse(model) {
                     self.metrics
@@ -615,6 +620,33 @@ impl Engine {
         out
     }
 
+    /// Records a finding raised outside the event stream (tamper evidence): kept for the API and
+    /// counted in the threat level, never deduplicated away.
+    pub fn record_external(&mut self, f: Arc<Finding>, now: SystemTime) {
+        self.metrics
+            .finding_occurrences
+            .get_or_create(&ReasonLabels {
+                reason: FindingReason::tamper,
+            })
+            .inc();
+        self.metrics
+            .findings
+            .get_or_create(&SeverityLabels {
+                severity: f.severity,
+            })
+            .inc();
+        self.shared
+            .threat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(now, f.severity, &f.source.name());
+        self.shared
+            .findings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(now, f);
+    }
+
     /// Process-tree facts rules can use, kept current from the event stream.
     fn context(&mut self, ev: &Event) -> Context {
         let p = &ev.process;
@@ -683,6 +715,7 @@ impl Engine {
         if now.duration_since(self.last_persist).unwrap_or_default() >= self.persist_interval {
             self.last_persist = now;
             if let Err(e) = self.persist() {
+                self.metrics.baseline_write_errors.inc();
                 tracing::warn!(error = %e, "could not persist the baseline");
             }
         }
@@ -782,8 +815,11 @@ pub async fn run(
     mut engine: Engine,
     mut rx: tokio::sync::mpsc::Receiver<Arc<Event>>,
     out: &mut impl Output,
+    mut tamper: tokio::sync::mpsc::Receiver<crate::tamper::Tamper>,
+    tamper_metrics: crate::tamper::TamperMetrics,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seq = 0u64;
     loop {
         let findings = tokio::select! {
             ev = rx.recv() => {
@@ -791,9 +827,17 @@ pub async fn run(
                 out.event(&ev);
                 engine.process(&ev)
             }
+            Some(t) = tamper.recv() => {
+                seq += 1;
+                tamper_metrics.count(&t);
+                let f = Arc::new(tamper_finding(&t, seq));
+                engine.record_external(f.clone(), SystemTime::now());
+                vec![f]
+            }
             _ = tick.tick() => {
                 let now = SystemTime::now();
                 engine.tick(now);
+                tamper_metrics.heartbeat.set(crate::tamper::unix_now());
                 let mut due = engine.flush_at(now);
                 due.extend(engine.recheck_accounts(now));
                 due
@@ -804,6 +848,59 @@ pub async fn run(
     engine.flush_all().iter().for_each(|f| out.finding(f));
     if let Err(e) = engine.persist() {
         tracing::error!(error = %e, "could not persist the baseline at shutdown");
+    }
+}
+
+/// The finding for a piece of tamper evidence (its subject is tripline itself).
+pub fn tamper_finding(t: &crate::tamper::Tamper, seq: u64) -> Finding {
+    let me = std::process::id();
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let now = SystemTime::now();
+    let event = Arc::new(Event {
+        kind: EventKind::SignalSelf,
+        ktime_ns: 0,
+        time: now,
+        process: crate::model::Process {
+            pid: me,
+            tid: me,
+            exe,
+            comm: "tripline".into(),
+            ..crate::model::Process::default()
+        },
+        parent: None,
+        ancestors: Vec::new(),
+        data: EventData::Exit { status: 0 },
+        wire_flags: 0,
+    });
+    let source = FindingSource::Tamper {
+        reason: t.reason.as_str(),
+        detail: t.detail.clone(),
+        gap_seconds: t.gap.map(|g| g.as_secs()),
+    };
+    let summary = format!("tamper_{}: {}", t.reason.as_str(), t.detail);
+    let severity = t.reason.severity();
+    Finding {
+        id: format!(
+            "tamper-{}-{seq:x}",
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ),
+        time: now,
+        severity,
+        source: source.clone(),
+        summary: summary.clone(),
+        event: event.clone(),
+        account: None,
+        parts: vec![Part {
+            source,
+            severity,
+            summary,
+            event,
+            account: None,
+        }],
     }
 }
 

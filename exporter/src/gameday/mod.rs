@@ -112,8 +112,10 @@ pub fn run_helper(h: Helper) -> anyhow::Result<ExitCode> {
             let l = TcpListener::bind("127.0.0.1:0")?;
             println!("{}", l.local_addr()?);
             std::io::stdout().flush()?;
-            for c in l.incoming() {
-                drop(c);
+            // Accepted connections stay open (as an attacker's listener keeps them) until killed.
+            let mut held = Vec::new();
+            for c in l.incoming().flatten() {
+                held.push(c);
             }
         }
         Helper::Listen => {

@@ -106,6 +106,13 @@ pub enum FindingSource {
         /// The normalised key that was new, e.g. `/usr/sbin/nginx -> /bin/sh`.
         key: String,
     },
+    /// Evidence that tripline itself was tampered with (see the `tamper` module).
+    Tamper {
+        reason: &'static str,
+        detail: String,
+        /// `unclean_stop`: seconds without monitoring.
+        gap_seconds: Option<u64>,
+    },
 }
 
 impl FindingSource {
@@ -114,6 +121,7 @@ impl FindingSource {
         match self {
             FindingSource::Rule { id, .. } => format!("rule:{id}"),
             FindingSource::Anomaly { model, .. } => format!("model:{model}"),
+            FindingSource::Tamper { reason, .. } => format!("tamper:{reason}"),
         }
     }
 }

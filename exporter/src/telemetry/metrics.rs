@@ -157,7 +157,7 @@ pub struct ModelStateLabels {
 
 label_enum! {
     /// What raised a finding occurrence.
-    FindingReason { rule, baseline }
+    FindingReason { rule, baseline, tamper }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -225,6 +225,8 @@ pub struct Metrics {
     pub otlp_records: Family<OtlpLabels, Counter>,
     pub otlp_queue_length: Gauge,
     pub redactions: Family<PatternLabels, Counter>,
+    // Hardening (issue 12).
+    pub baseline_write_errors: Counter,
 }
 
 impl Metrics {
@@ -233,6 +235,11 @@ impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("tripline");
+        r.register(
+            "baseline_write_errors",
+            "Failed writes of the baseline state file (the model in memory is kept; see the log for why)",
+            m.baseline_write_errors.clone(),
+        );
         r.register(
             "decode_errors",
             "Ring-buffer records that could not be decoded, by kind and reason",

@@ -49,8 +49,17 @@ impl Exporter {
         require_root();
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
+        // Each exporter gets its own state directory (clean-shutdown marker), so parallel tests and
+        // SIGKILLed ones never see each other's marker.
+        let state =
+            std::env::temp_dir().join(format!("tripline-state-{}-{port}", std::process::id()));
         let mut child = Command::new(BIN)
             .args(args)
+            .args(if args.contains(&"--state.directory") {
+                vec![]
+            } else {
+                vec!["--state.directory".to_string(), state.display().to_string()]
+            })
             .args(["--web.listen-address", &listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -230,7 +239,7 @@ pub fn sample(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The kernel thread id of the calling thread (events carry `process.thread.id`).
+/// The kernel thread id of the calling thread (events carry `thread.id`).
 pub fn gettid() -> i64 {
     extern "C" {
         fn gettid() -> i32;
