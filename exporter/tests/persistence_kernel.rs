@@ -78,7 +78,10 @@ fn per_user_and_system_persistence_files() {
     let pid = sh(&format!("echo '# test' >> {home}/.bashrc"));
     let f = finding(&ex, "shell_startup_file_changed", pid);
     assert_eq!(s(&f, "file.path"), format!("{home}/.bashrc"));
-    assert_eq!(s(&f, "security_rule.reference"), "T1546.004");
+    assert_eq!(
+        s(&f, "security_rule.reference"),
+        "https://attack.mitre.org/techniques/T1546/004/"
+    );
 
     let pid = sh(&format!(
         // Relative spelling; the shell stays a moment so its cwd can be read (until paths are
