@@ -148,7 +148,7 @@ pub struct NetEvent {
 /// Bytes of a file path kept.
 pub const PATH_LEN: usize = 256;
 /// Watched path prefixes the file probes compare against (in-kernel filter).
-pub const WATCH_MAX: usize = 16;
+pub const WATCH_MAX: usize = 24;
 pub const WATCH_PREFIX_LEN: usize = 64;
 
 /// Bytes of the kernel-resolved path buffer. The walk writes each component with a bounded 256-byte

@@ -66,7 +66,14 @@ learning() { curl -sf http://127.0.0.1:$P_TRIP/metrics | grep -q '^tripline_base
 wait_for 90 "the learning window to end" learning
 
 echo "=== game day"
-"$BIN" gameday --target http://127.0.0.1:$P_TRIP --timeout 30s || fail "gameday missed scenarios"
+"$BIN" gameday --target http://127.0.0.1:$P_TRIP --timeout 30s --json --markdown "$WORK/coverage.md" \
+  >"$WORK/gameday.json" || { cat "$WORK/gameday.json"; fail "gameday missed scenarios"; }
+echo "=== coverage table (docs/coverage.md: Tactic, Technique and Scenario columns)"
+# Timing, signals and skipped spellings depend on the host and the run; the catalogue must not drift.
+cols() { grep -E '^\| [a-z-]+ \| T[0-9.]+ \| `' "$1" | cut -d'|' -f2-4; }
+if ! diff <(cols docs/coverage.md) <(cols "$WORK/coverage.md"); then
+  fail "docs/coverage.md is stale: regenerate it with 'tripline gameday --markdown docs/coverage.md' against a running exporter (or copy $WORK/coverage.md)"
+fi
 
 alert_arrived() { # alert_arrived NAME SEVERITY
   python3 - "$WORK/alerts.jsonl" "$1" "$2" <<'PY'

@@ -3,6 +3,7 @@
 //! One [`Engine`] runs in the detection task. It owns the policy, the dedup window and which processes
 //! are network-facing; the baselines, recent findings and threat level sit in [`Shared`] so the HTTP
 //! API and scrapes can read them.
+pub mod accounts;
 pub mod baseline;
 pub mod cli;
 pub mod correlate;
@@ -151,6 +152,8 @@ struct Candidate {
     summary: String,
     /// What the finding is about (dedup key together with the source).
     subject: String,
+    /// The account change an `account_change:` rule matched.
+    account: Option<crate::model::account::AccountChange>,
 }
 
 const MAX_DEDUP_KEYS: usize = 65_536;
@@ -203,6 +206,8 @@ pub struct Engine {
     persist_interval: Duration,
     last_persist: SystemTime,
     seq: u64,
+    /// Snapshot of the account databases, diffed when they are written.
+    accounts: accounts::AccountWatch,
 }
 
 impl Engine {
@@ -291,6 +296,7 @@ impl Engine {
             persist_interval: config.baseline.persist_interval,
             last_persist: now,
             seq: 0,
+            accounts: accounts::AccountWatch::new(std::path::Path::new("/")),
         };
         engine.update_gauges();
         Ok(engine)
@@ -315,6 +321,10 @@ impl Engine {
             self.correlator.adopt(me, (*child_pid, *child_start_ns));
         }
         let mut candidates = self.rule_matches(ev, &ctx);
+        if accounts::touches_databases(ev) {
+            let changes = self.accounts.on_write(ev);
+            candidates.extend(self.account_matches(ev, &ctx, changes));
+        }
         candidates.extend(self.anomalies(ev, now));
         let parts: Vec<Part> = candidates
             .into_iter()
@@ -359,9 +369,67 @@ impl Engine {
                 severity: rule.severity,
                 summary: format!("{}: {}", rule.id, families::summary(ev)),
                 subject: subject(ev),
+                account: None,
             });
         }
         out
+    }
+
+    /// The `account_change:` rules each account change matches (one candidate per rule and change).
+    fn account_matches(
+        &self,
+        ev: &Event,
+        ctx: &Context,
+        changes: Vec<crate::model::account::AccountChange>,
+    ) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for change in changes {
+            let ctx = Context {
+                account: Some(change.clone()),
+                ..ctx.clone()
+            };
+            for rule in self
+                .policy
+                .rules
+                .iter()
+                .filter(|r| r.uses_account_change() && r.matches(ev, &ctx))
+            {
+                out.push(Candidate {
+                    source: FindingSource::Rule {
+                        id: rule.id.clone(),
+                        description: rule.description.clone(),
+                        category: rule.tactic.clone(),
+                        techniques: rule.techniques.clone(),
+                        ruleset: self.policy.name.clone(),
+                    },
+                    severity: rule.severity,
+                    summary: format!(
+                        "{}: {} ({})",
+                        rule.id,
+                        change.summary(),
+                        families::summary(ev)
+                    ),
+                    subject: change.subject(),
+                    account: Some(change.clone()),
+                });
+            }
+        }
+        out
+    }
+
+    /// Account changes that showed up after the write that made them (an in-place write still under
+    /// way when its event arrived), as findings about that write. Called once a second.
+    pub fn recheck_accounts(&mut self, now: SystemTime) -> Vec<Arc<Finding>> {
+        let Some((ev, changes)) = self.accounts.recheck() else {
+            return Vec::new();
+        };
+        let candidates = self.account_matches(&ev, &Context::default(), changes);
+        let parts: Vec<Part> = candidates
+            .into_iter()
+            .filter_map(|c| self.accept(c, &ev, now))
+            .collect();
+        let closed = self.correlator.add(&ev, parts, now);
+        self.findings(closed, now)
     }
 
     /// Every baseline key of the event that is new to its model.
@@ -388,6 +456,7 @@ impl Engine {
                     },
                     severity: model.severity(),
                     subject: key,
+                    account: None,
                 });
             }
         }
@@ -462,6 +531,7 @@ impl Engine {
             severity,
             summary: c.summary,
             event: ev.clone(),
+            account: c.account,
         })
     }
 
@@ -520,6 +590,10 @@ impl Engine {
                 source: lead.source.clone(),
                 summary,
                 event: lead.event.clone(),
+                account: parts
+                    .iter()
+                    .find_map(|p| p.account.clone().filter(|_| p.source == lead.source))
+                    .or_else(|| parts.iter().find_map(|p| p.account.clone())),
                 parts,
             });
             self.metrics
@@ -614,6 +688,7 @@ impl Engine {
             stdio_socket: p.stdio_socket,
             connected_before_exec,
             lifecycle_signal: lifecycle_signal(ev),
+            account: None,
         }
     }
 
@@ -763,7 +838,9 @@ pub async fn run(
                 let now = SystemTime::now();
                 engine.tick(now);
                 tamper_metrics.heartbeat.set(crate::tamper::unix_now());
-                engine.flush_at(now)
+                let mut due = engine.flush_at(now);
+                due.extend(engine.recheck_accounts(now));
+                due
             }
         };
         findings.iter().for_each(|f| out.finding(f));
@@ -816,11 +893,13 @@ pub fn tamper_finding(t: &crate::tamper::Tamper, seq: u64) -> Finding {
         source: source.clone(),
         summary: summary.clone(),
         event: event.clone(),
+        account: None,
         parts: vec![Part {
             source,
             severity,
             summary,
             event,
+            account: None,
         }],
     }
 }
@@ -841,6 +920,8 @@ fn subject(ev: &Event) -> String {
     let parent = ev.parent.as_ref().map(|p| p.program()).unwrap_or("");
     let extra = match &ev.data {
         EventData::Net(n) if ev.kind == EventKind::Listen => format!("|{}", n.local.port()),
+        // A second file changed by the same program is news, not a repeat.
+        EventData::File(f) => format!("|{}", f.new_path.as_deref().unwrap_or(&f.path)),
         _ => String::new(),
     };
     format!(

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::model::account::{AccountChange, AccountChangeKind};
 use crate::model::{Event, EventKind, Severity};
 
 /// The policy used when no `detect.policy_file` is configured.
@@ -146,6 +147,10 @@ struct RawConditions {
     file_path: Option<Vec<String>>,
     /// priv_change events: the effective uid after a successful setuid-family call.
     new_euid: Option<Vec<u32>>,
+    /// file_write events: opened with O_TRUNC and without O_APPEND (the content was thrown away).
+    file_truncated: Option<bool>,
+    /// Changes to the account databases found by diffing them after the event (detect::accounts).
+    account_change: Option<Vec<String>>,
     result: Option<ResultCond>,
     /// File events kept by the kernel because the mode sets setuid/setgid (any path).
     setid_mode: Option<bool>,
@@ -214,6 +219,8 @@ pub struct Conditions {
     peer_cidr: Option<Vec<IpNet>>,
     file_path: Option<GlobSet>,
     new_euid: Option<Vec<u32>>,
+    file_truncated: Option<bool>,
+    account_change: Option<Vec<AccountChangeKind>>,
     result: Option<ResultCond>,
     setid_mode: Option<bool>,
     xattr_name: Option<GlobSet>,
@@ -241,12 +248,15 @@ pub struct Policy {
 }
 
 /// What the engine knows about an event besides the event itself.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Context {
     pub parent_network_facing: bool,
     pub stdio_socket: bool,
     pub connected_before_exec: bool,
     pub lifecycle_signal: bool,
+    /// One change to the account databases this event made (rules with `account_change:` are tried
+    /// once per change; every other rule sees `None`).
+    pub account: Option<AccountChange>,
 }
 
 impl Policy {
@@ -495,6 +505,8 @@ impl RawConditions {
             self.peer_cidr.is_some(),
             self.file_path.is_some(),
             self.new_euid.is_some(),
+            self.file_truncated.is_some(),
+            self.account_change.is_some(),
             self.result.is_some(),
         ]
         .iter()
@@ -525,6 +537,7 @@ impl RawConditions {
             ("peer_cidr", s(&self.peer_cidr)),
             ("file_path", s(&self.file_path)),
             ("new_euid", n(&self.new_euid)),
+            ("account_change", s(&self.account_change)),
         ]
         .into_iter()
         .find(|(_, empty)| *empty)
@@ -639,6 +652,27 @@ fn compile(
         peer_cidr,
         file_path: globs(&raw.file_path, &f("file_path"), invalid)?,
         new_euid: raw.new_euid.clone(),
+        file_truncated: raw.file_truncated,
+        account_change: match &raw.account_change {
+            None => None,
+            Some(v) => Some(
+                v.iter()
+                    .map(|c| {
+                        AccountChangeKind::parse(c).ok_or_else(|| {
+                            let allowed: Vec<&str> =
+                                AccountChangeKind::ALL.iter().map(|k| k.as_str()).collect();
+                            invalid(
+                                &f("account_change"),
+                                format!(
+                                    "{c:?} is not an account change; allowed: {}",
+                                    allowed.join(", ")
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        },
         result: raw.result,
         setid_mode: raw.setid_mode,
         xattr_name: globs(&raw.xattr_name, &f("xattr_name"), invalid)?,
@@ -796,6 +830,26 @@ impl Conditions {
                 return false;
             }
         }
+        if let Some(want) = self.file_truncated {
+            const O_TRUNC: u32 = 0o1000;
+            const O_APPEND: u32 = 0o2000;
+            let truncated = ev.kind == EventKind::FileWrite
+                && ev
+                    .file()
+                    .is_some_and(|f| f.flags & O_TRUNC != 0 && f.flags & O_APPEND == 0);
+            if truncated != want {
+                return false;
+            }
+        }
+        if let Some(kinds) = &self.account_change {
+            if !ctx
+                .account
+                .as_ref()
+                .is_some_and(|a| kinds.contains(&a.kind))
+            {
+                return false;
+            }
+        }
         if let Some(r) = self.result {
             if (r == ResultCond::Success) != ev.data.succeeded() {
                 return false;
@@ -831,6 +885,11 @@ impl Conditions {
 }
 
 impl Rule {
+    /// Whether the rule is about account changes (tried once per change found, never otherwise).
+    pub fn uses_account_change(&self) -> bool {
+        self.conditions.account_change.is_some()
+    }
+
     pub fn matches(&self, ev: &Event, ctx: &Context) -> bool {
         self.conditions.matches(ev, ctx)
             && (self.any_of.is_empty() || self.any_of.iter().any(|c| c.matches(ev, ctx)))

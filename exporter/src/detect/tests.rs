@@ -1447,6 +1447,222 @@ fn benign_rule_matches_seen_while_learning_are_not_reported_in_monitor() {
 }
 
 #[test]
+fn persistence_location_rules() {
+    use EventKind::*;
+    // (kind, exe, path, new path, ancestor, rule, fires)
+    type Case<'a> = (
+        EventKind,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        bool,
+    );
+    let cases: &[Case] = &[
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/profile.d/x.sh",
+            None,
+            None,
+            "shell_startup_file_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/vim",
+            "/home/bob/.bashrc",
+            None,
+            None,
+            "shell_startup_file_changed",
+            true,
+        ),
+        (
+            FileRename,
+            "/usr/bin/mv",
+            "/root/.x",
+            Some("/root/.zshrc"),
+            None,
+            "shell_startup_file_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/vim",
+            "/home/bob/.bashrc.d/x",
+            None,
+            None,
+            "shell_startup_file_changed",
+            false,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/dpkg",
+            "/etc/profile.d/x.sh",
+            None,
+            None,
+            "shell_startup_file_changed",
+            false,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/usr/lib/x86_64-linux-gnu/security/pam_x.so",
+            None,
+            None,
+            "pam_configuration_or_module_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/pam.d/sshd",
+            None,
+            None,
+            "pam_configuration_or_module_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/dpkg",
+            "/etc/ld.so.preload",
+            None,
+            None,
+            "loader_preload_file_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/ld.so.conf.d/x.conf",
+            None,
+            None,
+            "loader_library_path_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/rc3.d/S01x",
+            None,
+            None,
+            "init_or_rc_script_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/rc.local",
+            None,
+            None,
+            "init_or_rc_script_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/home/bob/.config/systemd/user/x.timer",
+            None,
+            None,
+            "at_job_or_systemd_user_unit_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/var/spool/cron/atjobs/a0001",
+            None,
+            None,
+            "at_job_or_systemd_user_unit_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/udev/rules.d/99-x.rules",
+            None,
+            None,
+            "udev_rule_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/modprobe.d/x.conf",
+            None,
+            None,
+            "kernel_module_load_config_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/etc/update-motd.d/99-x",
+            None,
+            None,
+            "motd_script_changed",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/home/bob/.ssh/rc",
+            None,
+            None,
+            "ssh_config_changed",
+            true,
+        ),
+        (
+            FileUnlink,
+            "/usr/bin/rm",
+            "/root/.bash_history",
+            None,
+            None,
+            "shell_history_removed_or_linked",
+            true,
+        ),
+        (
+            FileLink,
+            "/usr/bin/ln",
+            "/dev/null",
+            Some("/home/bob/.zsh_history"),
+            None,
+            "shell_history_removed_or_linked",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/root/.bash_history",
+            None,
+            None,
+            "shell_history_truncated",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/sh",
+            "/usr/local/sbin/x",
+            None,
+            None,
+            "system_binary_changed_outside_package_manager",
+            true,
+        ),
+    ];
+    for (n, (kind, exe, path, new_path, _anc, rule, fires)) in cases.iter().enumerate() {
+        let mut e = engine(Mode::Learn);
+        let ev = file_ev(*kind, 200 + n as u32, exe, 0, path, *new_path, None);
+        let hit = rules_hit(&mut e, &ev);
+        assert_eq!(
+            hit.contains(&rule.to_string()),
+            *fires,
+            "case {n}: {exe} {path} -> {hit:?}"
+        );
+    }
+}
+
+#[test]
 fn policy_rejects_unknown_tactic_and_empty_conditions() {
     let rule = |tactic: &str, m: &str, extra: &str| {
         format!("rules:\n  - id: r\n    description: d\n    severity: low\n    tactic: {tactic}\n    match: {m}\n{extra}")

@@ -135,6 +135,8 @@ pub struct Part {
     pub severity: Severity,
     pub summary: String,
     pub event: Arc<Event>,
+    /// The account change an `account_change:` rule matched.
+    pub account: Option<super::account::AccountChange>,
 }
 
 /// What detection reports: every rule match and new baseline key of one process (and the children it
@@ -151,6 +153,8 @@ pub struct Finding {
     pub event: Arc<Event>,
     /// Every part, in the order seen (the strongest included).
     pub parts: Vec<Part>,
+    /// The account change a rule with `account_change:` matched (its attributes go in the record).
+    pub account: Option<super::account::AccountChange>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! severities ([`finding`]) and the log record schema ([`record`]). What each event family's data means
 //! (wire decode, attributes, summary, policy fields) lives beside it in [`crate::families`]; together they
 //! are floor 0 and import no stage.
+pub mod account;
 pub mod finding;
 pub mod record;
 

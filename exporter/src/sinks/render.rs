@@ -71,6 +71,9 @@ pub fn finding_record(f: &Finding) -> Record {
             "tripline.tamper.detected"
         }
     };
+    if let Some(acct) = &f.account {
+        acct.attributes(&mut a);
+    }
     if f.parts.len() > 1 {
         let names: Vec<String> = f.parts.iter().map(|p| p.summary.clone()).collect();
         a.push(("tripline.finding.parts", names.into()));
