@@ -110,11 +110,10 @@ fn auto_mode_flags_new_network_process_and_server_shell() {
         "helper_connect",
         ("TRIPLINE_HELPER_CONNECT", &addr),
     );
-    // One finding for the new agent (its exec, connect and ports are parts of it).
+    // One finding for the new agent (its exec, connect and ports are parts of it). A rule may lead it
+    // (exec_from_temp when the checkout lives under /tmp); the anomaly is a part either way.
     let f = wait_findings(&out, "network_process anomaly", |f| {
-        s(f, "event.name") == "tripline.baseline.anomaly"
-            && has_part(f, "network_process")
-            && i(f, "process.pid") == new_pid
+        has_part(f, "network_process") && i(f, "process.pid") == new_pid
     });
     assert_eq!(
         s(&f, "process.executable.path"),
@@ -126,7 +125,10 @@ fn auto_mode_flags_new_network_process_and_server_shell() {
             .contains(&format!("connected to 127.0.0.1:{port}")),
         "the connect part names the peer: {f:#}"
     );
-    assert_eq!(s(&f, "severity_text"), "WARN");
+    assert!(
+        ["medium", "high", "critical"].contains(&s(&f, "tripline.finding.severity").as_str()),
+        "a medium anomaly or stronger: {f:#}"
+    );
     let after =
         ex.sample("tripline_anomalies_total{model=\"network_process\",severity=\"medium\"}");
     assert!(

@@ -111,11 +111,18 @@ pub fn at_exec(ctx: &Context<'_>, spelled: &str, args: &[String]) -> Identity {
     let file = ctx.resolve(spelled);
     let (exe, script, resolution) = match (ctx.link(ctx.pid, "exe"), file) {
         // Alive: the kernel's exe. A different file was executed: it was a `#!` script.
-        (Some(exe), Some((f, r))) => {
-            let script = (f != exe && !exe.starts_with("/memfd:") && !exe.ends_with(" (deleted)"))
-                .then_some(f);
-            (exe, script, r)
+        // The file executed is not what runs now: a `#!` script (its interpreter runs), or the process
+        // has executed again since this event (a launcher that re-execs), when this event's image is
+        // the file.
+        (Some(exe), Some((f, r)))
+            if f != exe && !exe.starts_with("/memfd:") && !exe.ends_with(" (deleted)") =>
+        {
+            match shebang(&f) {
+                Some(_) => (exe, Some(f), r),
+                None => (f, None, r),
+            }
         }
+        (Some(exe), Some((_, r))) => (exe, None, r),
         (Some(exe), None) => (exe, None, Resolution::Exact),
         (None, Some((f, r))) => match shebang(&f) {
             Some(interp) => (canonical(&interp), Some(f), r),
