@@ -11,12 +11,18 @@
 //! - `sinks/metrics`: the per-event metric updates the detection loop does (findings are counted there);
 //! - `sinks/json`: building each event's record and its JSON line (what `--events.level all` costs);
 //! - `end-to-end`: bytes → enrich → detect (→ metrics), and the same with every event rendered as JSON.
+//!
+//! Instruction counts (for a busy box, where wall time is noise): `FULL_BENCH_ONCE=<stage>` runs one
+//! warm pass and one measured pass of a stage (`decode`, `enrich`, `detect`, `json`, `end-to-end`)
+//! inside `measured_pass`, e.g.
+//! `FULL_BENCH_ONCE=detect valgrind --tool=callgrind --collect-atstart=no
+//! --toggle-collect='*measured_pass*' target/release/deps/full-<hash>`; divide by the events printed.
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use tripline::detect::baseline::Mode;
 use tripline::detect::{DetectConfig, Engine};
 use tripline::enrich::filewatch::FileWatch;
@@ -47,7 +53,7 @@ fn engine(metrics: &Metrics) -> Engine {
 }
 
 fn json_line(ev: &Event) -> String {
-    render::to_json(&render::event_record(ev)).to_string()
+    render::json_line(&render::event_record(ev))
 }
 
 fn bench(c: &mut Criterion) {
@@ -154,5 +160,72 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// The measured pass (callgrind toggles collection on this function only).
+#[inline(never)]
+fn measured_pass(
+    stage: &str,
+    records: &[Vec<u8>],
+    events: &[Arc<Event>],
+    i: &mut Ingest,
+    eng: &mut Engine,
+) -> usize {
+    pass(stage, records, events, i, eng)
+}
+
+/// One pass of `stage` over the mix.
+#[inline(never)]
+fn pass(
+    stage: &str,
+    records: &[Vec<u8>],
+    events: &[Arc<Event>],
+    i: &mut Ingest,
+    eng: &mut Engine,
+) -> usize {
+    let now = SystemTime::now();
+    match stage {
+        "decode" => records
+            .iter()
+            .filter(|r| black_box(tripline::families::decode(r)).is_ok())
+            .count(),
+        "enrich" => records.iter().filter_map(|r| i.record(r)).count(),
+        "detect" => events.iter().map(|e| eng.process_at(e, now).len()).count(),
+        "json" => events.iter().map(|e| json_line(e).len()).count(),
+        "end-to-end" => records
+            .iter()
+            .filter_map(|r| i.record(r))
+            .map(|ev| black_box(eng.process_at(&Arc::new(ev), now)))
+            .count(),
+        other => panic!("unknown stage {other}"),
+    }
+}
+
+fn once(stage: &str) {
+    let records = mix::records(PROCESSES);
+    let metrics = Metrics::default();
+    let events: Vec<Arc<Event>> = {
+        let mut i = ingest(&metrics);
+        records
+            .iter()
+            .filter_map(|r| i.record(r))
+            .map(Arc::new)
+            .collect()
+    };
+    let mut eng = engine(&metrics);
+    let mut i = ingest(&metrics);
+    // Warm: the detector has seen the mix once (steady state), caches are filled.
+    pass(stage, &records, &events, &mut i, &mut eng);
+    let mut i = ingest(&metrics);
+    let n = measured_pass(stage, &records, &events, &mut i, &mut eng);
+    println!("{stage}: {n} items in the measured pass");
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(stage) = std::env::var("FULL_BENCH_ONCE") {
+        once(&stage);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
