@@ -1,5 +1,6 @@
 //! A fixed kernel workload for overhead benchmarks (tests/bench/kernel_overhead.sh):
 //! `workload exec N` runs /bin/true N times; `workload tcp N` makes N loopback connect+accept pairs.
+//! `workload file N` creates/truncates, writes and closes $WORKLOAD_FILE N times.
 //! Prints the elapsed seconds.
 //! Storms (tests/bench/storm.sh): `workload tcp-storm RATE SECONDS THREADS` paces loopback connect+accept
 //! pairs at RATE pairs/s over THREADS threads; `workload exec-storm RATE SECONDS THREADS` paces execs of
@@ -33,6 +34,17 @@ fn main() {
                 drop(c);
                 drop(s);
             }
+        }
+        "file" => {
+            // open(O_CREAT|O_TRUNC)+write+close of the path in WORKLOAD_FILE (default /tmp/...).
+            use std::io::Write;
+            let path = std::env::var("WORKLOAD_FILE")
+                .unwrap_or_else(|_| "/tmp/tripline-workload.tmp".into());
+            for _ in 0..n {
+                let mut f = std::fs::File::create(&path).expect("create the workload file");
+                f.write_all(b"x").expect("write");
+            }
+            let _ = std::fs::remove_file(&path);
         }
         "tcp-storm" | "exec-storm" => {
             let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30.0);

@@ -17,7 +17,15 @@ if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --bin tripline --example workload >/dev/null
 fi
 out=$(mktemp -d /tmp/tripline-storm.XXXXXX)
-"$TRIPLINE" --web.listen-address "127.0.0.1:$PORT" --events.output "$out/events.jsonl" --events.level all \
+# Every event as a JSON line, no rotation (a rotated-away file would look like loss).
+cat >"$out/config.yml" <<YML
+sinks:
+  jsonl:
+    path: $out/events.jsonl
+    events: all
+    max_bytes: 0
+YML
+"$TRIPLINE" --config.file "$out/config.yml" --web.listen-address "127.0.0.1:$PORT" \
   --baseline.mode monitor ${TRIPLINE_ARGS:-} 2>"$out/tripline.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
@@ -36,7 +44,7 @@ wpid=$!
 wait $wpid
 sleep 3   # let the pipeline drain
 cpu1=$(cpu_ticks)
-metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics")
+metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics"); echo "$metrics" >"$out/metrics"
 storm_rss=$(cat "$out/rss_max" 2>/dev/null || rss_kib)
 kill $sampler 2>/dev/null || true
 kill -TERM $pid; wait $pid || true
@@ -73,4 +81,4 @@ print(f"  made {made}  delivered {delivered} ({100*delivered/max(made,1):.2f}%) 
 print("  lost by stage (during the storm): " + "  ".join(f"{k}={v-base.get(k,0):.0f}" for k, v in sorted(lost.items())))
 print(f"  tripline CPU {cpu:.1f}s = {100*cpu/elapsed:.0f}% of one core;  RSS idle {int(idle)/1024:.1f} MiB, storm max {int(storm)/1024:.1f} MiB")
 PY
-rm -rf "$out"
+[ -n "${KEEP:-}" ] && echo "kept $out" || rm -rf "$out"
