@@ -42,8 +42,8 @@ restore() {
     while read -r rule; do auditctl $rule >/dev/null 2>&1; done <"$work/audit.rules.before"
   fi
   # Only the daemon this script started is stopped (by its pid file); the enabled flag goes back.
-  if [ -n "$started_auditd" ] && [ -f /var/run/auditd.pid ]; then
-    kill "$(cat /var/run/auditd.pid)" 2>/dev/null
+  if [ -n "$started_auditd" ] && [ "$started_auditd" != 0 ]; then
+    kill "$started_auditd" 2>/dev/null
   fi
   [ -n "$audit_enabled_before" ] && auditctl -e "$audit_enabled_before" >/dev/null 2>&1
   rm -f "$WATCHED"
@@ -76,9 +76,6 @@ start() {
       for _ in $(seq 100); do grep -q Attaching "$work/bpftrace.out" 2>/dev/null && break; sleep 0.2; done
       sleep 1 ;;
     auditd)
-      if [ "${audit_daemon_before:-0}" = 0 ] && [ -z "$started_auditd" ]; then
-        /sbin/auditd && started_auditd=1 && sleep 1
-      fi
       auditctl -D >/dev/null
       auditctl -a always,exit -F arch=b64 -S execve,execveat -k tl_exec >/dev/null
       auditctl -a always,exit -F arch=b64 -S connect,accept,accept4 -k tl_net >/dev/null
@@ -89,7 +86,13 @@ start() {
 stop() {
   case $1 in
     auditd) auditctl -D >/dev/null ;;
-    *) if [ -n "$cfg_pid" ]; then kill -INT "$cfg_pid" 2>/dev/null || true; wait "$cfg_pid" 2>/dev/null || true; fi ;;
+    *) if [ -n "$cfg_pid" ]; then
+         # INT first (bpftrace prints its counts); TERM if it is still there after 5 s.
+         kill -INT "$cfg_pid" 2>/dev/null || true
+         for _ in $(seq 50); do kill -0 "$cfg_pid" 2>/dev/null || break; sleep 0.1; done
+         kill -TERM "$cfg_pid" 2>/dev/null || true
+         wait "$cfg_pid" 2>/dev/null || true
+       fi ;;
   esac
   cfg_pid=
 }
@@ -99,11 +102,15 @@ measure() { # config hog -> lines "config hog workload us_per_op"
   start "$c"
   echo "$c $h fork+exec $("$W" exec "$EXECS" | awk -v n="$EXECS" '{print $1/n*1e6}')"
   echo "$c $h connect+accept $("$W" tcp "$CONNECTS" | awk -v n="$CONNECTS" '{print $1/n*1e6}')"
-  echo "$c $h open/write/close(unwatched) $(WORKLOAD_FILE=/tmp/tripline-overhead.tmp "$W" file "$FILES" | awk -v n="$FILES" '{print $1/n*1e6}')"
+  echo "$c $h open/write/close(unwatched) $(WORKLOAD_FILE=/dev/shm/tripline-overhead.tmp "$W" file "$FILES" | awk -v n="$FILES" '{print $1/n*1e6}')"
   echo "$c $h open/write/close(watched) $(WORKLOAD_FILE=$WATCHED "$W" file "$FILES" | awk -v n="$FILES" '{print $1/n*1e6}')"
   stop "$c"
 }
 
+# The audit daemon (when none runs) is started here, in the main shell, so the exit trap knows to stop it.
+if [[ " $CONFIGS " == *" auditd "* ]] && [ "${audit_daemon_before:-0}" = 0 ]; then
+  /sbin/auditd && sleep 1 && started_auditd=$(auditctl -s | awk '/^pid/ {print $2}')
+fi
 case $HOG in both) hogs="0 1" ;; *) hogs=$HOG ;; esac
 : >"$work/results"
 for h in $hogs; do
