@@ -41,6 +41,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
     let mut ingest = Ingest::new(tree, redactor, watch, metrics.clone());
     ingest.update_gauges();
+    release_startup_memory();
 
     // Detect and sinks.
     let engine = Engine::new(&config.detect, metrics.clone())?;
@@ -134,6 +135,15 @@ fn start_sensor(
             metrics.clone(),
         )));
     Ok((sensor, ring, probes, watch))
+}
+
+/// Loading the probes parses the kernel's BTF (megabytes of short-lived allocations); glibc keeps the
+/// freed heap mapped. Hand it back once, after start-up, so the idle RSS is what tripline holds.
+fn release_startup_memory() {
+    // SAFETY: malloc_trim has no preconditions; it only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
