@@ -7,6 +7,7 @@ promtool check rules alert-rules/tripline.rules.yml
 (cd alert-rules && promtool test rules tripline.rules.test.yml)
 amtool check-config alert-rules/alertmanager.example.yml
 missing=0
+python3 tests/alert_rules_lint.py || missing=1
 for anchor in $(grep -o 'runbooks.md#[a-z0-9-]*' alert-rules/tripline.rules.yml | cut -d'#' -f2 | sort -u); do
   if ! grep -qi "^## ${anchor}\$" <(sed 's/^## \(.*\)$/## \L\1/' docs/runbooks.md); then
     echo "runbook anchor #$anchor has no section in docs/runbooks.md"; missing=1

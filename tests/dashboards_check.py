@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Validates every dashboards/*.json offline, and optionally against a live Prometheus.
 
-Offline: JSON structure, schemaVersion 41/42, datasource/job/instance variables, unique panel ids, every
-panel and target on the ${datasource} variable, every expression non-empty, and every expression (with
-variables substituted) parses with `promtool check rules`.
+Offline: JSON structure, schemaVersion 41/42, datasource/job/instance variables (multi-value, All = `.+`),
+unique panel ids, every panel and target on the ${datasource} variable, every panel with a description
+and a unit, no variable inside a textbox value (Grafana interpolates once), every expression non-empty,
+and every expression (variables substituted once, as Grafana does) parses with `promtool check rules`.
 Live (--prometheus URL): every expression returns data.
 Exit status 1 on any problem. Usage: tests/dashboards_check.py [--prometheus http://127.0.0.1:9090]
 """
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,11 +28,15 @@ def panels_of(d):
             yield sub
 
 
+VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+
+
 def substitute(expr, variables):
-    for _ in range(3):  # variables may contain variables ($http_5xx_query uses $__rate_interval)
-        for name, value in variables.items():
-            expr = expr.replace("${" + name + "}", value).replace("$" + name, value)
-    return expr
+    """One pass, like Grafana: a variable's value is not interpolated again."""
+    def one(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        return variables.get(name, m.group(0))
+    return VAR.sub(one, expr)
 
 
 def check(path, problems):
@@ -48,9 +54,18 @@ def check(path, problems):
             problems.append(f"{name}: no `{v}` template variable")
     if "__inputs" in d or "${DS_" in json.dumps(d):
         problems.append(f"{name}: uses ${{DS_...}} inputs, which break file provisioning")
-    variables = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h", "job": ".*", "instance": ".*"}
+    for v in ("job", "instance"):
+        t = tvars.get(v, {})
+        if t and (t.get("allValue") != ".+" or not t.get("includeAll") or not t.get("multi")):
+            problems.append(f"{name}: `{v}` must be multi-value with All = `.+` "
+                            f"(got allValue={t.get('allValue')!r})")
+    variables = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h", "job": ".+", "instance": ".+"}
     for v in tvars.values():
         if v.get("type") == "textbox":
+            values = [v.get("query", ""), v.get("current", {}).get("value", ""), v.get("current", {}).get("text", "")]
+            if any(VAR.search(str(x)) for x in values):
+                problems.append(f"{name}: textbox variable `{v['name']}` holds a variable; Grafana "
+                                "interpolates once, so it would reach the data source verbatim")
             variables[v["name"]] = v.get("query", "")
     ids, exprs = set(), []
     for p in panels_of(d):
@@ -60,6 +75,10 @@ def check(path, problems):
         ids.add(pid)
         if p.get("type") == "row":
             continue
+        if not (p.get("description") or "").strip():
+            problems.append(f"{name}: panel {pid} ({p.get('title')}) has no description")
+        if not p.get("fieldConfig", {}).get("defaults", {}).get("unit"):
+            problems.append(f"{name}: panel {pid} ({p.get('title')}) has no unit")
         if "gridPos" not in p:
             problems.append(f"{name}: panel {pid} has no gridPos")
         if p.get("datasource", {}).get("uid") != "${datasource}":
@@ -74,7 +93,11 @@ def check(path, problems):
             if not e:
                 problems.append(f"{name}: panel {pid} ({p.get('title')}) has an empty expression")
                 continue
-            exprs.append((f"{name} panel {pid} ({p.get('title')})", substitute(e, variables)))
+            e = substitute(e, variables)
+            if VAR.search(e):
+                problems.append(f"{name}: panel {pid} ({p.get('title')}): unresolved variable after one "
+                                f"interpolation pass: {e}")
+            exprs.append((f"{name} panel {pid} ({p.get('title')})", e))
     return exprs
 
 

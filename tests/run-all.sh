@@ -28,5 +28,19 @@ step "unit, decode, replay and kernel tests (cargo test)"
 # Kernel tests each start their own exporter; run them one at a time on 2 cores.
 cargo test -- --test-threads=2
 
+step "kubernetes manifests and Containerfile (offline: generated, kubernetes-validate strict, CRDs, promtool, check-config, BuildKit parser, ldd)"
+cargo build --bin tripline
+python3 tests/kubernetes_check.py target/debug/tripline
+python3 tests/container_check.py target/debug/tripline
+
+step "--version and logs (revision, json lines)"
+bash tests/cli_check.sh target/debug/tripline
+
+step "Debian package (cargo-deb, dpkg -i, systemd-analyze verify, installed binary to /readyz, purge)"
+bash tests/package/run.sh
+
 step "stack test (real Prometheus + Alertmanager, real kernel, game day)"
 bash tests/stack/run.sh
+
+step "fleet test (two real Prometheus: remote_write receiver and federation)"
+bash tests/fleet/run.sh

@@ -10,6 +10,7 @@ use crate::sinks::EventLevel;
 #[command(
     name = "tripline",
     version,
+    long_version = crate::build_info::LONG_VERSION,
     about = "Per-host Linux security-signals exporter: eBPF events to Prometheus metrics, OTLP logs and findings",
     long_about = None
 )]
@@ -27,7 +28,7 @@ pub enum Command {
     /// Run the sensor and stream every decoded event as JSON lines to stdout (metrics are still served).
     Events,
     /// Validate the configuration (embedded default or --config.file) and exit.
-    CheckConfig,
+    CheckConfig(CheckConfigArgs),
     /// Inspect, compare, merge and accept behaviour baselines (CI gates, fleet models).
     #[command(subcommand)]
     Baseline(crate::detect::cli::BaselineCommand),
@@ -36,9 +37,33 @@ pub enum Command {
     Policy(crate::detect::cli::PolicyCommand),
     /// Run safe attacker-like scenarios on this host and check a running exporter detects each.
     Gameday(crate::gameday::GamedayArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or write tripline.1 and one tripline-<command>.1 page
+    /// per command into a directory.
+    Man {
+        /// Directory to write every page into (created if missing).
+        #[arg(long = "dir")]
+        dir: Option<PathBuf>,
+    },
     /// Internal: actions of gameday scenario processes.
     #[command(subcommand, hide = true)]
     GamedayHelper(crate::gameday::Helper),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CheckConfigArgs {
+    /// Print the JSON Schema of the configuration file instead of checking a configuration.
+    #[arg(long)]
+    pub schema: bool,
+    /// Check the files' content only, for a configuration meant for another host or a container:
+    /// skip what depends on this host (procfs, writable state/baseline/output directories, policy and
+    /// baseline files that do not exist here).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -51,6 +76,45 @@ pub struct RunArgs {
     #[arg(long = "web.telemetry-path", default_value = "/metrics", global = true, value_parser = parse_telemetry_path)]
     pub telemetry_path: String,
 
+    /// Web configuration file (exporter-toolkit format: TLS, client certificates, basic auth, headers).
+    /// Protects /metrics and /api/*. See docs/configuration.md.
+    #[arg(long = "web.config.file", global = true)]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Serve /api/* on this separate address instead of --web.listen-address (same web config).
+    #[arg(long = "web.api.listen-address", global = true, value_parser = parse_listen_address, conflicts_with = "no_web_api")]
+    pub api_listen_address: Option<ListenAddress>,
+
+    /// Do not serve /api/* at all (findings and baselines stay off the network).
+    #[arg(long = "no-web.api", global = true)]
+    pub no_web_api: bool,
+
+    /// Close a connection whose request headers have not fully arrived within this time.
+    #[arg(long = "web.header-read-timeout", default_value = "10s", global = true, value_parser = parse_positive_duration)]
+    pub header_read_timeout: std::time::Duration,
+
+    /// Close a connection that carried no request for this long (keep-alive and never-used ones).
+    #[arg(long = "web.idle-timeout", default_value = "60s", global = true, value_parser = parse_positive_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Most simultaneous HTTP connections; more wait in the kernel's accept queue.
+    #[arg(long = "web.max-connections", default_value = "512", global = true, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+
+    /// State directory for the clean-shutdown marker (`tripline.state`). Default: the baseline file's
+    /// directory when --baseline.file is set, else /var/lib/tripline.
+    #[arg(long = "state.directory", global = true)]
+    pub state_directory: Option<PathBuf>,
+
+    /// How often tripline verifies its own programs, links, maps and kernel counters (tamper checks).
+    #[arg(long = "tamper.check-interval", default_value = "5s", global = true, value_parser = parse_positive_duration)]
+    pub tamper_check_interval: std::time::Duration,
+
+    /// Keep the process's capabilities after the probes attach (default: drop them all, see
+    /// docs/configuration.md#privileges). For debugging only.
+    #[arg(long = "no-privileges.drop", global = true)]
+    pub keep_privileges: bool,
+
     /// Configuration file (YAML). Without it the embedded defaults are used.
     #[arg(long = "config.file", global = true)]
     pub config_file: Option<PathBuf>,
@@ -58,6 +122,15 @@ pub struct RunArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", default_value = "info", global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,
+
+    /// Log format on stderr: logfmt or json (one line per event; colour only on a terminal).
+    #[arg(
+        long = "log.format",
+        default_value = "logfmt",
+        global = true,
+        value_enum
+    )]
+    pub log_format: crate::logging::LogFormat,
 
     /// Write findings (and events, see --events.level) as JSON lines to this file, or `-` for stdout.
     #[arg(long = "events.output", global = true)]
@@ -116,6 +189,34 @@ pub struct RunArgs {
     pub btf: PathBuf,
 }
 
+/// Writes `tripline.1` and `tripline-<command>.1` for every visible command (and nested command)
+/// into `dir`. Returns how many pages were written.
+pub fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut n = 0;
+    let mut stack = vec![(String::from("tripline"), cmd)];
+    while let Some((name, cmd)) = stack.pop() {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            stack.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+        }
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone().name(name.clone()))
+            .render(&mut out)
+            .with_context(|| format!("rendering {name}.1"))?;
+        std::fs::write(&path, out).with_context(|| format!("{}: cannot write", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 pub use crate::server::ListenAddress;
 
 fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
@@ -134,10 +235,37 @@ fn parse_listen_address(s: &str) -> Result<ListenAddress, String> {
     })
 }
 
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 10s, 1m)"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(86_400) {
+        return Err(format!("{s:?}: must be more than 0s and at most 24h"));
+    }
+    Ok(d)
+}
+
+/// Paths the server already routes; the telemetry path may not take one of them (or live under /api/).
+pub const RESERVED_PATHS: &[&str] = &["/", "/healthz", "/readyz"];
+
 fn parse_telemetry_path(s: &str) -> Result<String, String> {
-    if !s.starts_with('/') || s.len() < 2 {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~');
+    if !s.starts_with('/') || s.len() < 2 || s.len() > 256 {
         return Err(format!(
-            "{s:?}: the telemetry path must start with '/' and not be '/' (e.g. /metrics)"
+            "{s:?}: the telemetry path must start with '/', not be '/' and be at most 256 bytes (e.g. /metrics)"
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| !allowed(*c)) {
+        return Err(format!(
+            "{s:?}: {c:?} is not allowed in the telemetry path; use letters, digits and / - _ . ~ (e.g. /metrics)"
+        ));
+    }
+    if s.contains("//") || s.ends_with('/') || s.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(format!(
+            "{s:?}: the telemetry path may not contain empty, '.' or '..' segments or end with '/' (e.g. /metrics)"
+        ));
+    }
+    if RESERVED_PATHS.contains(&s) || s == "/api" || s.starts_with("/api/") {
+        return Err(format!(
+            "{s:?} is already served by tripline (/, /healthz, /readyz, /api/...): choose another telemetry path (e.g. /metrics)"
         ));
     }
     Ok(s.to_string())
@@ -171,6 +299,51 @@ mod tests {
         assert!(parse_telemetry_path("metrics").is_err());
         assert!(parse_telemetry_path("/").is_err());
         assert_eq!(parse_telemetry_path("/m").unwrap(), "/m");
+        assert_eq!(
+            parse_telemetry_path("/probe/metrics.v1").unwrap(),
+            "/probe/metrics.v1"
+        );
+        // These made `run` panic in the router (issue 12).
+        for bad in [
+            "/healthz",
+            "/readyz",
+            "/api/v1/status",
+            "/api",
+            "/m{x",
+            "/m}x",
+            "/:id",
+            "/*rest",
+            "/a//b",
+            "/a/",
+            "/a/../b",
+        ] {
+            assert!(parse_telemetry_path(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn man_pages_cover_every_command() {
+        let dir = std::env::temp_dir().join(format!("tripline-man-{}", std::process::id()));
+        let n = write_man_pages(&dir).unwrap();
+        for page in [
+            "tripline.1",
+            "tripline-run.1",
+            "tripline-baseline-merge.1",
+            "tripline-check-config.1",
+        ] {
+            let text = std::fs::read_to_string(dir.join(page)).unwrap();
+            assert!(text.contains(".TH"), "{page} is not roff");
+        }
+        assert!(
+            !dir.join("tripline-gameday-helper.1").exists(),
+            "hidden commands get no page"
+        );
+        assert!(
+            !dir.join("tripline-help.1").exists(),
+            "no pages for clap's help command"
+        );
+        assert!(n >= 12, "{n} pages");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

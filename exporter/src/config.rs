@@ -18,6 +18,19 @@ fn set<T: Clone>(target: &mut T, value: &Option<T>) {
 /// The configuration used when no `--config.file` is given.
 pub const DEFAULT_CONFIG: &str = include_str!("../../docs/examples/tripline.yml");
 
+/// The JSON Schema of the configuration file, generated from these types (`tripline check-config
+/// --schema`; shipped as docs/config.schema.json, which a test keeps equal to this).
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(Config);
+    schema.insert(
+        "description".into(),
+        "tripline configuration file (YAML). Every key is optional; unknown keys are errors. \
+         Durations are humantime strings such as 100ms, 10m, 1h 30m."
+            .into(),
+    );
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
@@ -34,6 +47,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     ParseNoLocation { path: PathBuf, message: String },
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
     #[error("{path}: {field}: {message}")]
     Invalid {
         path: PathBuf,
@@ -42,7 +57,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub sensor: SensorConfig,
@@ -50,7 +65,7 @@ pub struct Config {
     pub sinks: SinksConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SensorConfig {
     /// Kernel ring buffer size in bytes: a power of two, at least one page (4096).
@@ -61,6 +76,7 @@ pub struct SensorConfig {
     pub wakeup_bytes: u32,
     /// How often the reader drains the ring buffer when the wake-up threshold is not reached.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub poll_interval: std::time::Duration,
     /// Capacity of the queue between the sensor and detection/sinks (events).
     pub pipeline_queue: usize,
@@ -159,16 +175,22 @@ impl Config {
         match path {
             None => Config::parse(DEFAULT_CONFIG, Path::new("<embedded default>")),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
+                let text = crate::limits::read_bounded(
+                    p,
+                    crate::limits::MAX_CONFIG_BYTES,
+                    "configuration",
+                )?;
                 Config::parse(&text, p)
             }
         }
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        crate::limits::check_nesting(
+            text,
+            &path.display().to_string(),
+            crate::limits::MAX_NESTING,
+        )?;
         let cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
@@ -260,6 +282,9 @@ fn strip_location(msg: &str) -> String {
         None => msg.to_string(),
     }
 }
+
+#[cfg(test)]
+mod schema_tests;
 
 #[cfg(test)]
 mod tests {

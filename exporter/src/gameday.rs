@@ -178,10 +178,13 @@ fn listener() -> anyhow::Result<(TcpListener, String)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?.to_string();
     let c = l.try_clone()?;
+    // Accepted connections stay open (as an attacker's listener keeps them) until gameday exits.
     std::thread::spawn(move || {
+        let mut held = Vec::new();
         for s in c.incoming() {
-            if s.is_err() {
-                break;
+            match s {
+                Ok(s) => held.push(s),
+                Err(_) => break,
             }
         }
     });
@@ -278,27 +281,51 @@ fn rand_suffix() -> u64 {
 
 /// Findings about one of `pids` (the process itself or its child): rule matches first, then anomalies.
 fn find(findings: &[Value], pids: &BTreeSet<i64>) -> Option<String> {
-    let mut names: Vec<String> = findings
-        .iter()
-        .filter(|f| {
-            let pid = f.get("process.pid").and_then(Value::as_i64).unwrap_or(-1);
-            let ppid = f
-                .get("process.parent_pid")
-                .and_then(Value::as_i64)
-                .unwrap_or(-1);
-            pids.contains(&pid) || pids.contains(&ppid)
-        })
-        .filter_map(|f| {
-            f.get("security_rule.name")
+    let mut names: Vec<String> = Vec::new();
+    for f in findings {
+        let pid = f.get("process.pid").and_then(Value::as_i64).unwrap_or(-1);
+        let ppid = f
+            .get("process.parent_pid")
+            .and_then(Value::as_i64)
+            .unwrap_or(-1);
+        // A finding tells every part of one process and its children: the scenario's processes may lead
+        // it or be one of its parts (each part names its pid).
+        let parts: Vec<&str> = f
+            .get("tripline.finding.parts")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let leads = pids.contains(&pid) || pids.contains(&ppid);
+        let mine: Vec<&str> = parts
+            .iter()
+            .copied()
+            .filter(|p| leads || pids.iter().any(|x| p.contains(&format!("(pid {x},"))))
+            .collect();
+        if !leads && mine.is_empty() {
+            continue;
+        }
+        if mine.is_empty() {
+            let lead = f
+                .get("security_rule.name")
                 .and_then(Value::as_str)
                 .map(|r| format!("rule {r}"))
                 .or_else(|| {
                     f.get("tripline.baseline.model")
                         .and_then(Value::as_str)
                         .map(|m| format!("anomaly {m}"))
-                })
-        })
-        .collect();
+                });
+            names.extend(lead);
+        }
+        for p in mine {
+            match p.strip_prefix("new ") {
+                Some(rest) => names.push(format!(
+                    "anomaly {}",
+                    rest.split(' ').next().unwrap_or(rest)
+                )),
+                None => names.push(format!("rule {}", p.split(':').next().unwrap_or(p))),
+            }
+        }
+    }
     names.sort_by_key(|n| (!n.starts_with("rule"), n.clone()));
     names.dedup();
     (!names.is_empty()).then(|| names.join(", "))

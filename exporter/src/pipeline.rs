@@ -5,7 +5,7 @@
 //! The HTTP server reads the registry (with each stage's collector) and detection's shared state.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
@@ -20,40 +20,64 @@ use crate::enrich::redact::Redactor;
 use crate::enrich::ProcessTree;
 use crate::model::Event;
 use crate::probes::{self, Sensor, SensorCollector, SensorOptions};
-use crate::server::{self, AppState};
+use crate::server::AppState;
 use crate::sinks::Sinks;
 use crate::telemetry::metrics::{Metrics, Stage};
 use crate::telemetry::process::ProcessCollector;
 
 pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
-    let config = Config::from_args(&args, events_to_stdout)?;
+    let signals = install_signals()?;
+    // The same validation `check-config` runs; a corrupt baseline is moved aside here.
+    let checked = crate::preflight::check(
+        &args,
+        events_to_stdout,
+        crate::preflight::OnCorruptBaseline::MoveAside,
+    )?;
+    let config: Config = checked.config;
 
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     registry.register_collector(Box::new(ProcessCollector));
+    let web_metrics = crate::web::WebMetrics::new(&mut registry);
+    let tamper_metrics = crate::tamper::TamperMetrics::new(&mut registry);
+    // Tamper evidence (unclean previous end, rewritten counters, changed programs) → detection.
+    let (tamper_tx, tamper_rx) = mpsc::channel::<crate::tamper::Tamper>(256);
+    let marker =
+        match crate::tamper::marker::Marker::start(&checked.state_directory, SystemTime::now())? {
+            (marker, Some(unclean)) => {
+                tracing::warn!(detail = %unclean.detail, "the previous run ended uncleanly");
+                let _ = tamper_tx.try_send(unclean);
+                marker
+            }
+            (marker, None) => marker,
+        };
 
     let (sensor, ring, probes, watch) = start_sensor(&config, &args, &metrics, &mut registry)?;
 
     // Enrich.
     let mut tree = ProcessTree::new(config.sensor.process_tree_max, config.sensor.procfs.clone());
+    // argv read from procfs (processes older than tripline: parents, ancestors) is redacted too.
+    let tree_redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
+    tree.set_args_filter(Arc::new(move |args: &mut [String]| {
+        tree_redactor.redact(args);
+    }));
     tree.seed();
     tracing::info!(processes = tree.len(), "process tree seeded from procfs");
     let redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
     let mut ingest = Ingest::new(tree, redactor, watch, metrics.clone());
     ingest.update_gauges();
-    release_startup_memory();
 
     // Detect and sinks.
     let engine = Engine::new(&config.detect, metrics.clone())?;
     let detect_shared = engine.shared();
-    let mut sinks = Sinks::new(&config.sinks, &metrics)?;
+    release_startup_memory();
 
     let ready = Arc::new(AtomicBool::new(true));
     let (tx, rx) = mpsc::channel::<Arc<Event>>(config.sensor.pipeline_queue);
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let server_task = server::spawn(
-        &args.listen_address,
+    let server_tasks = crate::web::spawn_servers(
+        &args,
         AppState {
             registry: Arc::new(registry),
             probes,
@@ -61,18 +85,53 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
             telemetry_path: args.telemetry_path.clone(),
             detect: Some(detect_shared),
         },
-        stop_rx.clone(),
+        checked.web,
+        web_metrics,
+        &stop_rx,
     )
     .await?;
+    // Probes are attached and the listener is bound: tell systemd (Type=notify; a no-op elsewhere).
+    crate::service::notify_ready();
+
+    // Probes attached, procfs seeded, sockets bound: nothing left needs a capability but
+    // CAP_SYS_PTRACE (docs/configuration.md#privileges).
+    if args.keep_privileges {
+        tracing::warn!("--no-privileges.drop: keeping every capability");
+    } else {
+        crate::privilege::drop_all()
+            .await
+            .map_err(|e| anyhow::anyhow!("dropping capabilities failed: {e}"))?;
+        let left = crate::privilege::threads_with_capabilities();
+        if left.is_empty() {
+            tracing::info!(
+                "dropped every capability but CAP_SYS_PTRACE on every thread (no_new_privs set)"
+            );
+        } else {
+            tracing::warn!(threads = ?left, "some threads still hold capabilities");
+        }
+    }
+    // The sinks start their threads after the drop, so those threads hold no capability either.
+    let mut sinks = Sinks::new(&config.sinks, &metrics)?;
+    let tamper_task = spawn_tamper_checks(
+        sensor.clone(),
+        metrics.clone(),
+        tamper_metrics.clone(),
+        tamper_tx,
+        marker,
+        args.tamper_check_interval,
+        stop_rx.clone(),
+    );
 
     let lost = metrics.lost(Stage::pipeline);
     let queue_len = metrics.pipeline_queue_length.clone();
     let queue_tx = tx.clone();
+    let last_event = tamper_metrics.last_event.clone();
     let sensor_task = tokio::spawn(probes::reader::run(
         ring,
         config.sensor.poll_interval,
         stop_rx,
         move |bytes| {
+            last_event.set(crate::tamper::unix_now());
             if let Some(ev) = ingest.record(bytes) {
                 if tx.try_send(Arc::new(ev)).is_err() {
                     lost.inc();
@@ -84,21 +143,29 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         },
     ));
     let detect_task = tokio::spawn(async move {
-        detect::run(engine, rx, &mut sinks).await;
+        detect::run(engine, rx, &mut sinks, tamper_rx, tamper_metrics).await;
         sinks.shutdown();
     });
 
-    shutdown_signal().await?;
+    shutdown_signal(signals).await;
     tracing::info!("shutting down: detaching probes, draining queues");
+    crate::service::notify_stopping();
     let _ = stop_tx.send(true);
     let _ = sensor_task.await; // drops the queue's senders, which ends the detection loop
-                               // Detaches the probes (in parallel: each detach waits for an RCU grace period in the kernel).
+    let marker = tamper_task.await.ok().flatten();
+    // Detaches the probes (in parallel: each detach waits for an RCU grace period in the kernel).
     drop(sensor);
     let _ = tokio::time::timeout(Duration::from_secs(10), detect_task).await;
-    if let Some(t) = server_task {
+    for t in server_tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     ready.store(false, Ordering::Relaxed);
+    // Last: a clean stop is not reported as tamper at the next start.
+    if let Some(m) = marker {
+        if let Err(e) = m.stopped(SystemTime::now()) {
+            tracing::warn!(error = %e, "could not mark the clean stop");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -146,13 +213,65 @@ fn release_startup_memory() {
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// Tamper checks: kernel counters read as monotonic, our own programs verified, the state marker's
+/// heartbeat. Each new piece of evidence is sent to detection once. Returns the marker at stop.
+fn spawn_tamper_checks(
+    sensor: Arc<Mutex<Sensor>>,
+    metrics: Metrics,
+    tm: crate::tamper::TamperMetrics,
+    tx: mpsc::Sender<crate::tamper::Tamper>,
+    marker: Option<crate::tamper::marker::Marker>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Option<crate::tamper::marker::Marker>> {
+    tokio::spawn(async move {
+        let mut seen = std::collections::HashSet::new();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tick.tick() => {}
+            }
+            if let Some(m) = &marker {
+                if let Err(e) = m.heartbeat(SystemTime::now()) {
+                    tracing::warn!(error = %e, "state marker heartbeat failed");
+                }
+            }
+            let found = {
+                let mut s = sensor.lock().unwrap_or_else(|e| e.into_inner());
+                s.sync_counters(&metrics);
+                let mut found = s.take_tamper();
+                found.extend(s.verify_integrity());
+                found
+            };
+            tm.last_check.set(crate::tamper::unix_now());
+            for t in found {
+                if seen.len() < 4096 && seen.insert((t.reason, t.detail.clone())) {
+                    tracing::error!(reason = t.reason.as_str(), detail = %t.detail, "tamper detected");
+                    let _ = tx.try_send(t);
+                }
+            }
+        }
+        marker
+    })
+}
+
+type Signals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+/// SIGTERM/SIGINT handlers, installed first thing: a stop that arrives while the stages start (the
+/// listener already answers /readyz) is still a clean stop, not the default "killed by SIGTERM".
+fn install_signals() -> anyhow::Result<Signals> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok((term, int))
+}
+
+async fn shutdown_signal((mut term, mut int): Signals) {
     tokio::select! {
         _ = term.recv() => {},
         _ = int.recv() => {},
+        _ = crate::sinks::jsonl::STDOUT_CLOSED.notified() => {},
     }
-    Ok(())
 }

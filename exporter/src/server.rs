@@ -54,15 +54,25 @@ pub async fn spawn(
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let (main, api) = router_parts(state);
+    main.merge(api)
+}
+
+/// The telemetry router (`/`, metrics, health) and the `/api/*` router, to serve on one listener, on
+/// two (`--web.api.listen-address`) or without the API (`--no-web.api`).
+pub fn router_parts(state: AppState) -> (Router, Router) {
+    let main = Router::new()
         .route("/", get(landing))
         .route(&state.telemetry_path.clone(), get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .with_state(state.clone());
+    let api = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/baseline", get(baseline))
-        .with_state(state)
+        .with_state(state);
+    (main, api)
 }
 
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -96,6 +106,9 @@ async fn readyz(State(s): State<AppState>) -> Response {
 async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "revision": crate::build_info::REVISION,
+        "build_date": crate::build_info::BUILD_DATE,
+        "rustc_version": crate::build_info::RUSTC_VERSION,
         "ready": s.ready.load(Ordering::Relaxed),
         "probes": &*s.probes,
     }))

@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 
 /// Top-level module → floor (see the crate docs).
 const FLOORS: &[(&str, u8)] = &[
+    ("limits", 0),
     ("model", 0),
     ("families", 0),
+    ("build_info", 0),
+    ("logging", 0),
     ("telemetry", 1),
+    ("tamper", 1),
     ("probes", 2),
     ("enrich", 3),
     ("detect", 4),
@@ -17,6 +21,10 @@ const FLOORS: &[(&str, u8)] = &[
     ("cli", 7),
     ("pipeline", 7),
     ("gameday", 7),
+    ("preflight", 7),
+    ("privilege", 7),
+    ("web", 7),
+    ("service", 7),
 ];
 
 fn floor(module: &str) -> Option<u8> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{i, s, Exporter};
+use common::{i, part_texts, s, test_dir, Exporter};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -53,30 +53,12 @@ fn run_helper(bin: &Path, test: &str, env: (&str, &str)) -> i64 {
     pid
 }
 
-fn test_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn findings(path: &Path) -> Vec<Value> {
     common::read_jsonl(path)
 }
 
 fn wait_findings(path: &Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     common::wait_jsonl(path, what, pred)
-}
-
-/// What each part of a finding says (its body when it has one part).
-fn part_texts(f: &Value) -> Vec<String> {
-    match f["tripline.finding.parts"].as_array() {
-        Some(a) => a
-            .iter()
-            .filter_map(|p| p.as_str().map(String::from))
-            .collect(),
-        None => vec![s(f, "body")],
-    }
 }
 
 /// The finding is led by `model`'s anomaly or has it among its parts.
@@ -177,7 +159,7 @@ fn auto_mode_flags_new_network_process_and_server_shell() {
     );
     assert_eq!(s(&f, "tripline.exec.filename"), "/bin/sh");
     assert_eq!(
-        s(&f, "process.parent.executable.path"),
+        s(&f, "tripline.process.parent.executable.path"),
         nginx.display().to_string()
     );
     assert_eq!(s(&f, "severity_text"), "ERROR");
@@ -367,7 +349,7 @@ fn baseline_cli_diff_gates_and_policy_check_reports_locations() {
         .arg(&policy)
         .output()
         .unwrap();
-    assert_eq!(c.status.code(), Some(2));
+    assert_eq!(c.status.code(), Some(3), "invalid policy: exit 3");
     let err = String::from_utf8_lossy(&c.stderr);
     assert!(
         err.contains("p.yml:4:15") && err.contains("expected one of `info`"),

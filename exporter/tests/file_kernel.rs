@@ -120,12 +120,13 @@ fn file_events_as_root_and_as_an_unprivileged_user() {
 
     let user = TestUser::create("e");
     let pid = root_sh(&format!("chown {} {a}/f2", user.uid));
+    // A string, as the semantic conventions type it.
     assert_eq!(
-        i(
+        s(
             &file_event(&ex, "tripline.file.chown", pid),
             "file.owner.id"
         ),
-        i64::from(user.uid)
+        user.uid.to_string()
     );
 
     let pid = root_sh(&format!("ln -s {a}/f2 {a}/l1"));

@@ -201,6 +201,15 @@ fn assert_exec_record(store: &Store, pid: i64) {
     assert!(r.time_unix_nano > 0 && r.observed_time_unix_nano >= r.time_unix_nano);
     assert_eq!(
         attr(&r.attributes, "process.executable.path"),
+        Some(&PV::StringValue(
+            std::fs::canonicalize("/bin/echo")
+                .unwrap()
+                .display()
+                .to_string()
+        ))
+    );
+    assert_eq!(
+        attr(&r.attributes, "tripline.exec.filename"),
         Some(&PV::StringValue("/bin/echo".into()))
     );
     assert!(matches!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{i, read_jsonl, s, wait_jsonl, Exporter};
+use common::{app_dir_config, i, part_texts, read_jsonl, s, test_dir, wait_jsonl, Exporter};
 use serde_json::Value;
 
 /// Helper: connect to `$TRIPLINE_HELPER_CONNECT`, run /bin/true as a child, write `$TRIPLINE_HELPER_WRITE`.
@@ -22,13 +22,6 @@ fn helper_novel() {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-fn test_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn sh(script: &str) -> u32 {
@@ -46,17 +39,6 @@ fn anomalies(out: &Path) -> Vec<Value> {
         .into_iter()
         .filter(|f| f.get("tripline.finding.id").is_some())
         .collect()
-}
-
-/// What each part of a finding says (its body when it has one part).
-fn part_texts(f: &Value) -> Vec<String> {
-    match f["tripline.finding.parts"].as_array() {
-        Some(a) => a
-            .iter()
-            .filter_map(|p| p.as_str().map(String::from))
-            .collect(),
-        None => vec![s(f, "body")],
-    }
 }
 
 fn mentions(f: &Value, needle: &str) -> bool {
@@ -140,14 +122,7 @@ fn restart_and_path_spellings_keep_the_learned_keys() {
 #[test]
 fn one_novel_program_is_one_finding() {
     let dir = test_dir("novel");
-    let app = dir.join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    let config = dir.join("tripline.yml");
-    std::fs::write(
-        &config,
-        format!("sensor:\n  app_dirs: [{}]\n", app.display()),
-    )
-    .unwrap();
+    let (app, config) = app_dir_config(&dir);
     let out = dir.join("findings.jsonl");
     let ex = Exporter::start(&[
         "--config.file",
@@ -264,7 +239,7 @@ fn orphans_name_their_real_parent() {
         i64::from(shell)
     );
     assert!(
-        !s(&ev, "process.parent.executable.path").is_empty(),
+        !s(&ev, "tripline.process.parent.executable.path").is_empty(),
         "{ev:#}"
     );
     assert_eq!(ex.stop(), 0);
@@ -276,14 +251,7 @@ fn orphans_name_their_real_parent() {
 #[test]
 fn names_do_not_escape_exceptions() {
     let dir = test_dir("names");
-    let app = dir.join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    let config = dir.join("tripline.yml");
-    std::fs::write(
-        &config,
-        format!("sensor:\n  app_dirs: [{}]\n", app.display()),
-    )
-    .unwrap();
+    let (app, config) = app_dir_config(&dir);
     let touch = std::fs::canonicalize("/usr/bin/touch").unwrap();
     let policy = dir.join("policy.yml");
     std::fs::write(
@@ -382,17 +350,14 @@ fn temp_execution_matches_every_spelling() {
         sh(cmd);
     }
     for (cmd, want) in &cases {
+        // The rule's part names the canonical path, whether it leads the finding or joins the one
+        // of the shell that ran it.
         let f = wait_jsonl(&out, cmd, |f| {
-            let rules = f["tripline.finding.rules"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            (s(f, "security_rule.name") == "exec_from_temp_or_memory"
-                || rules
-                    .iter()
-                    .any(|r| r.as_str() == Some("exec_from_temp_or_memory")))
-                && (s(f, "process.executable.path") == *want
-                    || s(f, "tripline.process.script.path") == *want)
+            part_texts(f).iter().any(|p| {
+                p.starts_with("exec_from_temp_or_memory:")
+                    && (p.ends_with(&format!("executed {want}"))
+                        || p.ends_with(&format!("running {want}")))
+            })
         });
         assert!(f.get("tripline.finding.id").is_some(), "{cmd}");
     }

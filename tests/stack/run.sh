@@ -3,7 +3,8 @@
 # (with `for:` shortened to 5s in a test copy), a webhook receiver, and the real tripline (real kernel)
 # in auto mode with a short learning window. Runs `tripline gameday`, then asserts that the expected alerts
 # reached the webhook with their labels and annotations, that every dashboard expression returns data from
-# Prometheus, and that killing tripline brings TriplineExporterDown. Root; loopback only.
+# Prometheus, that killing tripline brings TriplineExporterDown, and that restarting it after the kill
+# brings TriplineTamperDetected (unclean stop). Root; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -52,7 +53,7 @@ YAML
 
 python3 tests/stack/webhook.py $P_HOOK "$WORK/alerts.jsonl" >"$WORK/webhook.log" 2>&1 & PIDS+=($!)
 "$BIN" --web.listen-address 127.0.0.1:$P_TRIP --baseline.mode auto --baseline.learn-for 20s \
-  >"$WORK/tripline.log" 2>&1 & TRIP=$!; PIDS+=($TRIP)
+  --state.directory "$WORK/state" >"$WORK/tripline.log" 2>&1 & TRIP=$!; PIDS+=($TRIP)
 prometheus --config.file "$WORK/prometheus.yml" --storage.tsdb.path "$WORK/data" \
   --web.listen-address 127.0.0.1:$P_PROM >"$WORK/prometheus.log" 2>&1 & PIDS+=($!)
 prometheus-alertmanager --config.file "$WORK/alertmanager.yml" --storage.path "$WORK/am" \
@@ -102,4 +103,11 @@ echo "=== stopping tripline: TriplineExporterDown must page"
 kill -KILL "$TRIP"
 wait_for 120 "alert TriplineExporterDown at the webhook" alert_arrived TriplineExporterDown critical
 alert_arrived TriplineExporterDown critical
+
+echo "=== restarting tripline after the kill: the unclean stop must page (TriplineTamperDetected)"
+"$BIN" --web.listen-address 127.0.0.1:$P_TRIP --state.directory "$WORK/state" \
+  >"$WORK/tripline-restart.log" 2>&1 & PIDS+=($!)
+wait_for 60 "tripline ready again" curl -sf http://127.0.0.1:$P_TRIP/readyz
+wait_for 120 "alert TriplineTamperDetected at the webhook" alert_arrived TriplineTamperDetected critical
+alert_arrived TriplineTamperDetected critical
 echo "stack test: OK"

@@ -224,6 +224,10 @@ impl ModelKeys {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Provenance {
+    /// The fleet version of this model (a git tag or commit of the reviewed baseline), set by
+    /// `tripline baseline merge --set-version`; reported as `tripline_baseline_info{version}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     pub host: String,
     pub tripline_version: String,
     /// RFC 3339 start and end of the learning window(s).
@@ -240,8 +244,40 @@ pub struct Baseline {
     pub schema: String,
     #[serde(default)]
     pub provenance: Provenance,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_models")]
     pub models: BTreeMap<Model, ModelKeys>,
+}
+
+/// `models:` with a model named twice is an error (a plain map would silently keep the last one and
+/// drop the other's keys).
+fn unique_models<'de, D>(d: D) -> Result<BTreeMap<Model, ModelKeys>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = BTreeMap<Model, ModelKeys>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of model name to keys")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(m) = a.next_key::<Model>()? {
+                let keys: ModelKeys = a.next_value()?;
+                if out.insert(m, keys).is_some() {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "model `{}` appears twice under `models`; merge its keys into one entry",
+                        m.as_str()
+                    )));
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
 }
 
 impl Default for Baseline {
@@ -298,6 +334,12 @@ impl Baseline {
     }
 
     pub fn parse(text: &str, path: &str) -> Result<Baseline, BaselineError> {
+        crate::limits::check_nesting(text, path, crate::limits::MAX_NESTING).map_err(|e| {
+            BaselineError::Invalid {
+                path: path.into(),
+                message: e.to_string(),
+            }
+        })?;
         let b: Baseline = serde_yaml_ng::from_str(text).map_err(|e| BaselineError::Invalid {
             path: path.into(),
             message: match e.location() {
@@ -319,25 +361,21 @@ impl Baseline {
 
     /// Reads a baseline file for the CLI: errors, never moves the file.
     pub fn read(path: &Path) -> Result<Baseline, BaselineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_text(path)?;
         Baseline::parse(&text, &path.display().to_string())
     }
 
     /// Loads the daemon's state file: `Ok(None)` when it does not exist yet; a corrupt file is moved
     /// aside (`<file>.corrupt-<unix seconds>`) and reported, never overwritten.
     pub fn load_state(path: &Path) -> Result<Option<Baseline>, BaselineError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_text(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(BaselineError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })
+            Err(BaselineError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(None)
             }
+            Err(e) => return Err(e),
         };
         match Baseline::parse(&text, &path.display().to_string()) {
             Ok(b) => Ok(Some(b)),
@@ -502,7 +540,18 @@ impl Baseline {
 }
 
 /// `learn`, `monitor` or `auto` (learn, then monitor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    Default,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Learn,
@@ -597,6 +646,44 @@ impl Baselines {
             keys.seen_in_monitor.insert(key.to_string());
             Outcome::Anomaly
         }
+    }
+}
+
+/// Reads a baseline file of bounded size.
+fn read_text(path: &Path) -> Result<String, BaselineError> {
+    use crate::limits::{read_bounded, LimitError, MAX_BASELINE_BYTES};
+    read_bounded(path, MAX_BASELINE_BYTES, "baseline").map_err(|e| match e {
+        LimitError::Read { path, source } => BaselineError::Read { path, source },
+        other => BaselineError::Invalid {
+            path: path.display().to_string(),
+            message: other.to_string(),
+        },
+    })
+}
+
+/// Checks at start that the baseline file can be written (its directory exists and is writable), so
+/// a wrong path is a clear error then, not a warning at every save.
+pub fn check_writable(path: &Path) -> Result<(), BaselineError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut probe = path.as_os_str().to_owned();
+    probe.push(format!(".probe-{}", std::process::id()));
+    let probe = PathBuf::from(probe);
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(source) => Err(BaselineError::Write {
+            path: format!(
+                "{} (directory {} must exist and be writable by tripline)",
+                path.display(),
+                dir.display()
+            ),
+            source,
+        }),
     }
 }
 

@@ -1,4 +1,5 @@
 //! `tripline baseline …` and `tripline policy …`: offline tools for CI gates and reviews.
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,6 +22,10 @@ pub enum BaselineCommand {
         /// Output file (written atomically).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+        /// Record this version (e.g. the git tag or commit of the reviewed model) in the
+        /// provenance; hosts running the file report it as `tripline_baseline_info{version}`.
+        #[arg(long = "set-version")]
+        set_version: Option<String>,
     },
     /// Accept keys seen in monitor mode as normal (all, or one model / one key).
     Accept {
@@ -45,20 +50,24 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BaselineCommand::Show { file } => {
             let b = Baseline::read(&file)?;
+            let mut out = String::new();
             let p = &b.provenance;
-            println!("baseline {} (schema {})", file.display(), b.schema);
-            println!(
-                "  host: {}  tripline: {}  learned: {} .. {}",
+            let _ = writeln!(out, "baseline {} (schema {})", file.display(), b.schema);
+            let _ = writeln!(
+                out,
+                "  version: {}  host: {}  tripline: {}  learned: {} .. {}",
+                p.version.as_deref().unwrap_or("-"),
                 p.host,
                 p.tripline_version,
                 p.learned_from.as_deref().unwrap_or("-"),
                 p.learned_until.as_deref().unwrap_or("-")
             );
             if !p.sources.is_empty() {
-                println!("  merged from: {}", p.sources.join(", "));
+                let _ = writeln!(out, "  merged from: {}", p.sources.join(", "));
             }
             for (m, keys) in &b.models {
-                println!(
+                let _ = writeln!(
+                    out,
                     "{}: {} learned, {} seen in monitor, {} accepted",
                     m.as_str(),
                     keys.learned.len(),
@@ -71,20 +80,23 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                     ("accepted", &keys.accepted),
                 ] {
                     for k in set {
-                        println!("  [{state}] {k}");
+                        let _ = writeln!(out, "  [{state}] {k}");
                     }
                 }
             }
+            crate::limits::print_stdout(&out)?;
             Ok(ExitCode::SUCCESS)
         }
         BaselineCommand::Diff { old, new } => {
             let (old_b, new_b) = (Baseline::read(&old)?, Baseline::read(&new)?);
             let d = Baseline::diff(&old_b, &new_b);
+            let mut out = String::new();
             for (m, sign, key) in &d {
                 let side = if *sign == '+' { &new_b } else { &old_b };
                 let state = side.state_of(*m, key).unwrap_or("unknown");
-                println!("{sign} {}: {key} ({state})", m.as_str());
+                let _ = writeln!(out, "{sign} {}: {key} ({state})", m.as_str());
             }
+            crate::limits::print_stdout(&out)?;
             let added = d.iter().filter(|(_, s, _)| *s == '+').count();
             eprintln!("{added} key(s) added, {} removed", d.len() - added);
             Ok(if added > 0 {
@@ -93,7 +105,11 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        BaselineCommand::Merge { sources, output } => {
+        BaselineCommand::Merge {
+            sources,
+            output,
+            set_version,
+        } => {
             let mut parts = Vec::new();
             for s in sources {
                 let b = if s.starts_with("http://") {
@@ -103,7 +119,10 @@ pub fn baseline(cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                 };
                 parts.push((s, b));
             }
-            let merged = Baseline::merge(&parts);
+            let mut merged = Baseline::merge(&parts);
+            if let Some(v) = set_version {
+                merged.provenance.version = Some(v);
+            }
             merged.save(&output)?;
             let keys: usize = merged.models.values().map(|k| k.len()).sum();
             eprintln!(
@@ -137,16 +156,16 @@ pub fn policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { file } => {
             let p = Policy::load(Some(&file))?;
-            println!(
-                "{}: policy {:?} OK, {} rule(s)",
+            crate::limits::print_stdout(&format!(
+                "{}: policy {:?} OK, {} rule(s)\n",
                 file.display(),
                 p.name,
                 p.rules.len()
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Default => {
-            print!("{}", super::policy::DEFAULT_POLICY);
+            crate::limits::print_stdout(super::policy::DEFAULT_POLICY)?;
             Ok(ExitCode::SUCCESS)
         }
     }

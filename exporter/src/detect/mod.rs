@@ -23,8 +23,9 @@ use crate::model::record::rfc3339;
 use crate::model::{Event, EventData, EventKind};
 pub use crate::model::{Finding, FindingSource, Part};
 use crate::telemetry::metrics::{
-    Bounded, FindingReason, KeyState, Metrics, ModelLabels, ModelSeverityLabels, ModelStateLabels,
-    ReasonLabels, RuleLabels, SeverityLabels, SuppressReason, SuppressedLabels,
+    BaselineInfoLabels, Bounded, FindingReason, KeyState, Metrics, ModelLabels,
+    ModelSeverityLabels, ModelStateLabels, ReasonLabels, RuleLabels, SeverityLabels,
+    SuppressReason, SuppressedLabels,
 };
 use baseline::{Baseline, Baselines, Mode, Model, Outcome};
 use policy::{Context, Policy};
@@ -32,7 +33,7 @@ use recent::FindingsRing;
 use threat::ThreatLevel;
 
 /// The `detect:` section of the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Policy file replacing the embedded default policy.
@@ -40,10 +41,12 @@ pub struct DetectConfig {
     /// The same (rule or model, subject) inside this window is one finding; repeats are counted only.
     /// A rule's subject is the program, its parent and the shape of its arguments.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub suppression_window: Duration,
     /// Rule matches and new baseline keys of one process and the children it starts within this window
     /// are one finding (0 reports every part on its own, at once).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub correlation_window: Duration,
     /// Recent findings kept for `GET /api/v1/findings`.
     pub findings_kept: usize,
@@ -62,7 +65,7 @@ impl Default for DetectConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Where the model is persisted (and loaded from at start). Unset: kept in memory only.
@@ -70,12 +73,15 @@ pub struct BaselineConfig {
     pub mode: Mode,
     /// `auto`: learn for this long, then monitor.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub learn_for: Duration,
     /// `auto`: also switch to monitor once no new key appeared for this long (0 = off).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub quiet_period: Duration,
     /// How often the model is written to `file` (it is also written on shutdown).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub persist_interval: Duration,
     /// Enabled models.
     pub models: Vec<String>,
@@ -213,10 +219,29 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         let policy = Policy::load(config.policy_file.as_deref())?;
         let loaded = match &config.baseline.file {
-            Some(f) => Baseline::load_state(f)?,
+            Some(f) => {
+                baseline::check_writable(f)?;
+                Baseline::load_state(f)?
+            }
             None => None,
         };
         let from_file = loaded.is_some();
+        let version = match &loaded {
+            None => "none".to_string(),
+            Some(b) => b
+                .provenance
+                .version
+                .clone()
+                .unwrap_or_else(|| "unversioned".to_string()),
+        };
+        // One series: the baseline is loaded once, at start.
+        metrics.baseline_info.clear();
+        metrics
+            .baseline_info
+            .get_or_create(&BaselineInfoLabels {
+                version: version.clone(),
+            })
+            .set(1);
         let baseline = loaded.unwrap_or_default();
         let b = &config.baseline;
         let baselines = Baselines::new(
@@ -230,9 +255,10 @@ impl Engine {
         tracing::info!(
             rules = policy.rules.len(),
             policy = %policy.name,
-            mode = ?b.mode,
-            baseline_file = ?b.file,
+            mode = %crate::logging::value_name(&b.mode),
+            baseline_file = %crate::logging::opt_path(&b.file),
             loaded_from_file = from_file,
+            baseline_version = %version,
             "detection ready"
         );
         for r in &policy.rules {
@@ -389,11 +415,21 @@ impl Engine {
         let reason = match c.source {
             FindingSource::Rule { .. } => FindingReason::rule,
             FindingSource::Anomaly { .. } => FindingReason::baseline,
+            FindingSource::Tamper { .. } => FindingReason::tamper,
         };
         self.metrics
             .finding_occurrences
             .get_or_create(&ReasonLabels { reason })
             .inc();
+        if self.learned_benign(&c, now) {
+            self.metrics
+                .findings_suppressed
+                .get_or_create(&SuppressedLabels {
+                    reason: SuppressReason::learned,
+                })
+                .inc();
+            return None;
+        }
         let dedup_key = (c.source.name(), c.subject);
         if let Some(at) = self.reported.get(&dedup_key) {
             if now.duration_since(*at).unwrap_or_default() < self.suppression {
@@ -426,6 +462,7 @@ impl Engine {
                     })
                     .inc();
             }
+            FindingSource::Tamper { .. } => {}
             FindingSource::Anomaly { model, .. } => {
                 if let Some(model) = Model::parse(model) {
                     self.metrics
@@ -441,6 +478,36 @@ impl Engine {
             summary: c.summary,
             event: ev.clone(),
         })
+    }
+
+    /// Suppression that learns: an info or low rule match is a `rule_match` key (rule and subject). While
+    /// learning it is recorded; in monitor mode a learned or accepted one is not reported again (a new
+    /// one is reported and kept as `seen_in_monitor`, so `tripline baseline accept` can accept it).
+    /// Higher severities are never learned away.
+    fn learned_benign(&self, c: &Candidate, now: SystemTime) -> bool {
+        let FindingSource::Rule { id, .. } = &c.source else {
+            return false;
+        };
+        if c.severity > crate::model::Severity::low {
+            return false;
+        }
+        let mut b = self
+            .shared
+            .baselines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !b.enabled.contains(&Model::RuleMatch) {
+            return false;
+        }
+        let key = format!("{id} | {}", c.subject);
+        let state = b.baseline.state_of(Model::RuleMatch, &key);
+        if matches!(state, Some("learned" | "accepted")) {
+            return true;
+        }
+        if state.is_none() {
+            b.observe(Model::RuleMatch, &key, now);
+        }
+        false
     }
 
     /// Closed incidents to findings: one each, led by the strongest part; threat level and API ring.
@@ -492,6 +559,33 @@ impl Engine {
             self.update_gauges();
         }
         out
+    }
+
+    /// Records a finding raised outside the event stream (tamper evidence): kept for the API and
+    /// counted in the threat level, never deduplicated away.
+    pub fn record_external(&mut self, f: Arc<Finding>, now: SystemTime) {
+        self.metrics
+            .finding_occurrences
+            .get_or_create(&ReasonLabels {
+                reason: FindingReason::tamper,
+            })
+            .inc();
+        self.metrics
+            .findings
+            .get_or_create(&SeverityLabels {
+                severity: f.severity,
+            })
+            .inc();
+        self.shared
+            .threat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(now, f.severity, &f.source.name());
+        self.shared
+            .findings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(now, f);
     }
 
     /// Process-tree facts rules can use, kept current from the event stream.
@@ -561,6 +655,7 @@ impl Engine {
         if now.duration_since(self.last_persist).unwrap_or_default() >= self.persist_interval {
             self.last_persist = now;
             if let Err(e) = self.persist() {
+                self.metrics.baseline_write_errors.inc();
                 tracing::warn!(error = %e, "could not persist the baseline");
             }
         }
@@ -660,8 +755,11 @@ pub async fn run(
     mut engine: Engine,
     mut rx: tokio::sync::mpsc::Receiver<Arc<Event>>,
     out: &mut impl Output,
+    mut tamper: tokio::sync::mpsc::Receiver<crate::tamper::Tamper>,
+    tamper_metrics: crate::tamper::TamperMetrics,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seq = 0u64;
     loop {
         let findings = tokio::select! {
             ev = rx.recv() => {
@@ -669,9 +767,17 @@ pub async fn run(
                 out.event(&ev);
                 engine.process(&ev)
             }
+            Some(t) = tamper.recv() => {
+                seq += 1;
+                tamper_metrics.count(&t);
+                let f = Arc::new(tamper_finding(&t, seq));
+                engine.record_external(f.clone(), SystemTime::now());
+                vec![f]
+            }
             _ = tick.tick() => {
                 let now = SystemTime::now();
                 engine.tick(now);
+                tamper_metrics.heartbeat.set(crate::tamper::unix_now());
                 engine.flush_at(now)
             }
         };
@@ -680,6 +786,57 @@ pub async fn run(
     engine.flush_all().iter().for_each(|f| out.finding(f));
     if let Err(e) = engine.persist() {
         tracing::error!(error = %e, "could not persist the baseline at shutdown");
+    }
+}
+
+/// The finding for a piece of tamper evidence (its subject is tripline itself).
+pub fn tamper_finding(t: &crate::tamper::Tamper, seq: u64) -> Finding {
+    let me = std::process::id();
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let now = SystemTime::now();
+    let event = Arc::new(Event {
+        kind: EventKind::SignalSelf,
+        ktime_ns: 0,
+        time: now,
+        process: crate::model::Process {
+            pid: me,
+            tid: me,
+            exe,
+            comm: "tripline".into(),
+            ..crate::model::Process::default()
+        },
+        parent: None,
+        ancestors: Vec::new(),
+        data: EventData::Exit { status: 0 },
+        wire_flags: 0,
+    });
+    let source = FindingSource::Tamper {
+        reason: t.reason.as_str(),
+        detail: t.detail.clone(),
+        gap_seconds: t.gap.map(|g| g.as_secs()),
+    };
+    let summary = format!("tamper_{}: {}", t.reason.as_str(), t.detail);
+    let severity = t.reason.severity();
+    Finding {
+        id: format!(
+            "tamper-{}-{seq:x}",
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ),
+        time: now,
+        severity,
+        source: source.clone(),
+        summary: summary.clone(),
+        event: event.clone(),
+        parts: vec![Part {
+            source,
+            severity,
+            summary,
+            event,
+        }],
     }
 }
 

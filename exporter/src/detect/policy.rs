@@ -30,6 +30,14 @@ pub enum PolicyError {
         column: usize,
         message: String,
     },
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
+    #[error("{path}: {count} rules; at most {max} are allowed")]
+    TooManyRules {
+        path: String,
+        count: usize,
+        max: usize,
+    },
     #[error("{path}:{line}: rule {rule:?}: {field}: {message}")]
     Invalid {
         path: String,
@@ -234,10 +242,8 @@ impl Policy {
         match path {
             None => Policy::parse(DEFAULT_POLICY, "<embedded default policy>"),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| PolicyError::Read {
-                    path: p.display().to_string(),
-                    source,
-                })?;
+                let text =
+                    crate::limits::read_bounded(p, crate::limits::MAX_POLICY_BYTES, "policy")?;
                 Policy::parse(&text, &p.display().to_string())
             }
         }
@@ -245,6 +251,7 @@ impl Policy {
 
     // Long on purpose: each check of a raw rule is a few lines with its own error; kept in rule order.
     pub fn parse(text: &str, path: &str) -> Result<Policy, PolicyError> {
+        crate::limits::check_nesting(text, path, crate::limits::MAX_NESTING)?;
         let raw: RawPolicy = serde_yaml_ng::from_str(text).map_err(|e| {
             let (line, column) = e
                 .location()
@@ -262,10 +269,24 @@ impl Policy {
                 message,
             }
         })?;
+        if raw.rules.len() > crate::limits::MAX_RULES {
+            return Err(PolicyError::TooManyRules {
+                path: path.to_string(),
+                count: raw.rules.len(),
+                max: crate::limits::MAX_RULES,
+            });
+        }
+        // One pass over the text for every rule's line (a per-rule scan made parsing quadratic).
+        let lines = id_lines(text);
         let mut rules = Vec::new();
-        let mut seen = BTreeMap::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for r in raw.rules {
-            let line = line_of(text, &r.id);
+            let nth = seen.get(&r.id).copied().unwrap_or(0);
+            let line = lines
+                .get(r.id.as_str())
+                .and_then(|v| v.get(nth))
+                .copied()
+                .unwrap_or(0);
             let invalid = |field: &str, message: String| PolicyError::Invalid {
                 path: path.to_string(),
                 line,
@@ -281,7 +302,7 @@ impl Policy {
             {
                 return Err(invalid("id", "must be non-empty and use only letters, digits, '_' and '-' (it is a metric label value)".into()));
             }
-            if seen.insert(r.id.clone(), ()).is_some() {
+            if seen.insert(r.id.clone(), nth + 1).is_some() {
                 return Err(invalid("id", "duplicate rule id".into()));
             }
             for t in &r.techniques {
@@ -298,6 +319,43 @@ impl Policy {
                         ),
                     ));
                 }
+            }
+            if !TACTICS.contains(&r.tactic.as_str()) {
+                return Err(invalid(
+                    "tactic",
+                    format!(
+                        "{:?} is not a MITRE ATT&CK tactic; allowed: {}",
+                        r.tactic,
+                        TACTICS.join(", ")
+                    ),
+                ));
+            }
+            if r.matches.is_empty() {
+                return Err(invalid(
+                    "match",
+                    "must hold at least one condition (an empty match would match every event)"
+                        .into(),
+                ));
+            }
+            for (name, blocks) in [("any_of", &r.any_of), ("except", &r.except)] {
+                if let Some(i) = blocks.iter().position(RawConditions::is_empty) {
+                    return Err(invalid(
+                        &format!("{name}[{i}]"),
+                        "an empty block is not allowed: give at least one condition".into(),
+                    ));
+                }
+            }
+            if let Some(field) = r.matches.empty_list().or_else(|| {
+                r.any_of
+                    .iter()
+                    .chain(&r.except)
+                    .find_map(RawConditions::empty_list)
+            }) {
+                return Err(invalid(
+                    field,
+                    "an empty list never matches: give at least one value or remove the condition"
+                        .into(),
+                ));
             }
             let conditions = compile(&r.matches, "match", &invalid)?;
             let any_of = r
@@ -357,16 +415,109 @@ impl Policy {
     }
 }
 
-/// The line where `id: <rule id>` appears, for error messages (0 when not found).
-fn line_of(text: &str, id: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix("id:")
-                .is_some_and(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == id)
-        })
-        .map(|i| i + 1)
-        .unwrap_or(0)
+/// MITRE ATT&CK enterprise tactics, as rule `tactic` values.
+pub const TACTICS: &[&str] = &[
+    "reconnaissance",
+    "resource-development",
+    "initial-access",
+    "execution",
+    "persistence",
+    "privilege-escalation",
+    "defense-evasion",
+    "credential-access",
+    "discovery",
+    "lateral-movement",
+    "collection",
+    "command-and-control",
+    "exfiltration",
+    "impact",
+];
+
+/// The lines where `id: <rule id>` appears (block or flow style), for every id, in one pass over
+/// the text (for error messages).
+fn id_lines(text: &str) -> std::collections::HashMap<&str, Vec<usize>> {
+    let mut out: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l
+            .trim_start()
+            .trim_start_matches("- ")
+            .trim_start_matches('{')
+            .trim_start();
+        if let Some(v) = t.strip_prefix("id:") {
+            let v = v.split([',', '}', '#']).next().unwrap_or("");
+            out.entry(v.trim().trim_matches(|c| c == '"' || c == '\''))
+                .or_default()
+                .push(i + 1);
+        }
+    }
+    out
+}
+
+impl RawConditions {
+    fn is_empty(&self) -> bool {
+        self.empty_list().is_none() && self.fields() == 0
+    }
+
+    /// How many conditions are given.
+    fn fields(&self) -> usize {
+        [
+            self.kind.is_some(),
+            self.exe_path.is_some(),
+            self.exe_name.is_some(),
+            self.parent_path.is_some(),
+            self.parent_name.is_some(),
+            self.ancestor_path.is_some(),
+            self.ancestor_name.is_some(),
+            self.parent_network_facing.is_some(),
+            self.script_path.is_some(),
+            self.stdio_socket.is_some(),
+            self.connected_before_exec.is_some(),
+            self.lifecycle_signal.is_some(),
+            self.uid.is_some(),
+            self.euid.is_some(),
+            self.user.is_some(),
+            self.args_contain.is_some(),
+            self.args_regex.is_some(),
+            self.peer_port.is_some(),
+            self.local_port.is_some(),
+            self.peer_cidr.is_some(),
+            self.file_path.is_some(),
+            self.new_euid.is_some(),
+            self.result.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count()
+    }
+
+    /// The first condition given as an empty list (which could never match).
+    fn empty_list(&self) -> Option<&'static str> {
+        let s = |v: &Option<Vec<String>>| v.as_ref().is_some_and(Vec::is_empty);
+        let n = |v: &Option<Vec<u32>>| v.as_ref().is_some_and(Vec::is_empty);
+        let p = |v: &Option<Vec<u16>>| v.as_ref().is_some_and(Vec::is_empty);
+        [
+            ("kind", s(&self.kind)),
+            ("exe_path", s(&self.exe_path)),
+            ("exe_name", s(&self.exe_name)),
+            ("parent_path", s(&self.parent_path)),
+            ("parent_name", s(&self.parent_name)),
+            ("ancestor_path", s(&self.ancestor_path)),
+            ("ancestor_name", s(&self.ancestor_name)),
+            ("script_path", s(&self.script_path)),
+            ("uid", n(&self.uid)),
+            ("euid", n(&self.euid)),
+            ("user", s(&self.user)),
+            ("args_contain", s(&self.args_contain)),
+            ("peer_port", p(&self.peer_port)),
+            ("local_port", p(&self.local_port)),
+            ("peer_cidr", s(&self.peer_cidr)),
+            ("file_path", s(&self.file_path)),
+            ("new_euid", n(&self.new_euid)),
+        ]
+        .into_iter()
+        .find(|(_, empty)| *empty)
+        .map(|(f, _)| f)
+    }
 }
 
 fn globs(

@@ -36,11 +36,22 @@ impl<T: Clone> FindingsRing<T> {
 }
 
 /// Parses `since`: RFC 3339 (`2026-11-22T10:00:00Z`) or unix seconds (`1795000000`, `1795000000.5`).
+/// Unix seconds are bounded to year 9999; anything outside is an error, never an overflow.
 pub fn parse_since(s: &str) -> Result<SystemTime, String> {
+    const MAX_UNIX: f64 = 253_402_300_799.0; // 9999-12-31T23:59:59Z
+    if s.len() > 64 {
+        return Err("since: at most 64 characters".into());
+    }
     if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
+        if !(secs.is_finite() && (0.0..=MAX_UNIX).contains(&secs)) {
+            return Err(format!(
+                "since={s:?}: unix seconds must be between 0 and {MAX_UNIX} (year 9999)"
+            ));
         }
+        return std::time::Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+            .ok_or_else(|| format!("since={s:?}: out of range"));
     }
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(SystemTime::from)
@@ -77,5 +88,20 @@ mod tests {
         );
         assert!(parse_since("2026-11-22T10:00:00Z").is_ok());
         assert!(parse_since("yesterday").unwrap_err().contains("RFC 3339"));
+        // These panicked the handler (issue 12).
+        for bad in [
+            "1e20",
+            "1e19",
+            "1e300",
+            "-1",
+            "NaN",
+            "inf",
+            "-0.5e10",
+            "253402300800",
+        ] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+        assert!(parse_since("253402300799").is_ok());
+        assert!(parse_since(&"9".repeat(100)).is_err());
     }
 }

@@ -570,7 +570,7 @@ fn policy_errors_name_file_line_and_allowed_values() {
         "{err}"
     );
 
-    let bad_sev = "rules:\n  - id: r1\n    description: d\n    severity: urgent\n    tactic: x\n    match: {}\n";
+    let bad_sev = "rules:\n  - id: r1\n    description: d\n    severity: urgent\n    tactic: execution\n    match: {kind: [exec]}\n";
     let err = Policy::parse(bad_sev, "p.yml").unwrap_err().to_string();
     assert!(err.starts_with("p.yml:4:15: "), "{err}");
     assert!(
@@ -580,7 +580,7 @@ fn policy_errors_name_file_line_and_allowed_values() {
         "{err}"
     );
 
-    let bad_key = "rules:\n  - id: r1\n    description: d\n    severity: low\n    tactic: x\n    match:\n      exe: [x]\n";
+    let bad_key = "rules:\n  - id: r1\n    description: d\n    severity: low\n    tactic: execution\n    match:\n      exe: [x]\n";
     let err = Policy::parse(bad_key, "p.yml").unwrap_err().to_string();
     assert!(
         err.contains("unknown field `exe`, expected one of `kind`, `exe_path`"),
@@ -592,7 +592,7 @@ fn policy_errors_name_file_line_and_allowed_values() {
         ("peer_cidr", "[10.0.0.0/33]", "is not a CIDR"),
         ("exe_path", "['[']", "not a valid glob"),
     ] {
-        let text = format!("rules:\n  - id: r9\n    description: d\n    severity: low\n    tactic: x\n    match:\n      {field}: {value}\n");
+        let text = format!("rules:\n  - id: r9\n    description: d\n    severity: low\n    tactic: execution\n    match:\n      {field}: {value}\n");
         let err = Policy::parse(&text, "p.yml").unwrap_err().to_string();
         assert!(
             err.contains(want) && err.contains(&format!("match.{field}")),
@@ -600,12 +600,12 @@ fn policy_errors_name_file_line_and_allowed_values() {
         );
     }
 
-    let dup = "rules:\n  - {id: a, description: d, severity: low, tactic: x, match: {}}\n  - {id: a, description: d, severity: low, tactic: x, match: {}}\n";
+    let dup = "rules:\n  - {id: a, description: d, severity: low, tactic: execution, match: {kind: [exec]}}\n  - {id: a, description: d, severity: low, tactic: execution, match: {kind: [exec]}}\n";
     assert!(Policy::parse(dup, "p.yml")
         .unwrap_err()
         .to_string()
         .contains("duplicate rule id"));
-    let bad_t = "rules:\n  - {id: a, description: d, severity: low, tactic: x, techniques: [X12], match: {}}\n";
+    let bad_t = "rules:\n  - {id: a, description: d, severity: low, tactic: execution, techniques: [X12], match: {kind: [exec]}}\n";
     assert!(Policy::parse(bad_t, "p.yml")
         .unwrap_err()
         .to_string()
@@ -614,7 +614,7 @@ fn policy_errors_name_file_line_and_allowed_values() {
 
 #[test]
 fn except_blocks_veto_a_match() {
-    let text = "rules:\n  - id: curl_out\n    description: d\n    severity: low\n    tactic: x\n    match:\n      kind: [connect]\n      exe_name: [curl]\n    except:\n      - peer_port: [443]\n";
+    let text = "rules:\n  - id: curl_out\n    description: d\n    severity: low\n    tactic: execution\n    match:\n      kind: [connect]\n      exe_name: [curl]\n    except:\n      - peer_port: [443]\n";
     let p = Policy::parse(text, "p.yml").unwrap();
     let ctx = Context::default();
     let yes = net(
@@ -1280,4 +1280,133 @@ fn accepted_keys_in_the_live_file_are_taken_in() {
         keys.seen_in_monitor.is_empty(),
         "the accept is not undone: {keys:?}"
     );
+}
+
+#[test]
+fn benign_rule_matches_seen_while_learning_are_not_reported_in_monitor() {
+    let m = Metrics::default();
+    let mut c = config();
+    c.baseline.mode = Mode::Auto;
+    c.baseline.learn_for = Duration::from_secs(60);
+    let mut e = Engine::new_at(&c, m.clone(), t(0)).unwrap();
+    let query = exec(
+        820,
+        "/usr/bin/dpkg",
+        &["dpkg", "-l"],
+        Some((9, "/usr/sbin/cron")),
+    );
+    let payload = exec(821, "/tmp/x", &["/tmp/x"], Some((9, "/usr/sbin/cron")));
+    assert!(rules_hit(&mut e, &query).contains(&"package_manager_or_compiler".to_string()));
+    assert!(rules_hit(&mut e, &payload).contains(&"exec_from_temp_or_memory".to_string()));
+    e.tick(t(61));
+    // After the restart of the suppression window (a new day): the learned low rule stays quiet, the high
+    // one does not.
+    let later = t(2 * 24 * 3600);
+    let quiet = e.process_at(&query, later);
+    assert!(quiet.is_empty(), "{quiet:#?}");
+    assert_eq!(
+        m.findings_suppressed
+            .get_or_create(&SuppressedLabels {
+                reason: SuppressReason::learned
+            })
+            .get(),
+        1
+    );
+    let loud: Vec<String> = e
+        .process_at(&payload, later)
+        .iter()
+        .map(|f| f.source.name())
+        .collect();
+    assert!(
+        loud.contains(&"rule:exec_from_temp_or_memory".to_string()),
+        "{loud:?}"
+    );
+}
+
+#[test]
+fn policy_rejects_unknown_tactic_and_empty_conditions() {
+    let rule = |tactic: &str, m: &str, extra: &str| {
+        format!("rules:\n  - id: r\n    description: d\n    severity: low\n    tactic: {tactic}\n    match: {m}\n{extra}")
+    };
+    let err = Policy::parse(&rule("teleportation", "{kind: [exec]}", ""), "p.yml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("p.yml:2: rule \"r\": tactic: \"teleportation\" is not a MITRE ATT&CK tactic; allowed: reconnaissance"),
+        "{err}"
+    );
+    for (m, extra, want) in [
+        ("{}", "", "match: must hold at least one condition"),
+        ("{kind: []}", "", "kind: an empty list never matches"),
+        (
+            "{kind: [exec]}",
+            "    except:\n      - {}\n",
+            "except[0]: an empty block",
+        ),
+        (
+            "{kind: [exec]}",
+            "    any_of:\n      - {exe_name: []}\n",
+            "exe_name: an empty list",
+        ),
+    ] {
+        let err = Policy::parse(&rule("execution", m, extra), "p.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{m} {extra}: {err}");
+    }
+    Policy::parse(&rule("execution", "{result: failure}", ""), "p.yml").unwrap();
+}
+
+#[test]
+fn policy_parse_handles_the_rule_bound() {
+    let mut text = String::from("rules:\n");
+    for i in 0..crate::limits::MAX_RULES {
+        text.push_str(&format!(
+            "  - {{id: r{i}, description: d, severity: low, tactic: execution, match: {{exe_name: [x{i}]}}}}\n"
+        ));
+    }
+    // A duplicate at the very end still names its line (found in one pass over the text).
+    text.push_str(
+        "  - {id: r7, description: d, severity: low, tactic: execution, match: {kind: [exec]}}\n",
+    );
+    let err = Policy::parse(&text, "p.yml").unwrap_err().to_string();
+    assert!(
+        err.contains("too many") || err.contains("at most 10000"),
+        "{err}"
+    );
+    let text: String = text
+        .lines()
+        .take(crate::limits::MAX_RULES)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = format!("{text}\n  - {{id: r7, description: d, severity: low, tactic: execution, match: {{kind: [exec]}}}}\n");
+    let err = Policy::parse(&text, "p.yml").unwrap_err().to_string();
+    assert!(
+        err.starts_with("p.yml:10001: rule \"r7\": id: duplicate rule id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unwritable_baseline_is_an_error_at_start_and_a_metric_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = DetectConfig::default();
+    config.baseline.file = Some(dir.path().join("missing-dir/b.yml"));
+    let mut reg = prometheus_client::registry::Registry::default();
+    let m = Metrics::new(&mut reg);
+    let err = Engine::new_at(&config, m.clone(), t(0)).err().unwrap();
+    assert!(
+        format!("{err:#}").contains("must exist and be writable"),
+        "{err:#}"
+    );
+
+    // Writable at start, gone later: each failed save is counted.
+    let sub = dir.path().join("state");
+    std::fs::create_dir(&sub).unwrap();
+    config.baseline.file = Some(sub.join("b.yml"));
+    let mut e = Engine::new_at(&config, m.clone(), t(0)).unwrap();
+    std::fs::remove_dir_all(&sub).unwrap();
+    e.tick(t(61));
+    e.tick(t(122));
+    assert_eq!(m.baseline_write_errors.get(), 2);
 }

@@ -52,7 +52,13 @@ pub struct ProcessTree {
     evictions: u64,
     /// (pid, start ticks) procfs had no answer for: not asked again (bounded, cleared when full).
     misses: HashSet<(u32, u64)>,
+    /// Applied to argv read from procfs (the seed and late look-ups) before it is stored, so a
+    /// parent's or ancestor's argv is redacted like the events' own.
+    args_filter: Option<ArgsFilter>,
 }
+
+/// Redacts argv in place (the sinks' redactor, given by the pipeline).
+pub type ArgsFilter = std::sync::Arc<dyn Fn(&mut [String]) + Send + Sync>;
 
 const MAX_MISSES: usize = 8192;
 
@@ -66,7 +72,13 @@ impl ProcessTree {
             procfs,
             evictions: 0,
             misses: HashSet::new(),
+            args_filter: None,
         }
+    }
+
+    /// Sets the filter applied to argv read from procfs (call before [`ProcessTree::seed`]).
+    pub fn set_args_filter(&mut self, f: ArgsFilter) {
+        self.args_filter = Some(f);
     }
 
     pub fn len(&self) -> usize {
@@ -97,7 +109,10 @@ impl ProcessTree {
         }
     }
 
-    fn insert_proc(&mut self, p: procfs::ProcInfo) {
+    fn insert_proc(&mut self, mut p: procfs::ProcInfo) {
+        if let Some(f) = &self.args_filter {
+            f(&mut p.args);
+        }
         let id = identity::from_procfs(
             &identity::Context {
                 procfs: &self.procfs,
@@ -538,6 +553,33 @@ mod tests {
         }
         assert!(t.len() <= 64);
         assert!(t.evictions() >= 136);
+    }
+
+    /// A parent seeded from procfs (started before tripline) has its argv redacted like events'.
+    #[test]
+    fn procfs_argv_goes_through_the_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("700");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(
+            p.join("stat"),
+            "700 (mysql) S 1 700 700 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 7000 0 0",
+        )
+        .unwrap();
+        std::fs::write(p.join("cmdline"), b"mysql\0-phunter2\0db\0").unwrap();
+        let mut t = ProcessTree::new(64, dir.path().to_path_buf());
+        let r = crate::enrich::redact::Redactor::new(
+            &crate::enrich::redact::RedactionConfig::default(),
+            &crate::telemetry::metrics::Metrics::default(),
+        )
+        .unwrap();
+        t.set_args_filter(std::sync::Arc::new(move |a: &mut [String]| {
+            r.redact(a);
+        }));
+        t.seed();
+        let ev = exec(&mut t, 701, 700, 701 * TICK, 7000 * TICK, "/bin/true");
+        let parent = ev.parent.expect("parent from the seed");
+        assert_eq!(parent.args, vec!["mysql", "-p[REDACTED]", "db"]);
     }
 
     #[test]

@@ -68,10 +68,10 @@ pub(super) fn attributes(f: &File, a: &mut Attrs) {
         a.push(("file.mode", format!("{:04o}", f.mode & 0o7777).into()));
     }
     if let Some(u) = f.owner_uid {
-        a.push(("file.owner.id", u.into()));
+        a.push(("file.owner.id", u.to_string().into()));
     }
     if let Some(g) = f.owner_gid {
-        a.push(("file.group.id", g.into()));
+        a.push(("file.group.id", g.to_string().into()));
     }
     a.push(("tripline.file.result", f.result.into()));
     if f.result < 0 {

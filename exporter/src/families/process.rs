@@ -44,7 +44,7 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
     let mut a: Attrs = vec![
         ("tripline.event.kind", ev.kind.as_str().into()),
         ("process.pid", p.pid.into()),
-        ("process.thread.id", p.tid.into()),
+        ("thread.id", p.tid.into()),
         ("process.parent_pid", p.ppid.into()),
         ("process.executable.path", p.exe.clone().into()),
         ("process.executable.name", p.exe_name().to_string().into()),
@@ -54,11 +54,15 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
         ("tripline.process.args_truncated", p.args_truncated.into()),
         ("process.user.id", p.euid.into()),
         ("process.real_user.id", p.uid.into()),
-        ("process.group.id", p.egid.into()),
-        ("process.real_group.id", p.gid.into()),
-        ("process.creation.time_ns", (p.start_ns as i64).into()),
+        ("tripline.process.group.id", p.egid.into()),
+        ("tripline.process.real_group.id", p.gid.into()),
+        ("process.creation.time", creation_time(ev).into()),
+        ("tripline.process.start_ns", (p.start_ns as i64).into()),
         ("tripline.process.cgroup_id", (p.cgroup_id as i64).into()),
     ];
+    if p.stdio_socket {
+        a.push(("tripline.process.stdio_socket", true.into()));
+    }
     if let Some(script) = &p.script {
         a.push(("tripline.process.script.path", script.clone().into()));
     }
@@ -75,15 +79,28 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
         a.push(("tripline.process.login_user.id", auid.into()));
     }
     if let Some(parent) = &ev.parent {
-        a.push(("process.parent.executable.path", parent.exe.clone().into()));
+        a.push((
+            "tripline.process.parent.executable.path",
+            parent.exe.clone().into(),
+        ));
         if let Some(s) = &parent.script {
             a.push(("tripline.process.parent.script.path", s.clone().into()));
         }
-        a.push(("process.parent.command_args", parent.args.clone().into()));
-        a.push(("process.parent.user.id", parent.euid.into()));
+        a.push((
+            "tripline.process.parent.command_args",
+            parent.args.clone().into(),
+        ));
+        a.push(("tripline.process.parent.user.id", parent.euid.into()));
     }
     a.push(("tripline.process.ancestors", ev.ancestors.clone().into()));
     a
+}
+
+/// When the process started, on the wall clock (RFC 3339): the event's time less the boot-clock time
+/// between the process's start and the event.
+fn creation_time(ev: &Event) -> String {
+    let age = std::time::Duration::from_nanos(ev.ktime_ns.saturating_sub(ev.process.start_ns));
+    crate::model::record::rfc3339(ev.time.checked_sub(age).unwrap_or(ev.time))
 }
 
 pub(super) fn attributes(ev: &Event, a: &mut Attrs) {
@@ -120,7 +137,10 @@ pub(super) fn summary(ev: &Event, who: &str) -> String {
     match &ev.data {
         EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
         EventData::Exit { status } => format!("{who} exited with status {status}"),
-        _ => format!("{who} executed {}", ev.process.exe),
+        _ => match &ev.process.script {
+            Some(script) => format!("{who} executed {} running {script}", ev.process.exe),
+            None => format!("{who} executed {}", ev.process.exe),
+        },
     }
 }
 

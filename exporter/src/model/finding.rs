@@ -86,6 +86,7 @@ models! {
     ListenPort = "listen_port", medium, "Which executable listens on which TCP port.";
     OutboundPort = "outbound_port", low, "Which executable connects to which port class and address class.";
     FileWriter = "file_writer", medium, "Which executable, as which user, changes files in which watched directory.";
+    RuleMatch = "rule_match", info, "Benign rule matches (info and low rules) seen while learning or accepted: not reported again.";
 }
 
 /// What raised a finding.
@@ -105,6 +106,13 @@ pub enum FindingSource {
         /// The normalised key that was new, e.g. `/usr/sbin/nginx -> /bin/sh`.
         key: String,
     },
+    /// Evidence that tripline itself was tampered with (see the `tamper` module).
+    Tamper {
+        reason: &'static str,
+        detail: String,
+        /// `unclean_stop`: seconds without monitoring.
+        gap_seconds: Option<u64>,
+    },
 }
 
 impl FindingSource {
@@ -113,6 +121,7 @@ impl FindingSource {
         match self {
             FindingSource::Rule { id, .. } => format!("rule:{id}"),
             FindingSource::Anomaly { model, .. } => format!("model:{model}"),
+            FindingSource::Tamper { reason, .. } => format!("tamper:{reason}"),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! refused hook costs that probe only; what attached is logged once and exported as
 //! `tripline_probe_attached{probe}`.
 pub mod btf;
+pub mod integrity;
 pub mod reader;
 pub mod tracefs;
 
@@ -228,13 +229,20 @@ pub struct Sensor {
     pub ring: Option<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
     pub status: Vec<ProbeStatus>,
-    /// Last counter values seen, to turn absolute kernel counts into counter increments.
-    last: Vec<u64>,
+    /// Our programs, links and maps as attached, for [`Sensor::verify_integrity`].
+    integrity: integrity::Integrity,
+    /// Tamper evidence found while reading counters, taken by [`Sensor::take_tamper`].
+    tamper: Vec<crate::tamper::Tamper>,
+    /// Per-CPU counter values last read, by counter index: turns absolute kernel counts into
+    /// increments, and shows a slot that went down.
+    last_cpu: std::collections::HashMap<u32, Vec<u64>>,
 }
 
 /// Refuses to start without what the probes need, with a message that says what to do.
 pub fn preflight(btf_path: &Path) -> anyhow::Result<()> {
-    if !nix::unistd::geteuid().is_root() {
+    let has = |c| caps::has_cap(None, caps::CapSet::Effective, c).unwrap_or(false);
+    let capable = has(caps::Capability::CAP_BPF) && has(caps::Capability::CAP_PERFMON);
+    if !nix::unistd::geteuid().is_root() && !capable {
         anyhow::bail!(
             "tripline must run as root (it loads eBPF programs): re-run with sudo, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
         );
@@ -335,13 +343,20 @@ impl Sensor {
         let counters =
             PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS map missing")?)
                 .context("COUNTERS is not a per-CPU array")?;
+        let integrity = integrity::Integrity::capture(&ebpf);
+        tracing::info!(
+            programs = integrity.programs(),
+            "recorded program ids and tags for integrity checks"
+        );
         Ok(Sensor {
             links,
             _ebpf: ebpf,
             ring: Some(ring),
             counters,
             status,
-            last: vec![0; counter::COUNT as usize],
+            integrity,
+            tamper: Vec::new(),
+            last_cpu: std::collections::HashMap::new(),
         })
     }
 
@@ -357,7 +372,7 @@ impl Sensor {
             if s.attached {
                 tracing::info!(probe = s.probe, hook = %s.hook, "probe attached");
             } else {
-                tracing::warn!(probe = s.probe, errors = ?s.errors, "probe NOT attached: its events will be missing");
+                tracing::warn!(probe = s.probe, errors = %s.errors.join("; "), "probe NOT attached: its events will be missing");
             }
         }
         if self.all_attached() {
@@ -392,12 +407,40 @@ impl Sensor {
     }
 
     /// Reads the in-kernel per-CPU counters and moves the matching metrics forward (called at scrape time).
+    /// Tamper evidence gathered since the last call (counter decreases).
+    pub fn take_tamper(&mut self) -> Vec<crate::tamper::Tamper> {
+        std::mem::take(&mut self.tamper)
+    }
+
+    /// Checks our programs, links and maps are still loaded, attached and unchanged.
+    pub fn verify_integrity(&self) -> Vec<crate::tamper::Tamper> {
+        self.integrity.verify(&self._ebpf)
+    }
+
     pub fn sync_counters(&mut self, metrics: &Metrics) {
-        let read = |idx: u32| -> u64 {
-            self.counters
-                .get(&idx, 0)
-                .map(|v| v.iter().sum::<u64>())
-                .unwrap_or(0)
+        // Each CPU's slot only grows: one that went down was rewritten from userspace. Checked per
+        // CPU, so events on other CPUs cannot mask a lowered slot.
+        let mut decreased: Vec<(u32, usize, u64, u64)> = Vec::new();
+        let last_cpu = &mut self.last_cpu;
+        let counters = &self.counters;
+        let mut read = |idx: u32| -> u64 {
+            let Ok(v) = counters.get(&idx, 0) else {
+                return 0;
+            };
+            let prev = last_cpu.entry(idx).or_default();
+            prev.resize(v.len(), 0);
+            // The increment since the last read; after a rewrite, what the slot counted since.
+            let mut delta = 0u64;
+            for (cpu, (now, before)) in v.iter().zip(prev.iter_mut()).enumerate() {
+                if *now < *before {
+                    decreased.push((idx, cpu, *before, *now));
+                    delta += *now;
+                } else {
+                    delta += *now - *before;
+                }
+                *before = *now;
+            }
+            delta
         };
         let mut values = vec![0u64; counter::COUNT as usize];
         for e in EventKind::ALL {
@@ -409,12 +452,17 @@ impl Sensor {
         values[counter::PENDING_FULL as usize] = read(counter::PENDING_FULL);
         values[counter::FILE_FILTERED as usize] = read(counter::FILE_FILTERED);
 
-        let delta = |i: u32, last: &mut Vec<u64>| -> u64 {
-            let v = values[i as usize];
-            let d = v.saturating_sub(last[i as usize]);
-            last[i as usize] = v;
-            d
-        };
+        for (idx, cpu, before, now) in decreased {
+            self.tamper.push(crate::tamper::Tamper {
+                reason: crate::tamper::Reason::counter_decreased,
+                detail: format!(
+                    "kernel counter {} on CPU {cpu} went down from {before} to {now}: the COUNTERS map was rewritten from userspace (events may have been hidden)",
+                    counter_name(idx)
+                ),
+                gap: None,
+            });
+        }
+        let delta = |i: u32| -> u64 { values[i as usize] };
         let lost = metrics.lost(Stage::kernel);
         for e in EventKind::ALL {
             let k = u32::from(e.wire());
@@ -423,18 +471,18 @@ impl Sensor {
                 .get_or_create(&KindLabels {
                     kind: KindLabel(Some(*e)),
                 })
-                .inc_by(delta(counter::SEEN + k, &mut self.last));
-            lost.inc_by(delta(counter::LOST + k, &mut self.last));
+                .inc_by(delta(counter::SEEN + k));
+            lost.inc_by(delta(counter::LOST + k));
         }
         metrics
             .kernel_read_errors
-            .inc_by(delta(counter::READ_ERRORS, &mut self.last));
+            .inc_by(delta(counter::READ_ERRORS));
         metrics
             .pending_connect_full
-            .inc_by(delta(counter::PENDING_FULL, &mut self.last));
+            .inc_by(delta(counter::PENDING_FULL));
         metrics
             .file_events_filtered
-            .inc_by(delta(counter::FILE_FILTERED, &mut self.last));
+            .inc_by(delta(counter::FILE_FILTERED));
     }
 }
 
@@ -536,5 +584,24 @@ fn permission_hint(e: anyhow::Error) -> anyhow::Error {
         e.context("the kernel refused (EPERM): tripline needs root or CAP_BPF+CAP_PERFMON, and kernel.unprivileged_bpf_disabled / lockdown may forbid this hook")
     } else {
         e
+    }
+}
+
+/// A counter slot's name, for tamper findings.
+fn counter_name(i: u32) -> String {
+    for e in EventKind::ALL {
+        let k = u32::from(e.wire());
+        if i == counter::SEEN + k {
+            return format!("seen[{}]", e.as_str());
+        }
+        if i == counter::LOST + k {
+            return format!("lost[{}]", e.as_str());
+        }
+    }
+    match i {
+        counter::READ_ERRORS => "read_errors".into(),
+        counter::PENDING_FULL => "pending_full".into(),
+        counter::FILE_FILTERED => "file_filtered".into(),
+        _ => format!("#{i}"),
     }
 }

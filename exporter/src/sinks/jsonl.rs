@@ -13,6 +13,11 @@ use super::JsonlConfig;
 use crate::model::record::Record;
 use crate::telemetry::metrics::{Metrics, Stage};
 
+/// Signalled when stdout's reader went away while events were written there (`tripline events |
+/// head`); the pipeline treats it like SIGTERM.
+pub static STDOUT_CLOSED: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+
 pub struct JsonlSink {
     tx: Option<SyncSender<String>>,
     thread: Option<JoinHandle<()>>,
@@ -89,12 +94,25 @@ impl JsonlSink {
         let thread = std::thread::Builder::new()
             .name("jsonl".into())
             .spawn(move || {
+                let mut stdout_gone = false;
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
                     while let Some(line) = next.take() {
                         next = rx.try_recv().ok();
                         // Flush only when the queue is empty: batches writes under load.
+                        if stdout_gone {
+                            continue;
+                        }
                         if let Err(e) = out.write_line(&line, next.is_some()) {
+                            if matches!(out, Out::Stdout(_))
+                                && e.kind() == std::io::ErrorKind::BrokenPipe
+                            {
+                                // `tripline events | head`: the reader is gone; stop cleanly.
+                                stdout_gone = true;
+                                tracing::info!("stdout was closed by its reader: stopping");
+                                STDOUT_CLOSED.notify_one();
+                                continue;
+                            }
                             thread_lost.inc();
                             tracing::warn!(error = %e, "JSON-lines write failed");
                         }

@@ -13,7 +13,18 @@ use crate::model::{Event, EventKind, Finding};
 use crate::telemetry::metrics;
 
 /// Which events (besides findings, which always go) a log sink receives.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    Deserialize,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EventLevel {
     /// Findings only.
@@ -36,7 +47,7 @@ impl EventLevel {
 }
 
 /// The `sinks:` section of the configuration file.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
     pub jsonl: JsonlConfig,
@@ -44,7 +55,7 @@ pub struct SinksConfig {
     pub otlp: otlp::OtlpConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JsonlConfig {
     /// File to append JSON lines to, `-` for stdout; unset disables the sink.

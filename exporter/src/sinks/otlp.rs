@@ -23,7 +23,18 @@ use super::EventLevel;
 use crate::model::record::{Record, Value};
 use crate::telemetry::metrics::{Metrics, OtlpLabels, OtlpResult, OtlpSignal};
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    Deserialize,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 pub enum OtlpProtocol {
     #[default]
     #[serde(rename = "grpc")]
@@ -34,7 +45,7 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpTls {
     /// PEM CA bundle to verify the collector (gRPC).
@@ -45,7 +56,7 @@ pub struct OtlpTls {
 }
 
 /// `sinks.otlp` in the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpConfig {
     /// Collector URL, e.g. `http://collector:4317` (gRPC) or `http://collector:4318/v1/logs`. Unset:
@@ -62,6 +73,7 @@ pub struct OtlpConfig {
     pub tls: OtlpTls,
     /// Per-export timeout.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Records waiting for export; beyond it records are dropped and counted.
     pub queue: usize,
@@ -69,9 +81,11 @@ pub struct OtlpConfig {
     pub batch: usize,
     /// Longest wait before a partial batch is sent.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub flush_interval: Duration,
     /// How long shutdown may spend flushing.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub shutdown_timeout: Duration,
 }
 
@@ -313,7 +327,12 @@ impl OtlpSink {
         };
         let protocol = cfg.protocol();
         let (batch, flush) = (cfg.batch, cfg.flush_interval);
-        tracing::info!(endpoint = ?cfg.endpoint, ?protocol, events = ?cfg.events, "OTLP log export on");
+        tracing::info!(
+            endpoint = cfg.endpoint.as_deref().unwrap_or("from OTEL_EXPORTER_OTLP_*"),
+            protocol = %crate::logging::value_name(&protocol),
+            events = %crate::logging::value_name(&cfg.events),
+            "OTLP log export on"
+        );
         let thread = std::thread::Builder::new()
             .name("otlp".into())
             .spawn(move || {

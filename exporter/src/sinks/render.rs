@@ -34,7 +34,9 @@ pub fn finding_record(f: &Finding) -> Record {
             a.push(("security_rule.description", description.clone().into()));
             a.push(("security_rule.category", category.clone().into()));
             a.push(("security_rule.ruleset.name", ruleset.clone().into()));
-            a.push(("security_rule.reference", techniques.join(",").into()));
+            if let Some(t) = techniques.first() {
+                a.push(("security_rule.reference", attack_url(t).into()));
+            }
             a.push(("tripline.rule.techniques", techniques.clone().into()));
             "tripline.rule.match"
         }
@@ -42,6 +44,31 @@ pub fn finding_record(f: &Finding) -> Record {
             a.push(("tripline.baseline.model", model.clone().into()));
             a.push(("tripline.baseline.key", key.clone().into()));
             "tripline.baseline.anomaly"
+        }
+        FindingSource::Tamper {
+            reason,
+            detail,
+            gap_seconds,
+        } => {
+            a.push(("security_rule.name", format!("tamper_{reason}").into()));
+            a.push(("security_rule.category", "defense-evasion".into()));
+            a.push(("security_rule.ruleset.name", "tripline-self".into()));
+            a.push(("security_rule.reference", attack_url("T1562.001").into()));
+            a.push((
+                "tripline.rule.techniques",
+                vec!["T1562.001".to_string()].into(),
+            ));
+            a.push(("tripline.tamper.reason", (*reason).into()));
+            a.push(("tripline.tamper.detail", detail.clone().into()));
+            if let Some(g) = gap_seconds {
+                a.push(("tripline.tamper.gap_seconds", (*g as i64).into()));
+            }
+            a.push(("process.pid", f.event.process.pid.into()));
+            a.push((
+                "process.executable.path",
+                f.event.process.exe.clone().into(),
+            ));
+            "tripline.tamper.detected"
         }
     };
     if f.parts.len() > 1 {
@@ -63,7 +90,9 @@ pub fn finding_record(f: &Finding) -> Record {
         "tripline.finding.part_count",
         (f.parts.len().max(1) as i64).into(),
     ));
-    a.extend(families::attributes(&f.event));
+    if !matches!(f.source, FindingSource::Tamper { .. }) {
+        a.extend(families::attributes(&f.event));
+    }
     Record {
         event_name,
         time: f.time,
@@ -72,6 +101,15 @@ pub fn finding_record(f: &Finding) -> Record {
         body: f.summary.clone(),
         attributes: a,
     }
+}
+
+/// The MITRE ATT&CK page of a technique id (`T1059.004` → `https://attack.mitre.org/techniques/T1059/004/`):
+/// `security_rule.reference` is a URL in the semantic conventions.
+pub fn attack_url(technique: &str) -> String {
+    format!(
+        "https://attack.mitre.org/techniques/{}/",
+        technique.replace('.', "/")
+    )
 }
 
 /// The JSON form used by `tripline events`, the JSON-lines sink and the API: one flat object.

@@ -107,10 +107,18 @@ pub struct ProbeLabels {
     pub probe: Bounded,
 }
 
+/// `tripline_baseline_info`: one series, the version of the loaded baseline.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BaselineInfoLabels {
+    pub version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
     pub revision: String,
+    pub build_date: String,
+    pub rustc_version: String,
     pub wire_version: String,
 }
 
@@ -149,7 +157,7 @@ pub struct ModelStateLabels {
 
 label_enum! {
     /// What raised a finding occurrence.
-    FindingReason { rule, baseline }
+    FindingReason { rule, baseline, tamper }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -159,7 +167,12 @@ pub struct ReasonLabels {
 
 label_enum! {
     /// Why a finding was not reported as new.
-    SuppressReason { duplicate }
+    SuppressReason {
+        /// The same (rule or model, subject) inside the suppression window.
+        duplicate,
+        /// An info or low rule match the baseline learned or accepted (`rule_match` model).
+        learned,
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -205,12 +218,15 @@ pub struct Metrics {
     pub findings: Family<SeverityLabels, Counter>,
     pub baseline_keys: Family<ModelStateLabels, Gauge>,
     pub baseline_learning: Family<ModelLabels, Gauge>,
+    pub baseline_info: Family<BaselineInfoLabels, Gauge>,
     pub threat_level: Gauge<f64, AtomicU64>,
     pub findings_suppressed: Family<SuppressedLabels, Counter>,
     // OTLP and redaction.
     pub otlp_records: Family<OtlpLabels, Counter>,
     pub otlp_queue_length: Gauge,
     pub redactions: Family<PatternLabels, Counter>,
+    // Hardening (issue 12).
+    pub baseline_write_errors: Counter,
 }
 
 impl Metrics {
@@ -219,6 +235,11 @@ impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("tripline");
+        r.register(
+            "baseline_write_errors",
+            "Failed writes of the baseline state file (the model in memory is kept; see the log for why)",
+            m.baseline_write_errors.clone(),
+        );
         r.register(
             "decode_errors",
             "Ring-buffer records that could not be decoded, by kind and reason",
@@ -241,7 +262,7 @@ impl Metrics {
         );
         r.register(
             "build_info",
-            "A metric with a constant '1' value labelled by the tripline version, git revision and wire format version",
+            "A metric with a constant '1' value labelled by the tripline version, git revision, build date, rustc version and wire format version",
             m.build_info.clone(),
         );
         r.register(
@@ -278,6 +299,11 @@ impl Metrics {
             "baseline_learning",
             "1 while the baseline model is learning, 0 while it is monitoring",
             m.baseline_learning.clone(),
+        );
+        r.register(
+            "baseline_info",
+            "A metric with a constant '1' value labelled by the version of the loaded baseline (provenance.version; unversioned when the file has none, none when no baseline file was loaded)",
+            m.baseline_info.clone(),
         );
         r.register(
             "threat_level",
@@ -346,10 +372,10 @@ impl Metrics {
         }
         m.build_info
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                revision: option_env!("TRIPLINE_GIT_REVISION")
-                    .unwrap_or("unknown")
-                    .to_string(),
+                version: crate::build_info::VERSION.to_string(),
+                revision: crate::build_info::REVISION.to_string(),
+                build_date: crate::build_info::BUILD_DATE.to_string(),
+                rustc_version: crate::build_info::RUSTC_VERSION.to_string(),
                 wire_version: tripline_common::WIRE_VERSION.to_string(),
             })
             .set(1);

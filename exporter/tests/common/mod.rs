@@ -49,8 +49,17 @@ impl Exporter {
         require_root();
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
+        // Each exporter gets its own state directory (clean-shutdown marker), so parallel tests and
+        // SIGKILLed ones never see each other's marker.
+        let state =
+            std::env::temp_dir().join(format!("tripline-state-{}-{port}", std::process::id()));
         let mut child = Command::new(BIN)
             .args(args)
+            .args(if args.contains(&"--state.directory") {
+                vec![]
+            } else {
+                vec!["--state.directory".to_string(), state.display().to_string()]
+            })
             .args(["--web.listen-address", &listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -230,7 +239,7 @@ pub fn sample(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The kernel thread id of the calling thread (events carry `process.thread.id`).
+/// The kernel thread id of the calling thread (events carry `thread.id`).
 pub fn gettid() -> i64 {
     extern "C" {
         fn gettid() -> i32;
@@ -261,6 +270,39 @@ pub fn wait_jsonl(path: &std::path::Path, what: &str, pred: impl Fn(&Value) -> b
             read_jsonl(path)
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A fresh directory for one test under cargo's target tmp dir.
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `<dir>/app` and a configuration file that watches it (`sensor.app_dirs`).
+pub fn app_dir_config(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let config = dir.join("tripline.yml");
+    std::fs::write(
+        &config,
+        format!("sensor:\n  app_dirs: [{}]\n", app.display()),
+    )
+    .unwrap();
+    (app, config)
+}
+
+/// What each part of a finding says (its body when it has one part).
+pub fn part_texts(f: &Value) -> Vec<String> {
+    match f["tripline.finding.parts"].as_array() {
+        Some(a) => a
+            .iter()
+            .filter_map(|p| p.as_str().map(String::from))
+            .collect(),
+        None => vec![s(f, "body")],
     }
 }
 
