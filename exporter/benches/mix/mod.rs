@@ -114,6 +114,7 @@ struct Gen {
 }
 
 impl Gen {
+    #[allow(clippy::too_many_arguments)]
     fn header(
         &mut self,
         k: u16,
