@@ -1,6 +1,10 @@
 //! A fixed kernel workload for overhead benchmarks (tests/bench/kernel_overhead.sh):
 //! `workload exec N` runs /bin/true N times; `workload tcp N` makes N loopback connect+accept pairs.
+//! `workload file N` creates/truncates, writes and closes $WORKLOAD_FILE N times.
 //! Prints the elapsed seconds.
+//! Storms (tests/bench/storm.sh): `workload tcp-storm RATE SECONDS THREADS` paces loopback connect+accept
+//! pairs at RATE pairs/s over THREADS threads; `workload exec-storm RATE SECONDS THREADS` paces execs of
+//! /bin/true. Both print `made=<operations done> seconds=<elapsed>`.
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Instant;
@@ -31,10 +35,69 @@ fn main() {
                 drop(s);
             }
         }
+        "file" => {
+            // open(O_CREAT|O_TRUNC)+write+close of the path in WORKLOAD_FILE (default /tmp/...).
+            use std::io::Write;
+            let path = std::env::var("WORKLOAD_FILE")
+                .unwrap_or_else(|_| "/tmp/tripline-workload.tmp".into());
+            for _ in 0..n {
+                let mut f = std::fs::File::create(&path).expect("create the workload file");
+                f.write_all(b"x").expect("write");
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        "tcp-storm" | "exec-storm" => {
+            let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30.0);
+            let threads: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2).max(1);
+            let made = storm(what == "tcp-storm", n, secs, threads);
+            println!("made={made} seconds={:.3}", t.elapsed().as_secs_f64());
+            return;
+        }
         other => {
             eprintln!("unknown workload {other}: use exec or tcp");
             std::process::exit(2);
         }
     }
     println!("{:.3}", t.elapsed().as_secs_f64());
+}
+
+/// `rate` operations per second for `secs`, spread over `threads`, paced in 1 ms slices (a thread that
+/// falls behind catches up without sleeping). Returns the operations done.
+fn storm(tcp: bool, rate: u64, secs: f64, threads: u64) -> u64 {
+    use std::time::Duration;
+    let per_thread = rate as f64 / threads as f64;
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+                let addr = l.local_addr().unwrap();
+                let start = Instant::now();
+                let mut done = 0u64;
+                loop {
+                    let elapsed = start.elapsed().as_secs_f64();
+                    if elapsed >= secs {
+                        break;
+                    }
+                    let due = (elapsed * per_thread) as u64;
+                    if done >= due {
+                        std::thread::sleep(Duration::from_micros(500));
+                        continue;
+                    }
+                    for _ in 0..(due - done).min(64) {
+                        if tcp {
+                            let c = TcpStream::connect(addr).expect("connect");
+                            let (s, _) = l.accept().expect("accept");
+                            drop(c);
+                            drop(s);
+                        } else {
+                            Command::new("/bin/true").status().expect("run /bin/true");
+                        }
+                        done += 1;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
 }

@@ -70,6 +70,7 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     // Detect and sinks.
     let engine = Engine::new(&config.detect, metrics.clone())?;
     let detect_shared = engine.shared();
+    release_startup_memory();
 
     let ready = Arc::new(AtomicBool::new(true));
     let (tx, rx) = mpsc::channel::<Arc<Event>>(config.sensor.pipeline_queue);
@@ -226,6 +227,15 @@ fn spawn_inode_refresh(sensor: std::sync::Weak<Mutex<Sensor>>, watched: Vec<Stri
                 s.add_inodes(&table);
             };
         });
+}
+
+/// Loading the probes parses the kernel's BTF (megabytes of short-lived allocations); glibc keeps the
+/// freed heap mapped. Hand it back once, after start-up, so the idle RSS is what tripline holds.
+fn release_startup_memory() {
+    // SAFETY: malloc_trim has no preconditions; it only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Tamper checks: kernel counters read as monotonic, our own programs verified, the state marker's

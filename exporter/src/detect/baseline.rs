@@ -20,12 +20,13 @@ pub const SCHEMA: &str = "tripline.baseline/v1";
 impl Model {
     /// The normalised key this event contributes to the model, if any.
     pub fn key(self, ev: &Event) -> Option<String> {
-        // The program (a script for an interpreter running one, else the canonical executable).
-        let exe = normalize_exe(if ev.process.exe.is_empty() {
-            &ev.process.comm
-        } else {
-            ev.process.program()
-        });
+        self.key_with(ev, &program_key(ev))
+    }
+
+    /// [`Model::key`] with the event's normalised program already computed ([`program_key`]), so the
+    /// engine normalises it once per event rather than once per model.
+    pub fn key_with(self, ev: &Event, exe: &str) -> Option<String> {
+        let exe = exe.to_string();
         match (self, &ev.data) {
             (Model::NetworkProcess, EventData::Net(_)) => Some(exe),
             (Model::ProcessLineage, EventData::Exec { .. }) => {
@@ -80,6 +81,16 @@ impl Model {
             _ => None,
         }
     }
+}
+
+/// The program part of every model's key: the script for an interpreter running one, else the canonical
+/// executable (`comm` when unknown), normalised.
+pub fn program_key(ev: &Event) -> String {
+    normalize_exe(if ev.process.exe.is_empty() {
+        &ev.process.comm
+    } else {
+        ev.process.program()
+    })
 }
 
 /// Ports in the Linux ephemeral range are one key: they are chosen per connection.

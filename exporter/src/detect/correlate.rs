@@ -28,6 +28,9 @@ pub struct Correlator {
     open: HashMap<u64, Incident>,
     /// Which open incident each process belongs to.
     members: HashMap<ProcKey, u64>,
+    /// The earliest `opened` among the open incidents (`None` when none is open): `close_due` runs on
+    /// every event and skips its scan while even the earliest is inside the window.
+    earliest: Option<SystemTime>,
 }
 
 impl Correlator {
@@ -68,6 +71,7 @@ impl Correlator {
                     closed.extend(self.close_oldest());
                 }
                 self.next += 1;
+                self.earliest = Some(self.earliest.map_or(now, |e| e.min(now)));
                 self.open.insert(
                     self.next,
                     Incident {
@@ -104,6 +108,12 @@ impl Correlator {
     /// Incidents whose window has passed.
     pub fn close_due(&mut self, now: SystemTime) -> Vec<Vec<Part>> {
         let window = self.window;
+        // Nothing is due while the earliest incident is inside the window (every later one is too).
+        match self.earliest {
+            None => return Vec::new(),
+            Some(e) if now.duration_since(e).unwrap_or_default() < window => return Vec::new(),
+            Some(_) => {}
+        }
         let due: Vec<u64> = self
             .open
             .iter()
@@ -136,6 +146,7 @@ impl Correlator {
             .map(|i| i.parts)
             .collect();
         if !out.is_empty() {
+            self.earliest = self.open.values().map(|i| i.opened).min();
             let open = &self.open;
             self.members.retain(|_, id| open.contains_key(id));
         }

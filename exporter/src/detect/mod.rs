@@ -187,6 +187,8 @@ fn lifecycle_signal(ev: &Event) -> bool {
 
 pub struct Engine {
     policy: Policy,
+    /// Which rules can match each event kind (built from `policy` once).
+    rules_by_kind: policy::KindIndex,
     shared: Arc<Shared>,
     metrics: Metrics,
     suppression: Duration,
@@ -282,6 +284,7 @@ impl Engine {
             threat: Mutex::new(ThreatLevel::default()),
         });
         let engine = Engine {
+            rules_by_kind: policy::KindIndex::new(&policy),
             policy,
             shared,
             metrics,
@@ -349,7 +352,8 @@ impl Engine {
     /// Every policy rule the event matches.
     fn rule_matches(&mut self, ev: &Event, ctx: &Context) -> Vec<Candidate> {
         let mut out = Vec::new();
-        for (idx, rule) in self.policy.rules.iter().enumerate() {
+        for &idx in self.rules_by_kind.rules(ev.kind) {
+            let rule = &self.policy.rules[idx];
             if !rule.matches(ev, ctx) {
                 continue;
             }
@@ -439,10 +443,21 @@ impl Engine {
             .baselines
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let enabled: Vec<Model> = b.enabled.iter().copied().collect();
         let mut out = Vec::new();
+        // Every model keys on exec, network or file data: other events (fork, exit, privilege, tamper)
+        // have no key, and the program is normalised once for all models.
+        if !matches!(
+            ev.data,
+            EventData::Exec { .. } | EventData::Net(_) | EventData::File(_)
+        ) {
+            return out;
+        }
+        let program = baseline::program_key(ev);
+        let enabled: Vec<Model> = b.enabled.iter().copied().collect();
         for model in enabled {
-            let Some(key) = model.key(ev) else { continue };
+            let Some(key) = model.key_with(ev, &program) else {
+                continue;
+            };
             if b.observe(model, &key, now) == Outcome::Anomaly {
                 out.push(Candidate {
                     summary: format!(

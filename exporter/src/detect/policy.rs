@@ -896,3 +896,80 @@ impl Rule {
             && !self.except.iter().any(|c| c.matches(ev, ctx))
     }
 }
+
+impl Conditions {
+    /// Whether these conditions can hold for an event of `kind` (its `kind:` list allows it).
+    fn allows_kind(&self, kind: EventKind) -> bool {
+        self.kind.as_ref().is_none_or(|k| k.contains(&kind))
+    }
+}
+
+impl Rule {
+    /// Whether the rule can match any event of `kind` at all: its own `kind:` allows it and, with
+    /// `any_of`, at least one alternative does. A cheap precheck; [`Rule::matches`] stays the truth.
+    pub fn can_match_kind(&self, kind: EventKind) -> bool {
+        self.conditions.allows_kind(kind)
+            && (self.any_of.is_empty() || self.any_of.iter().any(|c| c.allows_kind(kind)))
+    }
+}
+
+/// The rules that can match each event kind, in policy order: built once per policy so the engine looks
+/// only at those (most rules name one or two kinds; an exec is tested against a third of the policy).
+#[derive(Debug, Default)]
+pub struct KindIndex {
+    /// Indexed by the kind's position in `EventKind::ALL`.
+    by_kind: Vec<Vec<usize>>,
+}
+
+impl KindIndex {
+    pub fn new(policy: &Policy) -> KindIndex {
+        KindIndex {
+            by_kind: EventKind::ALL
+                .iter()
+                .map(|k| {
+                    (0..policy.rules.len())
+                        .filter(|i| policy.rules[*i].can_match_kind(*k))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// Indices into `policy.rules` of the rules that can match `kind`.
+    pub fn rules(&self, kind: EventKind) -> &[usize] {
+        EventKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .and_then(|i| self.by_kind.get(i))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod kind_index_tests {
+    use super::*;
+
+    #[test]
+    fn index_keeps_exactly_the_rules_whose_kind_allows_the_event() {
+        let policy = Policy::load(None).unwrap();
+        let index = KindIndex::new(&policy);
+        for k in EventKind::ALL {
+            let want: Vec<usize> = (0..policy.rules.len())
+                .filter(|i| policy.rules[*i].can_match_kind(*k))
+                .collect();
+            assert_eq!(index.rules(*k), want.as_slice(), "{k:?}");
+        }
+        // The default policy names kinds on its rules: an exec sees fewer rules than the policy has,
+        // and a mount rule is not among them.
+        let exec = index.rules(EventKind::Exec);
+        assert!(!exec.is_empty() && exec.len() < policy.rules.len());
+        assert!(exec
+            .iter()
+            .all(|i| policy.rules[*i].can_match_kind(EventKind::Exec)));
+        assert!(!index
+            .rules(EventKind::Mount)
+            .iter()
+            .any(|i| policy.rules[*i].id == "exec_from_temp_or_memory"));
+    }
+}

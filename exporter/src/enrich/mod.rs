@@ -233,29 +233,26 @@ impl ProcessTree {
             _ => {}
         }
 
-        let entry = self.lookup(h.pid, start_ticks).cloned();
-        let mut process = process_of(&h, entry.as_ref());
+        // Borrowed, not cloned: the event copies only the fields it carries.
+        let (mut process, entry_parent_start_ticks) = {
+            let entry = self.lookup(h.pid, start_ticks);
+            (process_of(&h, entry), entry.map(|e| e.parent_start_ticks))
+        };
         if matches!(&d.data, EventData::Exec { .. })
             || matches!(&d.data, EventData::Net(n) if d.kind == EventKind::Connect && n.succeeded())
         {
             process.stdio_socket = self.stdio_is_socket(h.pid);
         }
-        let parent_key = entry
-            .as_ref()
-            .and_then(|e| e.parent_start_ticks)
-            .or(parent_start_ticks);
-        let parent = self
-            .lookup(process.ppid, parent_key)
-            .cloned()
-            .map(|p| Parent {
-                pid: process.ppid,
-                start_ns: p.start_ns,
-                exe: p.exe.clone(),
-                script: p.script.clone(),
-                args: p.args.clone(),
-                uid: p.uid,
-                euid: p.euid,
-            });
+        let parent_key = entry_parent_start_ticks.flatten().or(parent_start_ticks);
+        let parent = self.lookup(process.ppid, parent_key).map(|p| Parent {
+            pid: process.ppid,
+            start_ns: p.start_ns,
+            exe: p.exe.clone(),
+            script: p.script.clone(),
+            args: p.args.clone(),
+            uid: p.uid,
+            euid: p.euid,
+        });
         let ancestors = self.ancestry(process.ppid, parent_key);
 
         if let EventData::Exit { .. } = d.data {

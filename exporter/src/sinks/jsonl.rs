@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::render::to_json;
+use super::render::json_line;
 use super::JsonlConfig;
 use crate::model::record::Record;
 use crate::telemetry::metrics::{Metrics, Stage};
@@ -127,7 +127,7 @@ impl JsonlSink {
     }
 
     pub fn write(&mut self, record: &Record) {
-        let line = to_json(record).to_string();
+        let line = json_line(record);
         if let Some(tx) = &self.tx {
             match tx.try_send(line) {
                 Ok(()) => {}
