@@ -611,22 +611,7 @@ impl Engine {
                     .or_else(|| parts.iter().find_map(|p| p.account.clone())),
                 parts,
             });
-            self.metrics
-                .findings
-                .get_or_create(&SeverityLabels {
-                    severity: f.severity,
-                })
-                .inc();
-            self.shared
-                .threat
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record(now, f.severity, &f.source.name());
-            self.shared
-                .findings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(now, f.clone());
+            self.publish(&f, now);
             out.push(f);
         }
         if !out.is_empty() {
@@ -644,6 +629,11 @@ impl Engine {
                 reason: FindingReason::tamper,
             })
             .inc();
+        self.publish(&f, now);
+    }
+
+    /// A finding is out: counted by severity, in the threat level, kept for the API.
+    fn publish(&self, f: &Arc<Finding>, now: SystemTime) {
         self.metrics
             .findings
             .get_or_create(&SeverityLabels {
@@ -659,7 +649,7 @@ impl Engine {
             .findings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(now, f);
+            .push(now, f.clone());
     }
 
     /// Process-tree facts rules can use, kept current from the event stream.
