@@ -68,10 +68,13 @@ pub struct AccountWatch {
     warned: BTreeSet<&'static str>,
 }
 
-/// Whether the event writes, renames, links or removes one of the account databases.
+/// Whether the event writes, renames, links or removes one of the account databases (a read — tripline's
+/// own snapshot, another agent's — changes nothing and never triggers a re-check).
 pub fn touches_databases(ev: &Event) -> bool {
-    ev.file()
-        .is_some_and(|f| f.succeeded() && f.changed_paths(ev.kind).any(|p| DATABASES.contains(&p)))
+    ev.kind != crate::model::EventKind::SensitiveRead
+        && ev.file().is_some_and(|f| {
+            f.succeeded() && f.changed_paths(ev.kind).any(|p| DATABASES.contains(&p))
+        })
 }
 
 fn read_bounded(path: &Path) -> Result<String, &'static str> {
