@@ -158,9 +158,10 @@ pub fn attributes(ev: &Event) -> Attrs {
 /// A one-line human summary of an event (the log record's body).
 pub fn summary(ev: &Event) -> String {
     let who = format!(
-        "{} (pid {}, uid {})",
+        "{} (pid {}, ppid {}, uid {})",
         ev.process.exe_name(),
         ev.process.pid,
+        ev.process.ppid,
         ev.process.euid
     );
     match &ev.data {

@@ -369,7 +369,13 @@ fn find(findings: &[Value], pids: &BTreeSet<i64>) -> Found {
         let mine: Vec<&str> = parts
             .iter()
             .copied()
-            .filter(|p| leads || pids.iter().any(|q| p.contains(&format!("(pid {q},"))))
+            // A part names its process and that process's parent: the spelling's process or a child.
+            .filter(|p| {
+                leads
+                    || pids.iter().any(|q| {
+                        p.contains(&format!("(pid {q},")) || p.contains(&format!(", ppid {q},"))
+                    })
+            })
             .collect();
         if !leads && mine.is_empty() {
             continue;
