@@ -1,12 +1,12 @@
-//! Detector throughput (default policy, every baseline model on) and the memory of 100k baseline keys.
+//! Detector throughput (default policy, every baseline model on). Memory per key: `benches/memory.rs`.
 //! `cargo bench --bench detect`.
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tripline::detect::baseline::{Baselines, Mode, Model};
+use tripline::detect::baseline::Mode;
 use tripline::detect::{DetectConfig, Engine};
 use tripline::model::{Event, EventData, EventKind, Net, Parent, Process, Transport};
 use tripline::telemetry::metrics::Metrics;
@@ -50,16 +50,6 @@ fn event(n: u32, kind: EventKind) -> Arc<Event> {
     })
 }
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
-}
-
 fn bench(c: &mut Criterion) {
     let events: Vec<Arc<Event>> = (0..10_000)
         .map(|n| {
@@ -86,31 +76,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-
-    // Memory of 100k keys: RSS before and after filling one model.
-    let before = rss_bytes();
-    let mut b = Baselines::new(
-        Default::default(),
-        Mode::Learn,
-        Duration::ZERO,
-        Duration::ZERO,
-        Model::ALL.iter().copied().collect(),
-        SystemTime::now(),
-    );
-    for n in 0..100_000u32 {
-        b.observe(
-            Model::ProcessLineage,
-            &format!("/usr/lib/app/bin/worker-{n} -> /usr/bin/helper-{}", n % 97),
-            SystemTime::now(),
-        );
-    }
-    let after = rss_bytes();
-    println!(
-        "baseline: 100000 keys, RSS +{:.1} MiB ({} bytes/key)",
-        (after - before) as f64 / 1048576.0,
-        (after - before) / 100_000
-    );
-    black_box(&b);
+    // Memory per baseline key: `cargo bench --bench memory` (exact heap, counting allocator).
 }
 
 criterion_group!(benches, bench);
