@@ -274,7 +274,11 @@ fn spawn_tamper_checks(
             for t in found {
                 if seen.len() < 4096 && seen.insert((t.reason, t.detail.clone())) {
                     tracing::error!(reason = t.reason.as_str(), detail = %t.detail, "tamper detected");
-                    let _ = tx.try_send(t);
+                    // Bounded (256): a full queue loses the finding, counted as a pipeline loss (the
+                    // evidence itself is already in tripline_tamper_detected_total).
+                    if tx.try_send(t).is_err() {
+                        metrics.lost(Stage::pipeline).inc();
+                    }
                 }
             }
         }
