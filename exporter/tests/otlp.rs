@@ -281,7 +281,13 @@ fn grpc_exec_events_and_findings_with_schema_and_redaction() {
         Some(PV::ArrayValue(_))
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(ex.sample("tripline_otlp_records_total{signal=\"logs\",result=\"exported\"}") >= 2.0);
+    ex.wait_events_metric("both records counted as exported", || exported(&ex) >= 2.0);
+}
+
+/// Records the exporter counted as exported: it counts a batch when the collector's answer arrives,
+/// which is after the receiver stored it.
+fn exported(ex: &Exporter) -> f64 {
+    ex.sample("tripline_otlp_records_total{signal=\"logs\",result=\"exported\"}")
 }
 
 #[test]
@@ -328,7 +334,8 @@ fn collector_down_then_back_and_slow_collector_drops_are_counted() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(ex.sample("tripline_otlp_records_total{signal=\"logs\",result=\"exported\"}") > 0.0);
+    // The receiver stores a batch before it answers; the exporter counts it when the answer arrives.
+    ex.wait_events_metric("records counted as exported", || exported(&ex) > 0.0);
     drop(ex);
 
     // Slow collector and a small queue: drops are counted, memory stays bounded, metrics keep working.
@@ -371,8 +378,7 @@ fn measure_otlp_records_per_second() {
         "--otlp.events",
         "all",
     ]);
-    let exported = || ex.sample("tripline_otlp_records_total{signal=\"logs\",result=\"exported\"}");
-    let start_count = exported();
+    let start_count = exported(&ex);
     let t = Instant::now();
     let mut children = Vec::new();
     for _ in 0..4 {
@@ -392,7 +398,7 @@ fn measure_otlp_records_per_second() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let secs = t.elapsed().as_secs_f64();
-    let n = exported() - start_count;
+    let n = exported(&ex) - start_count;
     let dropped = ex.sample("tripline_otlp_records_total{signal=\"logs\",result=\"dropped\"}");
     println!(
         "OTLP: {n} records exported in {secs:.1}s = {:.0} records/s (dropped {dropped})",
