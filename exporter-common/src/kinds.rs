@@ -115,6 +115,7 @@ kinds! {
     MEMFD_CREATE = 67 => MemfdCreate, "memfd_create", "tripline.process.memfd_create", Tamper, "An anonymous memory file created (fileless execution staging).";
     MOUNT = 68 => Mount, "mount", "tripline.kernel.mount", Tamper, "A filesystem mounted.";
     UMOUNT = 69 => Umount, "umount", "tripline.kernel.umount", Tamper, "A filesystem unmounted.";
+    STDIO_SOCKET = 70 => StdioSocket, "stdio_socket", "tripline.process.stdio_socket", Tamper, "A network socket duplicated onto stdin, stdout or stderr (dup, dup2, dup3, fcntl F_DUPFD): how a shell is wired to a connection without executing a new program.";
     IO_URING_SETUP = 80 => IoUringSetup, "io_uring_setup", "tripline.process.io_uring_setup", IoUring, "A process created an io_uring instance (io_uring:io_uring_create).";
     IO_URING_OP = 81 => IoUringOp, "io_uring_op", "tripline.process.io_uring_op", IoUring, "The first submission of one io_uring opcode by a process (once per process and opcode).";
 }
@@ -192,6 +193,10 @@ syscalls! {
     MEMFD_CREATE = "memfd_create", MEMFD_CREATE, 15, ["uname" @ 16, "flags" @ 24];
     MOUNT = "mount", MOUNT, 16, ["dev_name" @ 16, "dir_name" @ 24, "type" @ 32, "flags" @ 40];
     UMOUNT = "umount", UMOUNT, 17, ["name" @ 16, "flags" @ 24];
+    DUP = "dup", STDIO_SOCKET, 18, ["fildes" @ 16];
+    DUP2 = "dup2", STDIO_SOCKET, 19, ["oldfd" @ 16, "newfd" @ 24];
+    DUP3 = "dup3", STDIO_SOCKET, 20, ["oldfd" @ 16, "newfd" @ 24, "flags" @ 32];
+    FCNTL = "fcntl", STDIO_SOCKET, 21, ["fd" @ 16, "cmd" @ 24, "arg" @ 32];
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub use abi::{
 pub use kinds::{kind, EventKind, Family};
 
 /// Bumped whenever a wire type changes shape. Userspace rejects records of another version.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 
 /// Indexes into the per-CPU `COUNTERS` array. `SEEN + kind` counts events the probes saw, `LOST + kind`
 /// counts those the ring buffer had no room for; the rest are single counters.
@@ -100,9 +100,22 @@ pub struct ExecEvent {
     pub header: Header,
     pub filename_len: u16,
     pub args_len: u16,
+    /// Bytes (with the NUL) of `exe` and `cwd`; 0 = the kernel walk did not run or failed.
+    pub exe_len: u16,
+    pub cwd_len: u16,
+    /// [`resolve`] flags of `exe` (`KERNEL`, `TRUNCATED`, `DELETED`) and of `cwd`.
+    pub exe_flags: u16,
+    pub cwd_flags: u16,
     pub _pad: u32,
     pub filename: [u8; FILENAME_LEN],
     pub args: [u8; ARGS_LEN],
+    /// The new image's executable (`mm->exe_file`), resolved in the kernel from its dentry and mount:
+    /// canonical, and free of the race of reading `/proc/PID/exe` later. `/` for a file with no path
+    /// (memfd and other pseudo files).
+    pub exe: [u8; RESOLVED_BUF],
+    /// The working directory at exec (`fs->pwd`), resolved the same way: relative filenames and script
+    /// arguments are resolved against it.
+    pub cwd: [u8; RESOLVED_BUF],
 }
 
 /// `kind::FORK`: a new process (not a thread). The header describes the parent.
@@ -178,6 +191,8 @@ pub mod resolve {
     pub const UNJUDGED: u16 = 1 << 6;
     /// Kernel resolution was attempted and failed: `path` is the spelled one.
     pub const FAILED: u16 = 1 << 7;
+    /// The file has no links left (`inode->i_nlink == 0`): deleted or replaced since it was opened.
+    pub const DELETED: u16 = 1 << 8;
 }
 
 /// `kind::FILE_*` and `kind::SENSITIVE_READ`: a file operation on a watched path (or a watched inode),
@@ -461,7 +476,9 @@ pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
 
 const _: () = assert!(core::mem::size_of::<Header>() == 96);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 96 + 8 + FILENAME_LEN + ARGS_LEN);
+const _: () = assert!(
+    core::mem::size_of::<ExecEvent>() == 96 + 16 + FILENAME_LEN + ARGS_LEN + 2 * RESOLVED_BUF
+);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 96 + 16);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 96 + 8);
 const _: () = assert!(core::mem::size_of::<NetEvent>() == 96 + 8 + 32 + 8);

@@ -270,13 +270,14 @@ impl SysSpec {
 }
 
 /// `sys_enter_*` for the privilege and tamper families: reads up to four arguments at the ABI table's
-/// offsets, keeps the call when `interesting` says so, reads the name strings and parks the event with the
+/// offsets, keeps the call when `interesting` says so (it may fill argument slots the syscall does not
+/// use with what it learned), reads the name strings and parks the event with the
 /// caller's identity before the call; `sys_exit_*` adds the result.
 #[inline(always)]
 pub fn sys_enter(
     ctx: &TracePointContext,
     s: &SysSpec,
-    interesting: fn(u32, &[u64; 4]) -> bool,
+    interesting: fn(u32, &mut [u64; 4]) -> bool,
 ) -> Result<(), i32> {
     if is_self() {
         return Ok(());
@@ -287,7 +288,7 @@ pub fn sys_enter(
             *a = unsafe { ctx.read_at::<u64>(s.sc.nth(i))? };
         }
     }
-    if !interesting(s.sc.op, &args) {
+    if !interesting(s.sc.op, &mut args) {
         return Ok(());
     }
     let Some(ev) = SYS_SCRATCH.get_ptr_mut(0) else {

@@ -255,7 +255,6 @@ unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
 
 /// The current working directory's `struct path *` (`&current->fs->pwd`).
 #[inline(always)]
-#[allow(dead_code)]
 pub unsafe fn pwd() -> Result<*const u8, i32> {
     let fs = unsafe { read_ptr(current_task(), off!(task_fs))? };
     Ok(unsafe { fs.add(off!(fs_pwd)) })

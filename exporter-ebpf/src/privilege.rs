@@ -4,7 +4,7 @@ use tripline_common::sc;
 
 use crate::common::{probe_pair, sys_enter, SysSpec, SYS_PENDING};
 
-fn every_call(_op: u32, _args: &[u64; 4]) -> bool {
+fn every_call(_op: u32, _args: &mut [u64; 4]) -> bool {
     true
 }
 

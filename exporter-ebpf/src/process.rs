@@ -8,13 +8,14 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tripline_common::{
-    counter, flags, kind, tp, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN, FILENAME_LEN,
+    counter, flags, kind, resolve, tp, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN, FILENAME_LEN,
 };
 
 use crate::common::{
     count, count_lost, count_seen, current_task, fill_header, is_self, off, offsets_valid, read_at,
     read_ptr, submit_flags, EVENTS,
 };
+use crate::path;
 
 #[tracepoint]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
@@ -41,6 +42,10 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i32> {
         (*ev)._pad = 0;
         (*ev).filename_len = 0;
         (*ev).args_len = 0;
+        (*ev).exe_len = 0;
+        (*ev).cwd_len = 0;
+        (*ev).exe_flags = 0;
+        (*ev).cwd_flags = 0;
 
         // filename: __data_loc char[] — low 16 bits are the offset into the record.
         if let Ok(loc) = ctx.read_at::<u32>(const { tp::SCHED_PROCESS_EXEC.field("filename") }) {
@@ -58,8 +63,38 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i32> {
             (*ev).header.flags |= flags::READ_ERROR;
             count(counter::READ_ERRORS);
         }
+        if offsets_valid() {
+            // Failures are counted by the walk; userspace falls back to procfs.
+            let _ = exec_paths(ev);
+        }
     }
     entry.submit(submit_flags());
+    Ok(())
+}
+
+/// The new image's executable (`mm->exe_file`) and the working directory, resolved from the kernel's
+/// dentries and mounts (`path.rs`), with `resolve::DELETED` when the executable has no links left.
+#[inline(always)]
+unsafe fn exec_paths(ev: *mut ExecEvent) -> Result<(), i32> {
+    unsafe {
+        let mm = read_ptr(current_task(), off!(task_mm))?;
+        let file = read_ptr(mm, off!(mm_exe_file))?;
+        if !file.is_null() {
+            if let Ok((len, f)) = path::resolve(path::f_path(file), (*ev).exe.as_mut_ptr()) {
+                (*ev).exe_len = len;
+                (*ev).exe_flags = f | resolve::KERNEL;
+                let inode = read_ptr(file, off!(file_f_inode))?;
+                if read_at::<u32>(inode, off!(inode_i_nlink))? == 0 {
+                    (*ev).exe_flags |= resolve::DELETED;
+                }
+            }
+        }
+        let pwd = path::pwd()?;
+        if let Ok((len, f)) = path::resolve(pwd, (*ev).cwd.as_mut_ptr()) {
+            (*ev).cwd_len = len;
+            (*ev).cwd_flags = f | resolve::KERNEL;
+        }
+    }
     Ok(())
 }
 

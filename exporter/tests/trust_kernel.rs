@@ -347,6 +347,15 @@ fn temp_execution_matches_every_spelling() {
     let script = tmp.join("x5.sh");
     std::fs::write(&script, "sleep 0.4\n").unwrap();
     cases.push((format!("bash {t}/x5.sh"), script.display().to_string()));
+    // Gone before tripline reads procfs: the exec probe's kernel-resolved executable and working
+    // directory identify them (a relative binary that exits at once, a relative `#!` script).
+    let x6 = tmp.join("x6");
+    std::fs::copy("/bin/true", &x6).unwrap();
+    cases.push((format!("cd {t} && ./x6"), x6.display().to_string()));
+    let x7 = tmp.join("x7.sh");
+    std::fs::write(&x7, "#!/bin/sh\ntrue\n").unwrap();
+    std::fs::set_permissions(&x7, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    cases.push((format!("cd {t} && ./x7.sh"), x7.display().to_string()));
     for (cmd, _) in &cases {
         sh(cmd);
     }

@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::model::account::{AccountChange, AccountChangeKind};
-use crate::model::{Event, EventKind, Severity};
+use crate::model::{Event, EventData, EventKind, Severity};
 
 /// The policy used when no `detect.policy_file` is configured.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.yml");
@@ -201,6 +201,8 @@ pub struct Conditions {
     kind: Option<Vec<EventKind>>,
     exe_path: Option<GlobSet>,
     exe_name: Option<GlobSet>,
+    /// On exec events `exe_name` also matches the file name executed: on the matching side only.
+    exe_name_as_started: bool,
     parent_path: Option<GlobSet>,
     parent_name: Option<GlobSet>,
     ancestor_path: Option<GlobSet>,
@@ -379,12 +381,12 @@ impl Policy {
                         .into(),
                 ));
             }
-            let conditions = compile(&r.matches, "match", &invalid)?;
+            let conditions = compile(&r.matches, "match", Side::Match, &invalid)?;
             let any_of = r
                 .any_of
                 .iter()
                 .enumerate()
-                .map(|(i, c)| compile(c, &format!("any_of[{i}]"), &invalid))
+                .map(|(i, c)| compile(c, &format!("any_of[{i}]"), Side::Match, &invalid))
                 .collect::<Result<Vec<_>, _>>()?;
             for (i, c) in r.except.iter().enumerate() {
                 if let Some(field) = c.attacker_controlled_only() {
@@ -402,7 +404,7 @@ impl Policy {
                 .except
                 .iter()
                 .enumerate()
-                .map(|(i, c)| compile(c, &format!("except[{i}]"), &invalid))
+                .map(|(i, c)| compile(c, &format!("except[{i}]"), Side::Except, &invalid))
                 .collect::<Result<Vec<_>, _>>()?;
             let threshold = match &r.threshold {
                 None => None,
@@ -567,9 +569,17 @@ fn globs(
 }
 
 // Long on purpose: one line (or small block) per condition field, in the order of `RawConditions`.
+/// Which side of a rule a block is on: what makes it match, or what excuses an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Match,
+    Except,
+}
+
 fn compile(
     raw: &RawConditions,
     block: &str,
+    side: Side,
     invalid: &dyn Fn(&str, String) -> PolicyError,
 ) -> Result<Conditions, PolicyError> {
     let f = |name: &str| format!("{block}.{name}");
@@ -634,6 +644,7 @@ fn compile(
         kind,
         exe_path: globs(&raw.exe_path, &f("exe_path"), invalid)?,
         exe_name: globs(&raw.exe_name, &f("exe_name"), invalid)?,
+        exe_name_as_started: side == Side::Match,
         parent_path: globs(&raw.parent_path, &f("parent_path"), invalid)?,
         parent_name: globs(&raw.parent_name, &f("parent_name"), invalid)?,
         ancestor_path: globs(&raw.ancestor_path, &f("ancestor_path"), invalid)?,
@@ -725,9 +736,17 @@ impl Conditions {
             }
         }
         // The executable's canonical file name (comm only when the path is unknown): never comm, which
-        // any process can set with prctl(PR_SET_NAME).
+        // any process can set with prctl(PR_SET_NAME). To match an exec, the file name it was executed
+        // by counts too (`gcc` runs `x86_64-linux-gnu-gcc-12`, `cc` goes through /etc/alternatives):
+        // more ways in, never more ways out (exceptions see the canonical name only).
         if let Some(g) = &self.exe_name {
-            if !g.is_match(p.exe_name()) {
+            let as_started = match &ev.data {
+                EventData::Exec { filename, .. } if self.exe_name_as_started => {
+                    Some(name_of(filename))
+                }
+                _ => None,
+            };
+            if !(g.is_match(p.exe_name()) || as_started.is_some_and(|n| g.is_match(n))) {
                 return false;
             }
         }

@@ -1066,6 +1066,31 @@ fn setid_capability_sensitive_and_io_uring_rules() {
         read(SensitiveClass::SshHostKey)
     )
     .contains(&cred));
+    // Any name, from outside the system directories; the same read by sshd is not this rule's.
+    let dropped = "credential_store_read_by_program_outside_system_directories".to_string();
+    for exe in ["/var/tmp/logrotate-helper", "/root/cat", "/dev/shm/x"] {
+        assert!(hit(
+            EventKind::SensitiveRead,
+            exe,
+            "/etc/shadow",
+            read(SensitiveClass::AccountShadow)
+        )
+        .contains(&dropped));
+    }
+    assert!(!hit(
+        EventKind::SensitiveRead,
+        "/usr/sbin/sshd",
+        "/etc/shadow",
+        read(SensitiveClass::AccountShadow)
+    )
+    .contains(&dropped));
+    assert!(!hit(
+        EventKind::SensitiveRead,
+        "/home/u/.local/bin/aws",
+        "/home/u/.aws/credentials",
+        read(SensitiveClass::CloudCredentials)
+    )
+    .contains(&dropped));
     assert!(hit(
         EventKind::SensitiveRead,
         "/tmp/dumper",
@@ -1231,6 +1256,18 @@ fn exceptions_rest_on_verified_identity() {
         ..Context::default()
     };
     assert!(!rule("reverse_shell_stdio_socket").matches(&curl, &sock));
+    // To match, the name executed counts besides the canonical one (`gcc` is a symlink chain to
+    // `x86_64-linux-gnu-gcc-12`); a copy under another name is neither.
+    let mut gcc = exec(93, "/usr/bin/x86_64-linux-gnu-gcc-12", &["gcc"], None);
+    if let EventData::Exec { filename, .. } = &mut Arc::make_mut(&mut gcc).data {
+        *filename = "/usr/bin/gcc".into();
+    }
+    assert!(rule("package_manager_or_compiler").matches(&gcc, &ctx));
+    let mut renamed = exec(94, "/usr/bin/x86_64-linux-gnu-gcc-12", &["gcc"], None);
+    if let EventData::Exec { filename, .. } = &mut Arc::make_mut(&mut renamed).data {
+        *filename = "/usr/bin/x86_64-linux-gnu-gcc-12".into();
+    }
+    assert!(!rule("package_manager_or_compiler").matches(&renamed, &ctx));
 }
 
 #[test]

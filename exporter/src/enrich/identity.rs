@@ -5,10 +5,13 @@
 //! merged-/usr host, `./x`, `//tmp/x`, `/usr/../tmp/x`, a symlink, a symlinked directory) and whether
 //! tripline saw the exec or found the process in procfs at start. So:
 //!
-//! - **exe**: `/proc/PID/exe` while the process lives (the kernel's own resolution); otherwise the spelled
-//!   path resolved against the process's root (`/proc/PID/root`), its cwd (or, once it has exited, its
-//!   parent's cwd — flagged), following symlinks and `.`/`..`; otherwise the spelled path, flagged as not
-//!   resolved. A file starting with `#!` is a script: its interpreter is the exe.
+//! - **exe**: the new image's `mm->exe_file` as the exec probe resolved it from the kernel's dentries
+//!   and mounts (no race with the process exiting or executing again); for files without a path (memfd)
+//!   or when the walk failed, `/proc/PID/exe` while the process lives; otherwise the spelled path
+//!   resolved against the working directory the probe resolved at exec (or the process's cwd in procfs,
+//!   or, once it has exited, its parent's cwd — flagged), following symlinks and `.`/`..`; otherwise the
+//!   spelled path, flagged as not resolved. A file starting with `#!` is a script: its interpreter is the
+//!   exe.
 //! - **script**: for a `#!` exec, the script file; for an interpreter started with a file argument
 //!   (`bash /tmp/x.sh`, `python3 app.py`, `php -f x.php`), that file, resolved the same way. Inline code
 //!   (`sh -c`, `python -c`, `perl -e`, `node -e`, `php -r`) and modules (`python -m`) have no script.
@@ -51,6 +54,8 @@ pub struct Context<'a> {
     pub procfs: &'a Path,
     pub pid: u32,
     pub ppid: u32,
+    /// The working directory the kernel resolved at exec; procfs is asked when `None`.
+    pub cwd: Option<&'a str>,
 }
 
 impl Context<'_> {
@@ -73,6 +78,9 @@ impl Context<'_> {
         };
         if path.starts_with('/') {
             return Some((canonical(&path), Resolution::Exact));
+        }
+        if let Some(cwd) = self.cwd {
+            return Some((canonical(&format!("{cwd}/{path}")), Resolution::Exact));
         }
         if let Some(cwd) = self.link(self.pid, "cwd") {
             return Some((canonical(&format!("{cwd}/{path}")), Resolution::Exact));
@@ -106,9 +114,27 @@ pub fn lexical(path: &str) -> String {
     format!("/{}", p.display())
 }
 
-/// The identity of a process that just executed `spelled` with `args`.
-pub fn at_exec(ctx: &Context<'_>, spelled: &str, args: &[String]) -> Identity {
+/// The identity of a process that just executed `spelled` with `args`; `kernel_exe` is the executable
+/// the exec probe resolved (`ExecPaths::exe`).
+pub fn at_exec(
+    ctx: &Context<'_>,
+    spelled: &str,
+    kernel_exe: Option<&str>,
+    args: &[String],
+) -> Identity {
     let file = ctx.resolve(spelled);
+    if let Some(exe) = kernel_exe {
+        // This event's image, whatever happened since. A different file was executed: a `#!` script.
+        let script = file
+            .filter(|(f, _)| f != exe && shebang(f).is_some())
+            .map(|(f, _)| f)
+            .or_else(|| script_argument(ctx, exe, args));
+        return Identity {
+            exe: exe.to_string(),
+            script,
+            resolution: Resolution::Exact,
+        };
+    }
     let (exe, script, resolution) = match (ctx.link(ctx.pid, "exe"), file) {
         // Alive: the kernel's exe. A different file was executed: it was a `#!` script.
         // The file executed is not what runs now: a `#!` script (its interpreter runs), or the process
@@ -286,6 +312,7 @@ mod tests {
             procfs: Path::new("/proc"),
             pid: std::process::id(),
             ppid: 0,
+            cwd: None,
         }
     }
 
@@ -385,10 +412,12 @@ mod tests {
             procfs: Path::new("/nonexistent-procfs"),
             pid: 1,
             ppid: 0,
+            cwd: None,
         };
         let id = at_exec(
             &gone,
             &s.display().to_string(),
+            None,
             &args(&["/bin/sh", "-e", "x"]),
         );
         assert_eq!(id.exe, canonical("/bin/sh"));
@@ -397,10 +426,49 @@ mod tests {
             Some(canonical(&s.display().to_string()).as_str())
         );
         assert_eq!(id.resolution, Resolution::Exact);
-        let rel = at_exec(&gone, "./nowhere", &[]);
+        let rel = at_exec(&gone, "./nowhere", None, &[]);
         assert_eq!(
             (rel.exe.as_str(), rel.resolution),
             ("./nowhere", Resolution::Spelled)
         );
+    }
+
+    /// With the kernel's executable and working directory, a process that is already gone keeps its
+    /// exact identity: `./x` in a directory, a relative `#!` script, a relative script argument.
+    #[test]
+    fn kernel_paths_identify_processes_that_are_gone() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = canonical(&d.path().display().to_string());
+        std::fs::write(d.path().join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+        let gone = Context {
+            procfs: Path::new("/nonexistent-procfs"),
+            pid: 1,
+            ppid: 0,
+            cwd: Some(&dir),
+        };
+        let payload = format!("{dir}/payload");
+        let id = at_exec(&gone, "./payload", Some(&payload), &args(&["./payload"]));
+        assert_eq!((id.exe.as_str(), id.script), (payload.as_str(), None));
+        assert_eq!(id.resolution, Resolution::Exact);
+
+        let sh = canonical("/bin/sh");
+        let script = format!("{dir}/run.sh");
+        let id = at_exec(&gone, "./run.sh", Some(&sh), &args(&["./run.sh"]));
+        assert_eq!(
+            (id.exe.as_str(), id.script.as_deref()),
+            (sh.as_str(), Some(script.as_str()))
+        );
+
+        let id = at_exec(&gone, "/bin/sh", Some(&sh), &args(&["sh", "run.sh"]));
+        assert_eq!(id.script.as_deref(), Some(script.as_str()));
+
+        // A deleted executable keeps the kernel's marker, like /proc/PID/exe.
+        let id = at_exec(
+            &gone,
+            "/tmp/gone",
+            Some("/tmp/gone (deleted)"),
+            &args(&["x"]),
+        );
+        assert_eq!(id.exe, "/tmp/gone (deleted)");
     }
 }

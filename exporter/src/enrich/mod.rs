@@ -118,6 +118,7 @@ impl ProcessTree {
                 procfs: &self.procfs,
                 pid: p.pid,
                 ppid: p.ppid,
+                cwd: None,
             },
             &p.exe,
             &p.args,
@@ -223,9 +224,14 @@ impl ProcessTree {
         self.reap(h.ktime_ns);
 
         match &d.data {
-            EventData::Exec { filename, .. } => {
-                self.on_exec(&h, filename, &d.args, start_ticks, parent_start_ticks)
-            }
+            EventData::Exec { filename, .. } => self.on_exec(
+                &h,
+                filename,
+                &d.exec_paths,
+                &d.args,
+                start_ticks,
+                parent_start_ticks,
+            ),
             EventData::Fork {
                 child_pid,
                 child_start_ns,
@@ -238,10 +244,16 @@ impl ProcessTree {
             let entry = self.lookup(h.pid, start_ticks);
             (process_of(&h, entry), entry.map(|e| e.parent_start_ticks))
         };
-        if matches!(&d.data, EventData::Exec { .. })
-            || matches!(&d.data, EventData::Net(n) if d.kind == EventKind::Connect && n.succeeded())
-        {
-            process.stdio_socket = self.stdio_is_socket(h.pid);
+        match &d.data {
+            EventData::Exec { .. } => process.stdio_socket = self.stdio_is_socket(h.pid),
+            EventData::Net(n) if d.kind == EventKind::Connect && n.succeeded() => {
+                process.stdio_socket = self.stdio_is_socket(h.pid)
+            }
+            // The probe saw which of fds 0..2 are sockets after the duplication.
+            EventData::Sys(x) if d.kind == EventKind::StdioSocket => {
+                process.stdio_socket = crate::families::tamper::stdin_and_stdout_on_sockets(x)
+            }
+            _ => {}
         }
         let parent_key = entry_parent_start_ticks.flatten().or(parent_start_ticks);
         let parent = self.lookup(process.ppid, parent_key).map(|p| Parent {
@@ -285,6 +297,7 @@ impl ProcessTree {
         &mut self,
         h: &Header,
         filename: &str,
+        paths: &crate::families::process::ExecPaths,
         args: &[String],
         start_ticks: Option<u64>,
         parent_start_ticks: Option<u64>,
@@ -302,8 +315,10 @@ impl ProcessTree {
                 procfs: &self.procfs,
                 pid: h.pid,
                 ppid,
+                cwd: paths.cwd.as_deref(),
             },
             filename,
+            paths.exe.as_deref(),
             args,
         );
         let entry = Entry {

@@ -83,6 +83,8 @@ pub struct Decoded {
     pub data: EventData,
     /// argv for exec records, split on NUL.
     pub args: Vec<String>,
+    /// Exec records: the executable and working directory as the kernel resolved them.
+    pub exec_paths: process::ExecPaths,
 }
 
 /// Copies a `T` from the front of `bytes`, or says how long it should have been.
@@ -111,8 +113,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     }
     let kind = EventKind::from_wire(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
     let mut args = Vec::new();
+    let mut exec_paths = process::ExecPaths::default();
     let data = match kind.family() {
-        Family::Process => process::decode(bytes, kind, &mut args)?,
+        Family::Process => process::decode(bytes, kind, &mut args, &mut exec_paths)?,
         Family::Net => net::decode(bytes, kind)?,
         Family::File => file::decode(bytes, kind)?,
         Family::Privilege | Family::Tamper | Family::IoUring => {
@@ -124,6 +127,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         header,
         data,
         args,
+        exec_paths,
     })
 }
 
@@ -252,7 +256,7 @@ pub mod encode {
 
     pub use super::file::encode as file;
     pub use super::net::encode as net;
-    pub use super::process::encode::{exec, exit, fork};
+    pub use super::process::encode::{exec, exec_resolved, exit, fork};
 
     pub(crate) fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
         // SAFETY: T is a padding-free repr(C) wire type; reading its bytes is defined.

@@ -1,15 +1,54 @@
 //! Process family: exec, fork, exit (`exporter-ebpf/src/process.rs`), plus the identity attributes every
 //! event carries (the process, its parent and ancestry).
-use tripline_common::{flags, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN, FILENAME_LEN};
+use tripline_common::{
+    flags, resolve, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN, FILENAME_LEN, RESOLVED_BUF,
+};
 
 use super::{c_string, checked, split_args, DecodeError};
 use crate::model::record::Attrs;
 use crate::model::{Event, EventData, EventKind};
 
+/// What the kernel resolved at exec (`ExecEvent::exe`/`cwd`): canonical paths from the kernel's own
+/// objects, so identity does not depend on reading `/proc/PID/exe` before the process is gone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecPaths {
+    /// The executable, with " (deleted)" appended when it has no links left (as `/proc/PID/exe` shows
+    /// it). `None` when the walk failed, or for a file without a path (memfd and other pseudo files,
+    /// which resolve to `/`): procfs answers those.
+    pub exe: Option<String>,
+    /// The working directory at exec.
+    pub cwd: Option<String>,
+}
+
+impl ExecPaths {
+    fn decode(e: &ExecEvent) -> ExecPaths {
+        let path = |buf: &[u8], len: u16, flags: u16| {
+            let len = usize::from(len).min(RESOLVED_BUF);
+            // A truncated path names another file: not an identity.
+            (len > 1 && flags & resolve::KERNEL != 0 && flags & resolve::TRUNCATED == 0)
+                .then(|| c_string(&buf[..len]))
+        };
+        let exe = path(&e.exe, e.exe_len, e.exe_flags)
+            .filter(|p| p != "/")
+            .map(|p| {
+                if e.exe_flags & resolve::DELETED != 0 {
+                    format!("{p} (deleted)")
+                } else {
+                    p
+                }
+            });
+        ExecPaths {
+            exe,
+            cwd: path(&e.cwd, e.cwd_len, e.cwd_flags),
+        }
+    }
+}
+
 pub(super) fn decode(
     bytes: &[u8],
     kind: EventKind,
     args: &mut Vec<String>,
+    paths: &mut ExecPaths,
 ) -> Result<EventData, DecodeError> {
     Ok(match kind {
         EventKind::Fork => {
@@ -30,6 +69,7 @@ pub(super) fn decode(
             let flen = usize::from(e.filename_len).min(FILENAME_LEN);
             let alen = usize::from(e.args_len).min(ARGS_LEN);
             *args = split_args(&e.args[..alen]);
+            *paths = ExecPaths::decode(&e);
             EventData::Exec {
                 filename: c_string(&e.filename[..flen]),
                 filename_truncated: e.header.flags & flags::FILENAME_TRUNCATED != 0,
@@ -147,20 +187,55 @@ pub(super) fn summary(ev: &Event, who: &str) -> String {
 pub mod encode {
     use std::mem::size_of;
 
-    use tripline_common::{flags, ExecEvent, ExitEvent, ForkEvent, Header, ARGS_LEN, FILENAME_LEN};
+    use tripline_common::{
+        flags, resolve, ExecEvent, ExitEvent, ForkEvent, Header, ARGS_LEN, FILENAME_LEN,
+        RESOLVED_BUF, RESOLVED_PATH_MAX,
+    };
 
     use crate::families::encode::bytes_of;
 
-    pub fn exec(mut h: Header, filename: &str, args: &[&str]) -> Vec<u8> {
+    /// An exec record without kernel-resolved paths (as when the offsets are missing).
+    pub fn exec(h: Header, filename: &str, args: &[&str]) -> Vec<u8> {
+        exec_resolved(h, filename, args, None, None)
+    }
+
+    /// An exec record with the kernel-resolved executable (`path`, `resolve::*` flags besides
+    /// `KERNEL`) and working directory.
+    pub fn exec_resolved(
+        mut h: Header,
+        filename: &str,
+        args: &[&str],
+        exe: Option<(&str, u16)>,
+        cwd: Option<&str>,
+    ) -> Vec<u8> {
         h.len = size_of::<ExecEvent>() as u32;
         let mut e = ExecEvent {
             header: h,
             filename_len: 0,
             args_len: 0,
+            exe_len: 0,
+            cwd_len: 0,
+            exe_flags: 0,
+            cwd_flags: 0,
             _pad: 0,
             filename: [0; FILENAME_LEN],
             args: [0; ARGS_LEN],
+            exe: [0; RESOLVED_BUF],
+            cwd: [0; RESOLVED_BUF],
         };
+        let put = |buf: &mut [u8; RESOLVED_BUF], p: &str| {
+            let n = p.len().min(RESOLVED_PATH_MAX);
+            buf[..n].copy_from_slice(&p.as_bytes()[..n]);
+            (n + 1) as u16
+        };
+        if let Some((p, f)) = exe {
+            e.exe_len = put(&mut e.exe, p);
+            e.exe_flags = f | resolve::KERNEL;
+        }
+        if let Some(p) = cwd {
+            e.cwd_len = put(&mut e.cwd, p);
+            e.cwd_flags = resolve::KERNEL;
+        }
         let f = filename.as_bytes();
         let flen = f.len().min(FILENAME_LEN - 1);
         e.filename[..flen].copy_from_slice(&f[..flen]);
@@ -224,6 +299,38 @@ mod tests {
                 filename_truncated: false
             }
         );
+    }
+
+    #[test]
+    fn exec_kernel_paths_round_trip() {
+        let h = header(kind::EXEC, size_of::<ExecEvent>(), 42);
+        let d = decode(&exec_resolved(
+            h,
+            "./x",
+            &["./x"],
+            Some(("/tmp/d/x", 0)),
+            Some("/tmp/d"),
+        ))
+        .unwrap();
+        assert_eq!(d.exec_paths.exe.as_deref(), Some("/tmp/d/x"));
+        assert_eq!(d.exec_paths.cwd.as_deref(), Some("/tmp/d"));
+        // Deleted: marked as /proc/PID/exe marks it. A pseudo file (memfd) has no path: procfs answers.
+        let deleted = exec_resolved(h, "/tmp/x", &[], Some(("/tmp/x", resolve::DELETED)), None);
+        assert_eq!(
+            decode(&deleted).unwrap().exec_paths.exe.as_deref(),
+            Some("/tmp/x (deleted)")
+        );
+        let memfd = exec_resolved(h, "/dev/fd/3", &[], Some(("/", 0)), None);
+        assert_eq!(decode(&memfd).unwrap().exec_paths, ExecPaths::default());
+        // A cut path names another file: not used.
+        let cut = exec_resolved(
+            h,
+            "/x",
+            &[],
+            Some(("/a/long/path", resolve::TRUNCATED)),
+            None,
+        );
+        assert_eq!(decode(&cut).unwrap().exec_paths.exe, None);
     }
 
     #[test]

@@ -1,11 +1,30 @@
-//! Tamper family: ptrace, BPF program loads, signals aimed at tripline, memfd_create, mount and umount
-//! (`exporter-ebpf/src/tamper.rs`).
+//! Tamper family: ptrace, BPF program loads, signals aimed at tripline, memfd_create, mount and umount,
+//! and sockets duplicated onto stdin/stdout/stderr (`exporter-ebpf/src/tamper.rs`).
 use super::Sys;
 use crate::model::record::Attrs;
 use crate::model::{Event, EventKind};
 
+/// `stdio_socket` events: the fd (0..2) the socket lands on, from `args[3]`.
+fn stdio_target(x: &Sys) -> i64 {
+    x.args[3] as i64
+}
+
+/// `stdio_socket` events: stdin and stdout are both sockets once the call succeeded (`args[2]` has a bit
+/// per fd 0..2 that is then a socket).
+pub fn stdin_and_stdout_on_sockets(x: &Sys) -> bool {
+    x.succeeded() && x.args[2] & 0b11 == 0b11
+}
+
 pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
     match ev.kind {
+        EventKind::StdioSocket => {
+            a.push(("tripline.stdio.fd", stdio_target(x).into()));
+            let fds: Vec<String> = (0..3)
+                .filter(|n| x.args[2] & (1 << n) != 0)
+                .map(|n: u32| n.to_string())
+                .collect();
+            a.push(("tripline.stdio.socket_fds", fds.into()));
+        }
         EventKind::Ptrace => {
             a.push(("tripline.ptrace.request", (x.args[0] as i64).into()));
             a.push((
@@ -49,6 +68,43 @@ mod tests {
     use super::super::{attributes, decode};
     use crate::model::record::Value;
     use crate::model::{Event, Process};
+
+    /// A socket dup2'ed onto stdout while stdin already is one: both on sockets.
+    #[test]
+    fn stdio_socket_names_the_fd_and_the_socket_fds() {
+        let h = header(kind::STDIO_SOCKET, size_of::<SysEvent>(), 4);
+        let d = decode(&sys(h, sysop::DUP2, [5, 1, 0b011, 1], None, 1)).unwrap();
+        let crate::model::EventData::Sys(x) = &d.data else {
+            panic!("a syscall event")
+        };
+        assert!(super::stdin_and_stdout_on_sockets(x));
+        let ev = Event {
+            kind: d.kind,
+            ktime_ns: 0,
+            time: SystemTime::UNIX_EPOCH,
+            process: Process::default(),
+            parent: None,
+            ancestors: vec![],
+            data: d.data.clone(),
+            wire_flags: 0,
+        };
+        let a = attributes(&ev);
+        let get = |k: &str| a.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("tripline.syscall.name"),
+            Some(Value::Str("dup2".into()))
+        );
+        assert_eq!(get("tripline.stdio.fd"), Some(Value::Int(1)));
+        // Only stdin so far, or a failed call: not both.
+        let only_in = decode(&sys(h, sysop::DUP2, [5, 0, 0b001, 0], None, 0)).unwrap();
+        let failed = decode(&sys(h, sysop::DUP2, [5, 1, 0b011, 1], None, -9)).unwrap();
+        for d in [only_in, failed] {
+            let crate::model::EventData::Sys(x) = &d.data else {
+                panic!("a syscall event")
+            };
+            assert!(!super::stdin_and_stdout_on_sockets(x));
+        }
+    }
 
     /// The `mount` kind walked through: wire → decode → attributes.
     #[test]

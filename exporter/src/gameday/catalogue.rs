@@ -57,13 +57,7 @@ pub struct Scenario {
     pub spellings: &'static [Spelling],
 }
 
-pub const PATHS: &str = "needs kernel-resolved paths (issue 11 item 1): the in-kernel filter compares the path as spelled";
-pub const SETID: &str = "needs setuid/setgid and capability changes anywhere (issue 11 item 3)";
-pub const READS: &str = "needs sensitive-read events (issue 11 item 4)";
 pub const MODULES: &str = "init_module/finit_module are not hooked: these kernels have no module support (issue 11 item 7)";
-pub const EXEC_PATHS: &str =
-    "needs canonical exec paths (issue 10): the exec event carries the path as passed to execve";
-pub const AFTER_MERGE: &str = "missed since the merge of canonical exec paths and stdio reverse shells (issue 10); to investigate";
 pub const LOOPBACK: &str =
     "the rule leaves loopback peers out on purpose; a real C2 address outside 127.0.0.0/8 matches";
 
@@ -116,7 +110,7 @@ pub const SCENARIOS: &[Scenario] = &[
         what: "a program copied to a world-writable directory runs from there",
         spellings: &[
             s("absolute /tmp path", Sh("d=/tmp/{t}; mkdir -p $d && cp /bin/true $d/payload && $d/payload; rm -rf $d"), Rule),
-            s("relative ./payload in /tmp", Sh("d=/tmp/{t}; mkdir -p $d && cp /bin/true $d/payload && cd $d && ./payload; rm -rf $d"), Gap(EXEC_PATHS)),
+            s("relative ./payload in /tmp", Sh("d=/tmp/{t}; mkdir -p $d && cp /bin/true $d/payload && cd $d && ./payload; rm -rf $d"), Rule),
             s("/dev/shm", Sh("d=/dev/shm/{t}; mkdir -p $d && cp /bin/true $d/kworker && $d/kworker; rm -rf $d"), Rule),
             s("/var/tmp", Sh("d=/var/tmp/{t}; mkdir -p $d && cp /bin/true $d/.x && $d/.x; rm -rf $d"), Rule),
         ],
@@ -157,8 +151,8 @@ pub const SCENARIOS: &[Scenario] = &[
         technique: "T1027.004",
         what: "a compiler runs on a production host (compile after delivery)",
         spellings: &[
-            r("gcc --version", Sh("gcc --version"), Gap(AFTER_MERGE), "/usr/bin/gcc"),
-            r("cc via alternatives", Sh("/usr/bin/cc --version"), Gap(AFTER_MERGE), "/usr/bin/cc"),
+            r("gcc --version", Sh("gcc --version"), Rule, "/usr/bin/gcc"),
+            r("cc via alternatives", Sh("/usr/bin/cc --version"), Rule, "/usr/bin/cc"),
             r("make --version", Sh("make --version"), Rule, "/usr/bin/make"),
         ],
     },
@@ -170,7 +164,7 @@ pub const SCENARIOS: &[Scenario] = &[
         what: "a shell wires its stdin and stdout to a TCP connection (/dev/tcp redirection)",
         spellings: &[
             r("/bin/bash", Sh("/bin/bash -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Rule, "/bin/bash"),
-            r("bash from PATH, from a subshell", Sh("bash -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'; true"), Gap(AFTER_MERGE), "/bin/bash"),
+            r("bash from PATH, from a subshell", Sh("bash -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'; true"), Rule, "/bin/bash"),
             r("renamed bash (kworker)", Sh("cp /bin/bash {w}/kworker && {w}/kworker -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Anomaly, "/bin/bash"),
         ],
     },
@@ -225,7 +219,7 @@ pub const SCENARIOS: &[Scenario] = &[
             r("append to /etc/bash.bashrc", Sh(": >> /etc/bash.bashrc"), Rule, "/etc/bash.bashrc"),
             s("renamed tool (systemd-helper)", As("systemd-helper", ": >> /etc/profile"), Rule),
             s("dot-segment spelling /etc/./profile", Sh(": >> /etc/./profile"), Rule),
-            s("via /tmp/../etc/profile", Sh(": >> /tmp/../etc/profile"), Gap(PATHS)),
+            s("via /tmp/../etc/profile", Sh(": >> /tmp/../etc/profile"), Rule),
         ],
     },
     Scenario {
@@ -236,7 +230,7 @@ pub const SCENARIOS: &[Scenario] = &[
         spellings: &[
             r("append to /root/.bashrc", Sh(": >> /root/.bashrc"), Rule, "/root/.bashrc"),
             r("relative ~/.profile", Sh("cd /root && : >> .profile; sleep 0.3"), Rule, "/root/.profile"),
-            r("through a symlinked directory", Sh("ln -s /root {w}/home && : >> {w}/home/.bashrc"), Gap(PATHS), "/root/.bashrc"),
+            r("through a symlinked directory", Sh("ln -s /root {w}/home && : >> {w}/home/.bashrc"), Rule, "/root/.bashrc"),
         ],
     },
     Scenario {
@@ -419,7 +413,7 @@ pub const SCENARIOS: &[Scenario] = &[
         what: "a setuid bit is set on a file",
         spellings: &[
             s("in a watched binary directory", Sh("f=/usr/local/bin/.{t}; umask 077; : > $f && chmod 4700 $f; rm -f $f"), Rule),
-            s("in /tmp", Sh("f=/tmp/{t}; : > $f && chmod 4700 $f; rm -f $f"), Gap(SETID)),
+            s("in /tmp", Sh("f=/tmp/{t}; : > $f && chmod 4700 $f; rm -f $f"), Rule),
         ],
     },
     Scenario {
@@ -427,7 +421,7 @@ pub const SCENARIOS: &[Scenario] = &[
         tactic: "privilege-escalation",
         technique: "T1548",
         what: "a file capability is set on a copy of a binary",
-        spellings: &[r("setcap cap_net_raw", Sh("cp /bin/true {w}/cap && setcap cap_net_raw+ep {w}/cap"), Gap(SETID), "/usr/sbin/setcap")],
+        spellings: &[r("setcap cap_net_raw", Sh("cp /bin/true {w}/cap && setcap cap_net_raw+ep {w}/cap"), Rule, "/usr/sbin/setcap")],
     },
     Scenario {
         name: "uid_switch_outside_login",
@@ -542,9 +536,9 @@ pub const SCENARIOS: &[Scenario] = &[
         technique: "T1003.008",
         what: "the password hashes are read by an unusual program",
         spellings: &[
-            s("cat /etc/shadow", Sh("cat /etc/shadow > /dev/null"), Gap(READS)),
-            s("renamed copy of cat", Sh("cp /bin/cat {w}/logrotate-helper && {w}/logrotate-helper /etc/shadow > /dev/null"), Gap(READS)),
-            s("python open()", Py("open('/etc/shadow').read()"), Gap(READS)),
+            s("cat /etc/shadow", Sh("cat /etc/shadow > /dev/null"), Rule),
+            s("renamed copy of cat", Sh("cp /bin/cat {w}/logrotate-helper && {w}/logrotate-helper /etc/shadow > /dev/null"), Rule),
+            s("python open()", Py("open('/etc/shadow').read()"), Rule),
         ],
     },
     Scenario {
@@ -552,7 +546,7 @@ pub const SCENARIOS: &[Scenario] = &[
         tactic: "credential-access",
         technique: "T1552.004",
         what: "an SSH private key is read",
-        spellings: &[r("cat a host key", Sh("cat /etc/ssh/ssh_host_ed25519_key > /dev/null"), Gap(READS), "/etc/ssh/ssh_host_ed25519_key")],
+        spellings: &[r("cat a host key", Sh("cat /etc/ssh/ssh_host_ed25519_key > /dev/null"), Rule, "/etc/ssh/ssh_host_ed25519_key")],
     },
     // --- Discovery -----------------------------------------------------------------------------------
     Scenario {
