@@ -140,8 +140,14 @@ fn sockets_duplicated_onto_stdio() {
     let e = ex.wait_events("dup2 onto stdout", WAIT, |e| {
         dup(sh, "dup2")(e) && i(e, "tripline.stdio.fd") == 1
     });
-    assert_eq!(e[0]["tripline.stdio.socket_fds"], serde_json::json!(["0", "1"]));
-    assert_eq!(e[0]["tripline.process.stdio_socket"], serde_json::json!(true));
+    assert_eq!(
+        e[0]["tripline.stdio.socket_fds"],
+        serde_json::json!(["0", "1"])
+    );
+    assert_eq!(
+        e[0]["tripline.process.stdio_socket"],
+        serde_json::json!(true)
+    );
     ex.wait_events("reverse shell rule", WAIT, |e| {
         s(e, "security_rule.name") == "reverse_shell_stdio_socket" && i(e, "process.pid") == sh
     });

@@ -44,6 +44,11 @@ pub struct DetectConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub suppression_window: Duration,
+    /// The same for high and critical findings: a repeated attack is news again sooner than a repeated
+    /// benign command.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub high_suppression_window: Duration,
     /// Rule matches and new baseline keys of one process and the children it starts within this window
     /// are one finding (0 reports every part on its own, at once).
     #[serde(with = "humantime_serde")]
@@ -59,6 +64,7 @@ impl Default for DetectConfig {
         DetectConfig {
             policy_file: None,
             suppression_window: Duration::from_secs(24 * 3600),
+            high_suppression_window: Duration::from_secs(3600),
             correlation_window: Duration::from_secs(3),
             findings_kept: 1000,
             baseline: BaselineConfig::default(),
@@ -158,8 +164,9 @@ struct Candidate {
 
 const MAX_DEDUP_KEYS: usize = 65_536;
 const MAX_NETWORK_FACING: usize = 65_536;
-/// How soon after a connect an exec by the same process counts as `connected_before_exec`.
-const CONNECT_BEFORE_EXEC_NS: u64 = 5_000_000_000;
+/// How soon after a connect an exec (or a duplication onto stdio) by the same process counts as
+/// `connected_before`.
+const CONNECT_BEFORE_NS: u64 = 5_000_000_000;
 
 /// A stop signal to tripline that is its own life cycle: TERM, INT or HUP from the service manager (pid
 /// 1), from the process that started tripline, or from a process of tripline's own effective uid running
@@ -192,6 +199,7 @@ pub struct Engine {
     shared: Arc<Shared>,
     metrics: Metrics,
     suppression: Duration,
+    high_suppression: Duration,
     /// (source, subject) → when it was last reported as new.
     reported: HashMap<(String, String), SystemTime>,
     /// Processes that listened or accepted: pid → start time.
@@ -289,6 +297,7 @@ impl Engine {
             shared,
             metrics,
             suppression: config.suppression_window,
+            high_suppression: config.high_suppression_window,
             reported: HashMap::new(),
             network_facing: HashMap::new(),
             recent_connects: HashMap::new(),
@@ -500,8 +509,13 @@ impl Engine {
             return None;
         }
         let dedup_key = (c.source.name(), c.subject);
+        let window = if c.severity >= crate::model::Severity::high {
+            self.high_suppression
+        } else {
+            self.suppression
+        };
         if let Some(at) = self.reported.get(&dedup_key) {
-            if now.duration_since(*at).unwrap_or_default() < self.suppression {
+            if now.duration_since(*at).unwrap_or_default() < window {
                 self.metrics
                     .findings_suppressed
                     .get_or_create(&SuppressedLabels {
@@ -512,7 +526,7 @@ impl Engine {
             }
         }
         if self.reported.len() >= MAX_DEDUP_KEYS {
-            let window = self.suppression;
+            let window = self.suppression.max(self.high_suppression);
             self.reported
                 .retain(|_, at| now.duration_since(*at).unwrap_or_default() < window);
             if self.reported.len() >= MAX_DEDUP_KEYS {
@@ -683,15 +697,15 @@ impl Engine {
                 .is_some_and(|s| same_start(*s, par.start_ns))
         });
         // exec keeps the pid and the start time: a connect by the same process just before.
-        let connected_before_exec = ev.kind == EventKind::Exec
+        let connected_before = matches!(ev.kind, EventKind::Exec | EventKind::StdioSocket)
             && self.recent_connects.get(&p.pid).is_some_and(|(start, at)| {
                 same_start(*start, p.start_ns)
-                    && ev.ktime_ns.saturating_sub(*at) <= CONNECT_BEFORE_EXEC_NS
+                    && ev.ktime_ns.saturating_sub(*at) <= CONNECT_BEFORE_NS
             });
         Context {
             parent_network_facing,
             stdio_socket: p.stdio_socket,
-            connected_before_exec,
+            connected_before,
             lifecycle_signal: lifecycle_signal(ev),
             account: None,
         }

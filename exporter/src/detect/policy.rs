@@ -126,11 +126,15 @@ struct RawConditions {
     parent_network_facing: Option<bool>,
     /// The script an interpreter runs (`bash /tmp/x.sh`, a `#!` script), canonical.
     script_path: Option<Vec<String>>,
+    /// exec events: the path as passed to execve (`/dev/fd/3` for fexecve), as the caller spelled it.
+    exec_filename: Option<Vec<String>>,
     /// The process's stdin and stdout are both sockets (checked at exec and connect): a shell or
     /// interpreter wired to the network.
     stdio_socket: Option<bool>,
-    /// An exec by a process that made a successful outbound connect moments before (same process).
-    connected_before_exec: Option<bool>,
+    /// An exec, or a socket duplicated onto stdio, by a process that made a successful outbound connect
+    /// moments before (same process). `connected_before_exec` is its older name.
+    #[serde(alias = "connected_before_exec")]
+    connected_before: Option<bool>,
     /// A stop signal (TERM, INT, HUP) to tripline from its service manager, its parent or an operator of
     /// its own uid in a login session: its own life cycle, not an attack.
     lifecycle_signal: Option<bool>,
@@ -180,6 +184,7 @@ impl RawConditions {
             ("exe_name", self.exe_name.is_some()),
             ("parent_name", self.parent_name.is_some()),
             ("ancestor_name", self.ancestor_name.is_some()),
+            ("exec_filename", self.exec_filename.is_some()),
             ("args_contain", self.args_contain.is_some()),
             ("args_regex", self.args_regex.is_some()),
         ]
@@ -209,8 +214,9 @@ pub struct Conditions {
     ancestor_name: Option<GlobSet>,
     parent_network_facing: Option<bool>,
     script_path: Option<GlobSet>,
+    exec_filename: Option<GlobSet>,
     stdio_socket: Option<bool>,
-    connected_before_exec: Option<bool>,
+    connected_before: Option<bool>,
     lifecycle_signal: Option<bool>,
     uid: Option<Vec<u32>>,
     euid: Option<Vec<u32>>,
@@ -254,7 +260,7 @@ pub struct Policy {
 pub struct Context {
     pub parent_network_facing: bool,
     pub stdio_socket: bool,
-    pub connected_before_exec: bool,
+    pub connected_before: bool,
     pub lifecycle_signal: bool,
     /// One change to the account databases this event made (rules with `account_change:` are tried
     /// once per change; every other rule sees `None`).
@@ -494,8 +500,9 @@ impl RawConditions {
             self.ancestor_name.is_some(),
             self.parent_network_facing.is_some(),
             self.script_path.is_some(),
+            self.exec_filename.is_some(),
             self.stdio_socket.is_some(),
-            self.connected_before_exec.is_some(),
+            self.connected_before.is_some(),
             self.lifecycle_signal.is_some(),
             self.uid.is_some(),
             self.euid.is_some(),
@@ -510,6 +517,10 @@ impl RawConditions {
             self.file_truncated.is_some(),
             self.account_change.is_some(),
             self.result.is_some(),
+            self.setid_mode.is_some(),
+            self.xattr_name.is_some(),
+            self.sensitive_class.is_some(),
+            self.file_operation.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -530,6 +541,7 @@ impl RawConditions {
             ("ancestor_path", s(&self.ancestor_path)),
             ("ancestor_name", s(&self.ancestor_name)),
             ("script_path", s(&self.script_path)),
+            ("exec_filename", s(&self.exec_filename)),
             ("uid", n(&self.uid)),
             ("euid", n(&self.euid)),
             ("user", s(&self.user)),
@@ -540,6 +552,9 @@ impl RawConditions {
             ("file_path", s(&self.file_path)),
             ("new_euid", n(&self.new_euid)),
             ("account_change", s(&self.account_change)),
+            ("xattr_name", s(&self.xattr_name)),
+            ("sensitive_class", s(&self.sensitive_class)),
+            ("file_operation", s(&self.file_operation)),
         ]
         .into_iter()
         .find(|(_, empty)| *empty)
@@ -651,8 +666,9 @@ fn compile(
         ancestor_name: globs(&raw.ancestor_name, &f("ancestor_name"), invalid)?,
         parent_network_facing: raw.parent_network_facing,
         script_path: globs(&raw.script_path, &f("script_path"), invalid)?,
+        exec_filename: globs(&raw.exec_filename, &f("exec_filename"), invalid)?,
         stdio_socket: raw.stdio_socket,
-        connected_before_exec: raw.connected_before_exec,
+        connected_before: raw.connected_before,
         lifecycle_signal: raw.lifecycle_signal,
         uid: raw.uid.clone(),
         euid,
@@ -755,9 +771,14 @@ impl Conditions {
                 return false;
             }
         }
+        if let Some(g) = &self.exec_filename {
+            if !matches!(&ev.data, EventData::Exec { filename, .. } if g.is_match(filename)) {
+                return false;
+            }
+        }
         for (want, have) in [
             (self.stdio_socket, ctx.stdio_socket),
-            (self.connected_before_exec, ctx.connected_before_exec),
+            (self.connected_before, ctx.connected_before),
             (self.lifecycle_signal, ctx.lifecycle_signal),
         ] {
             if want.is_some_and(|w| w != have) {

