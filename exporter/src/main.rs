@@ -29,12 +29,28 @@ fn main() -> ExitCode {
         None | Some(Command::Run) | Some(Command::Events)
     );
 
-    let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            run_async(tripline::pipeline::run(cli.run, false)).map(|()| ExitCode::SUCCESS)
+    match dispatch(cli.command.unwrap_or(Command::Run), cli.run) {
+        Ok(code) => code,
+        // The reader of our stdout went away (`tripline baseline show F | head`): not a failure.
+        Err(e) if tripline::limits::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            if daemon {
+                // The daemon's last word goes through the log, in the chosen format.
+                tracing::error!(error = %format!("{e:#}"), "tripline stopped with an error");
+            } else {
+                eprintln!("tripline: error: {e:#}");
+            }
+            ExitCode::from(preflight::exit_code(&e))
         }
+    }
+}
+
+/// Runs one command.
+fn dispatch(command: Command, run: tripline::cli::RunArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run => run_async(tripline::pipeline::run(run, false)).map(|()| ExitCode::SUCCESS),
         Command::Events => {
-            run_async(tripline::pipeline::run(cli.run, true)).map(|()| ExitCode::SUCCESS)
+            run_async(tripline::pipeline::run(run, true)).map(|()| ExitCode::SUCCESS)
         }
         Command::CheckConfig(args) if args.schema => {
             tripline::limits::print_stdout(&format!("{}\n", tripline::config::schema_json()))
@@ -43,7 +59,7 @@ fn main() -> ExitCode {
         }
         // The same validation `run` does before it loads a probe (preflight::check).
         Command::CheckConfig(args) => preflight::check_with(
-            &cli.run,
+            &run,
             false,
             OnCorruptBaseline::Report,
             if args.offline {
@@ -81,20 +97,6 @@ fn main() -> ExitCode {
             tripline::gameday::run(args)
         }
         Command::GamedayHelper(h) => tripline::gameday::run_helper(h),
-    };
-    match result {
-        Ok(code) => code,
-        // The reader of our stdout went away (`tripline baseline show F | head`): not a failure.
-        Err(e) if tripline::limits::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            if daemon {
-                // The daemon's last word goes through the log, in the chosen format.
-                tracing::error!(error = %format!("{e:#}"), "tripline stopped with an error");
-            } else {
-                eprintln!("tripline: error: {e:#}");
-            }
-            ExitCode::from(preflight::exit_code(&e))
-        }
     }
 }
 

@@ -42,32 +42,10 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let tamper_metrics = crate::tamper::TamperMetrics::new(&mut registry);
     // Tamper evidence (unclean previous end, rewritten counters, changed programs) → detection.
     let (tamper_tx, tamper_rx) = mpsc::channel::<crate::tamper::Tamper>(256);
-    let marker =
-        match crate::tamper::marker::Marker::start(&checked.state_directory, SystemTime::now())? {
-            (marker, Some(unclean)) => {
-                tracing::warn!(detail = %unclean.detail, "the previous run ended uncleanly");
-                let _ = tamper_tx.try_send(unclean);
-                marker
-            }
-            (marker, None) => marker,
-        };
+    let marker = start_marker(&checked.state_directory, &tamper_tx)?;
 
     let (sensor, ring, probes, watch) = start_sensor(&config, &args, &metrics, &mut registry)?;
-
-    // Enrich.
-    let mut tree = ProcessTree::new(config.sensor.process_tree_max, config.sensor.procfs.clone());
-    // argv read from procfs (processes older than tripline: parents, ancestors) is redacted too.
-    let tree_redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
-    tree.set_args_filter(Arc::new(move |args: &mut [String]| {
-        tree_redactor.redact(args);
-    }));
-    tree.seed();
-    tracing::info!(processes = tree.len(), "process tree seeded from procfs");
-    let redactor = Redactor::new(&config.sinks.redaction, &metrics)?;
-    let mut ingest = Ingest::new(tree, redactor, watch, metrics.clone());
-    ingest.update_gauges();
-
-    // Detect and sinks.
+    let ingest = build_ingest(&config, &metrics, watch)?;
     let engine = Engine::new(&config.detect, metrics.clone())?;
     let detect_shared = engine.shared();
     release_startup_memory();
@@ -75,7 +53,6 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(true));
     let (tx, rx) = mpsc::channel::<Arc<Event>>(config.sensor.pipeline_queue);
     let (stop_tx, stop_rx) = watch::channel(false);
-
     let server_tasks = crate::web::spawn_servers(
         &args,
         AppState {
@@ -92,24 +69,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     .await?;
     // Probes are attached and the listener is bound: tell systemd (Type=notify; a no-op elsewhere).
     crate::service::notify_ready();
+    drop_privileges(args.keep_privileges).await?;
 
-    // Probes attached, procfs seeded, sockets bound: nothing left needs a capability but
-    // CAP_SYS_PTRACE (docs/configuration.md#privileges).
-    if args.keep_privileges {
-        tracing::warn!("--no-privileges.drop: keeping every capability");
-    } else {
-        crate::privilege::drop_all()
-            .await
-            .map_err(|e| anyhow::anyhow!("dropping capabilities failed: {e}"))?;
-        let left = crate::privilege::threads_with_capabilities();
-        if left.is_empty() {
-            tracing::info!(
-                "dropped every capability but CAP_SYS_PTRACE on every thread (no_new_privs set)"
-            );
-        } else {
-            tracing::warn!(threads = ?left, "some threads still hold capabilities");
-        }
-    }
     // The sinks start their threads after the drop, so those threads hold no capability either.
     let mut sinks = Sinks::new(&config.sinks, &metrics)?;
     let tamper_task = spawn_tamper_checks(
@@ -121,27 +82,15 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
         args.tamper_check_interval,
         stop_rx.clone(),
     );
-
-    let lost = metrics.lost(Stage::pipeline);
-    let queue_len = metrics.pipeline_queue_length.clone();
-    let queue_tx = tx.clone();
-    let last_event = tamper_metrics.last_event.clone();
-    let sensor_task = tokio::spawn(probes::reader::run(
+    let sensor_task = spawn_reader(
         ring,
+        ingest,
+        tx,
+        &metrics,
+        &tamper_metrics,
         config.sensor.poll_interval,
         stop_rx,
-        move |bytes| {
-            last_event.set(crate::tamper::unix_now());
-            if let Some(ev) = ingest.record(bytes) {
-                if tx.try_send(Arc::new(ev)).is_err() {
-                    lost.inc();
-                }
-            }
-        },
-        move || {
-            queue_len.set((queue_tx.max_capacity() - queue_tx.capacity()) as i64);
-        },
-    ));
+    );
     let detect_task = tokio::spawn(async move {
         detect::run(engine, rx, &mut sinks, tamper_rx, tamper_metrics).await;
         sinks.shutdown();
@@ -168,6 +117,92 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The clean-shutdown marker in the state directory; an unclean end of the previous run is sent to
+/// detection as tamper evidence.
+fn start_marker(
+    state_directory: &std::path::Path,
+    tamper_tx: &mpsc::Sender<crate::tamper::Tamper>,
+) -> anyhow::Result<Option<crate::tamper::marker::Marker>> {
+    let (marker, unclean) =
+        crate::tamper::marker::Marker::start(state_directory, SystemTime::now())?;
+    if let Some(unclean) = unclean {
+        tracing::warn!(detail = %unclean.detail, "the previous run ended uncleanly");
+        let _ = tamper_tx.try_send(unclean);
+    }
+    Ok(marker)
+}
+
+/// The enrichment stage: the process tree seeded from procfs (argv redacted like the events'), the
+/// redactor and the file watch.
+fn build_ingest(config: &Config, metrics: &Metrics, watch: FileWatch) -> anyhow::Result<Ingest> {
+    let mut tree = ProcessTree::new(config.sensor.process_tree_max, config.sensor.procfs.clone());
+    // argv read from procfs (processes older than tripline: parents, ancestors) is redacted too.
+    let tree_redactor = Redactor::new(&config.sinks.redaction, metrics)?;
+    tree.set_args_filter(Arc::new(move |args: &mut [String]| {
+        tree_redactor.redact(args);
+    }));
+    tree.seed();
+    tracing::info!(processes = tree.len(), "process tree seeded from procfs");
+    let redactor = Redactor::new(&config.sinks.redaction, metrics)?;
+    let mut ingest = Ingest::new(tree, redactor, watch, metrics.clone());
+    ingest.update_gauges();
+    Ok(ingest)
+}
+
+/// Probes attached, procfs seeded, sockets bound: nothing left needs a capability but CAP_SYS_PTRACE
+/// (docs/configuration.md#privileges).
+async fn drop_privileges(keep: bool) -> anyhow::Result<()> {
+    if keep {
+        tracing::warn!("--no-privileges.drop: keeping every capability");
+        return Ok(());
+    }
+    crate::privilege::drop_all()
+        .await
+        .map_err(|e| anyhow::anyhow!("dropping capabilities failed: {e}"))?;
+    let left = crate::privilege::threads_with_capabilities();
+    if left.is_empty() {
+        tracing::info!(
+            "dropped every capability but CAP_SYS_PTRACE on every thread (no_new_privs set)"
+        );
+    } else {
+        tracing::warn!(threads = ?left, "some threads still hold capabilities");
+    }
+    Ok(())
+}
+
+/// The ring-buffer reader task: each record through `Ingest` into the bounded detection queue (a full
+/// queue is a counted pipeline loss); the queue-length gauge after each drain.
+fn spawn_reader(
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    mut ingest: Ingest,
+    tx: mpsc::Sender<Arc<Event>>,
+    metrics: &Metrics,
+    tamper_metrics: &crate::tamper::TamperMetrics,
+    poll_interval: Duration,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let lost = metrics.lost(Stage::pipeline);
+    let queue_len = metrics.pipeline_queue_length.clone();
+    let queue_tx = tx.clone();
+    let last_event = tamper_metrics.last_event.clone();
+    tokio::spawn(probes::reader::run(
+        ring,
+        poll_interval,
+        stop,
+        move |bytes| {
+            last_event.set(crate::tamper::unix_now());
+            if let Some(ev) = ingest.record(bytes) {
+                if tx.try_send(Arc::new(ev)).is_err() {
+                    lost.inc();
+                }
+            }
+        },
+        move || {
+            queue_len.set((queue_tx.max_capacity() - queue_tx.capacity()) as i64);
+        },
+    ))
 }
 
 /// Loads and attaches the probes and registers their scrape-time collector.

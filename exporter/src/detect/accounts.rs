@@ -204,6 +204,7 @@ impl AccountWatch {
     }
 
     /// Reads the databases again; returns what changed since the last read and keeps the new snapshot.
+    // Long on purpose: one pass per database (users, groups, shadow) comparing old and new entries field by field.
     pub fn diff(&mut self) -> Vec<AccountChange> {
         let new = self.read();
         let old = std::mem::replace(&mut self.snap, new);

@@ -225,6 +225,7 @@ impl Engine {
         Engine::new_at(config, metrics, SystemTime::now())
     }
 
+    // Long on purpose: builds every part of the engine (policy, baselines, counters pre-initialised) in one place.
     pub fn new_at(
         config: &DetectConfig,
         metrics: Metrics,

@@ -193,6 +193,7 @@ impl FileWatch {
     }
 
     /// As [`FileWatch::new`], expanding wildcards against the tree under `root` (tests).
+    // Long on purpose: validates each watch entry and expands its wildcards per home directory in one pass.
     pub fn new_in(paths: &[String], root: &Path) -> Result<FileWatch, String> {
         let mut literal = Vec::new();
         let mut b = GlobSetBuilder::new();

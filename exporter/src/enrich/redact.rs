@@ -292,6 +292,8 @@ impl Redactor {
         total
     }
 
+    // Long on purpose: one walk over argv where each argument's meaning depends on the ones before it (the
+    // tool named so far, a flag whose value comes next), so the cases stay in one loop.
     fn redact_argv(&self, args: &mut [String], depth: usize) -> usize {
         if args.is_empty() {
             return 0;

@@ -309,6 +309,7 @@ fn raise_memlock() {
 }
 
 impl Sensor {
+    // Long on purpose: the load sequence (BTF offsets, globals, object load, maps, attach table) in the order the kernel needs it.
     pub fn load(opts: &SensorOptions<'_>) -> anyhow::Result<Sensor> {
         preflight(opts.btf_path)?;
         raise_memlock();
@@ -498,6 +499,8 @@ impl Sensor {
         self.integrity.verify(&self._ebpf)
     }
 
+    // Long on purpose: every kernel counter read once per pass, per CPU slot, as monotonic (a lowered slot
+    // is tamper evidence), and moved into its metric.
     pub fn sync_counters(&mut self, metrics: &Metrics) {
         // Each CPU's slot only grows: one that went down was rewritten from userspace. Checked per
         // CPU, so events on other CPUs cannot mask a lowered slot.

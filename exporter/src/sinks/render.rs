@@ -16,6 +16,7 @@ pub fn event_record(ev: &Event) -> Record {
     }
 }
 
+// Long on purpose: one flat list of the record's attributes, in schema order (docs/events.md).
 pub fn finding_record(f: &Finding) -> Record {
     let (severity_number, severity_text) = severity_number(Some(f.severity));
     let mut a: Attrs = vec![

@@ -144,6 +144,7 @@ impl WebConfig {
         WebConfig::parse(&text, path)
     }
 
+    // Long on purpose: one check per section of the exporter-toolkit format, in file order, each with its error.
     pub fn parse(text: &str, path: &Path) -> Result<WebConfig, WebConfigError> {
         let p = path.display().to_string();
         crate::limits::check_nesting(text, &p, crate::limits::MAX_NESTING)?;
@@ -286,7 +287,7 @@ fn tls_config(
     invalid: &dyn Fn(&str, String) -> WebConfigError,
 ) -> Result<rustls::ServerConfig, WebConfigError> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::PrivateKeyDer;
     let resolve = |p: &Path| {
         if p.is_absolute() {
             p.to_path_buf()
@@ -294,84 +295,22 @@ fn tls_config(
             dir.join(p)
         }
     };
-    let cert_file = resolve(&t.cert_file);
+    let certs = pem_certs(
+        &resolve(&t.cert_file),
+        "tls_server_config.cert_file",
+        invalid,
+    )?;
     let key_file = resolve(&t.key_file);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            invalid(
-                "tls_server_config.cert_file",
-                format!("{}: {e}", cert_file.display()),
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(invalid(
-            "tls_server_config.cert_file",
-            format!("{}: no PEM certificate in it", cert_file.display()),
-        ));
-    }
     let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
         invalid(
             "tls_server_config.key_file",
             format!("{}: {e}", key_file.display()),
         )
     })?;
-    let min = t.min_version.unwrap_or(TlsVersion::TLS12);
-    let max = t.max_version.unwrap_or(TlsVersion::TLS13);
-    if min < TlsVersion::TLS12 {
-        return Err(invalid(
-            "tls_server_config.min_version",
-            format!("{min:?} is not supported: use TLS12 or TLS13"),
-        ));
-    }
-    if max < min {
-        return Err(invalid(
-            "tls_server_config.max_version",
-            format!("{max:?} is below min_version {min:?}"),
-        ));
-    }
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match (min, max) {
-        (TlsVersion::TLS13, _) => &[&rustls::version::TLS13],
-        (_, TlsVersion::TLS12) => &[&rustls::version::TLS12],
-        _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
-    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
+        .with_protocol_versions(tls_versions(t, invalid)?)
         .map_err(|e| invalid("tls_server_config", e.to_string()))?;
-    let roots = || -> Result<Arc<rustls::RootCertStore>, WebConfigError> {
-        let Some(ca) = &t.client_ca_file else {
-            return Err(invalid(
-                "tls_server_config.client_ca_file",
-                format!("is required with client_auth_type {:?}", t.client_auth_type),
-            ));
-        };
-        let ca = resolve(ca);
-        let mut store = rustls::RootCertStore::empty();
-        let certs = CertificateDer::pem_file_iter(&ca)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                invalid(
-                    "tls_server_config.client_ca_file",
-                    format!("{}: {e}", ca.display()),
-                )
-            })?;
-        for c in certs {
-            store.add(c).map_err(|e| {
-                invalid(
-                    "tls_server_config.client_ca_file",
-                    format!("{}: {e}", ca.display()),
-                )
-            })?;
-        }
-        if store.is_empty() {
-            return Err(invalid(
-                "tls_server_config.client_ca_file",
-                format!("{}: no PEM certificate in it", ca.display()),
-            ));
-        }
-        Ok(Arc::new(store))
-    };
     let builder = match t.client_auth_type {
         ClientAuth::NoClientCert => {
             if t.client_ca_file.is_some() {
@@ -383,16 +322,28 @@ fn tls_config(
             builder.with_no_client_auth()
         }
         ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert => {
+            let Some(ca) = &t.client_ca_file else {
+                return Err(invalid(
+                    "tls_server_config.client_ca_file",
+                    format!("is required with client_auth_type {:?}", t.client_auth_type),
+                ));
+            };
+            let field = "tls_server_config.client_ca_file";
+            let ca = resolve(ca);
+            let mut store = rustls::RootCertStore::empty();
+            for c in pem_certs(&ca, field, invalid)? {
+                store
+                    .add(c)
+                    .map_err(|e| invalid(field, format!("{}: {e}", ca.display())))?;
+            }
             let mut v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                roots()?,
+                Arc::new(store),
                 provider.clone(),
             );
             if t.client_auth_type == ClientAuth::VerifyClientCertIfGiven {
                 v = v.allow_unauthenticated();
             }
-            let v = v
-                .build()
-                .map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))?;
+            let v = v.build().map_err(|e| invalid(field, e.to_string()))?;
             builder.with_client_cert_verifier(v)
         }
         other => {
@@ -407,6 +358,55 @@ fn tls_config(
         .map_err(|e| invalid("tls_server_config.key_file", format!("{e}")))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// Every PEM certificate in `path`; an error about `field` when it cannot be read or holds none.
+fn pem_certs(
+    path: &Path,
+    field: &str,
+    invalid: &dyn Fn(&str, String) -> WebConfigError,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, WebConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| invalid(field, format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(invalid(
+            field,
+            format!("{}: no PEM certificate in it", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The protocol versions between `min_version` (default TLS 1.2, the lowest allowed) and `max_version`.
+fn tls_versions(
+    t: &RawTls,
+    invalid: &dyn Fn(&str, String) -> WebConfigError,
+) -> Result<&'static [&'static rustls::SupportedProtocolVersion], WebConfigError> {
+    let min = t.min_version.unwrap_or(TlsVersion::TLS12);
+    let max = t.max_version.unwrap_or(TlsVersion::TLS13);
+    if min < TlsVersion::TLS12 {
+        return Err(invalid(
+            "tls_server_config.min_version",
+            format!("{min:?} is not supported: use TLS12 or TLS13"),
+        ));
+    }
+    if max < min {
+        return Err(invalid(
+            "tls_server_config.max_version",
+            format!("{max:?} is below min_version {min:?}"),
+        ));
+    }
+    static TLS13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    static TLS12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS12, &rustls::version::TLS13];
+    Ok(match (min, max) {
+        (TlsVersion::TLS13, _) => &TLS13,
+        (_, TlsVersion::TLS12) => &TLS12,
+        _ => &BOTH,
+    })
 }
 
 #[cfg(test)]
