@@ -138,6 +138,9 @@ const MAX_PASSES: usize = 8;
 
 /// Flags whose NEXT argument is a secret, for every program.
 fn is_secret_flag(arg: &str) -> bool {
+    if !arg.starts_with('-') {
+        return false;
+    }
     let a = arg.to_ascii_lowercase();
     let Some(name) = a
         .strip_prefix("--")
@@ -171,9 +174,11 @@ fn is_secret_flag(arg: &str) -> bool {
         "auth-token",
         "credentials",
     ];
-    WORDS
-        .iter()
-        .any(|w| name == *w || name.ends_with(&format!("-{w}")) || name.ends_with(&format!("_{w}")))
+    // `name` is the word, or ends with `-word` / `_word`.
+    WORDS.iter().any(|w| {
+        name.strip_suffix(w)
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with(['-', '_']))
+    })
 }
 
 /// Short flags whose value is a secret, per program: (programs, flag, value may be attached).
