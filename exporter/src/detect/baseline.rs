@@ -26,9 +26,8 @@ impl Model {
     /// [`Model::key`] with the event's normalised program already computed ([`program_key`]), so the
     /// engine normalises it once per event rather than once per model.
     pub fn key_with(self, ev: &Event, exe: &str) -> Option<String> {
-        let exe = exe.to_string();
         match (self, &ev.data) {
-            (Model::NetworkProcess, EventData::Net(_)) => Some(exe),
+            (Model::NetworkProcess, EventData::Net(_)) => Some(exe.to_string()),
             (Model::ProcessLineage, EventData::Exec { .. }) => {
                 let parent = ev
                     .parent
@@ -57,7 +56,7 @@ impl Model {
                 ))
             }
             (Model::IoUringUser, EventData::Sys(_)) if ev.kind == EventKind::IoUringSetup => {
-                Some(exe)
+                Some(exe.to_string())
             }
             (Model::SensitiveReader, EventData::File(f)) if ev.kind == EventKind::SensitiveRead => {
                 let class = f.detail.sensitive.map(|c| c.as_str()).unwrap_or("unknown");
@@ -152,6 +151,10 @@ fn user_name(uid: u32) -> String {
 /// (`/usr/lib/jvm/java-17.0.2/…`, `/root/.pyenv/versions/3.11.7/…`) and all-digit segments
 /// (`/proc/1234/…`) become `*`.
 pub fn normalize_exe(path: &str) -> String {
+    // Most paths have no digit at all: nothing to replace.
+    if !path.bytes().any(|b| b.is_ascii_digit()) {
+        return path.to_string();
+    }
     let mut out = String::with_capacity(path.len());
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
@@ -161,15 +164,15 @@ pub fn normalize_exe(path: &str) -> String {
             out.push('*');
             continue;
         }
-        out.push_str(&replace_versions(seg));
+        replace_versions(seg, &mut out);
     }
     out
 }
 
-/// `java-17.0.2-openjdk` → `java-*-openjdk`: runs of digits joined by dots (at least one dot).
-fn replace_versions(seg: &str) -> String {
+/// `java-17.0.2-openjdk` → `java-*-openjdk`: runs of digits joined by dots (at least one dot), appended
+/// to `out`.
+fn replace_versions(seg: &str, out: &mut String) {
     let b = seg.as_bytes();
-    let mut out = String::new();
     let mut i = 0;
     while i < b.len() {
         if b[i].is_ascii_digit() {
@@ -195,7 +198,6 @@ fn replace_versions(seg: &str) -> String {
             i += ch.len_utf8();
         }
     }
-    out
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -362,9 +362,10 @@ impl Engine {
     /// Every policy rule the event matches.
     fn rule_matches(&mut self, ev: &Event, ctx: &Context) -> Vec<Candidate> {
         let mut out = Vec::new();
+        let strings = policy::EventStrings::new(ev);
         for &idx in self.rules_by_kind.rules(ev.kind) {
             let rule = &self.policy.rules[idx];
-            if !rule.matches(ev, ctx) {
+            if !rule.matches_strings(&strings, ctx) {
                 continue;
             }
             if let Some(t) = rule.threshold {

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use globset::{GlobSet, GlobSetBuilder};
+use std::cell::OnceCell;
+
+use globset::{Candidate, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
 use regex::Regex;
 use serde::Deserialize;
@@ -737,9 +739,71 @@ fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// The event's most tested strings as glob candidates, built once per event on first use and shared by
+/// every rule tried on it (a candidate costs a path split and a file-name search each time otherwise).
+pub struct EventStrings<'a> {
+    pub ev: &'a Event,
+    exe: OnceCell<Candidate<'a>>,
+    exe_name: OnceCell<Candidate<'a>>,
+    parent_exe: OnceCell<Option<Candidate<'a>>>,
+    parent_name: OnceCell<Option<Candidate<'a>>>,
+    args_line: OnceCell<String>,
+}
+
+impl<'a> EventStrings<'a> {
+    pub fn new(ev: &'a Event) -> EventStrings<'a> {
+        EventStrings {
+            ev,
+            exe: OnceCell::new(),
+            exe_name: OnceCell::new(),
+            parent_exe: OnceCell::new(),
+            parent_name: OnceCell::new(),
+            args_line: OnceCell::new(),
+        }
+    }
+
+    fn exe(&self) -> &Candidate<'a> {
+        self.exe
+            .get_or_init(|| Candidate::new(self.ev.process.exe.as_str()))
+    }
+
+    fn exe_name(&self) -> &Candidate<'a> {
+        self.exe_name
+            .get_or_init(|| Candidate::new(self.ev.process.exe_name()))
+    }
+
+    /// The parent's executable (the first ancestor when the parent is not known).
+    fn parent_path(&self) -> Option<&'a str> {
+        let ev = self.ev;
+        ev.parent
+            .as_ref()
+            .map(|x| x.exe.as_str())
+            .or(ev.ancestors.first().map(String::as_str))
+    }
+
+    fn parent_exe(&self) -> Option<&Candidate<'a>> {
+        self.parent_exe
+            .get_or_init(|| self.parent_path().map(Candidate::new))
+            .as_ref()
+    }
+
+    fn parent_name(&self) -> Option<&Candidate<'a>> {
+        self.parent_name
+            .get_or_init(|| self.parent_path().map(|x| Candidate::new(name_of(x))))
+            .as_ref()
+    }
+
+    /// argv joined with spaces (what `args_regex` reads).
+    fn args_line(&self) -> &str {
+        self.args_line
+            .get_or_init(|| self.ev.process.args.join(" "))
+    }
+}
+
 impl Conditions {
     // Long on purpose: one early return per condition field, in the order of `RawConditions`.
-    pub fn matches(&self, ev: &Event, ctx: &Context) -> bool {
+    pub fn matches(&self, strings: &EventStrings<'_>, ctx: &Context) -> bool {
+        let ev = strings.ev;
         if let Some(k) = &self.kind {
             if !k.contains(&ev.kind) {
                 return false;
@@ -747,7 +811,7 @@ impl Conditions {
         }
         let p = &ev.process;
         if let Some(g) = &self.exe_path {
-            if !g.is_match(&p.exe) {
+            if !g.is_match_candidate(strings.exe()) {
                 return false;
             }
         }
@@ -762,7 +826,9 @@ impl Conditions {
                 }
                 _ => None,
             };
-            if !(g.is_match(p.exe_name()) || as_started.is_some_and(|n| g.is_match(n))) {
+            if !(g.is_match_candidate(strings.exe_name())
+                || as_started.is_some_and(|n| g.is_match(n)))
+            {
                 return false;
             }
         }
@@ -785,18 +851,19 @@ impl Conditions {
                 return false;
             }
         }
-        let parent_exe = ev
-            .parent
-            .as_ref()
-            .map(|x| x.exe.as_str())
-            .or(ev.ancestors.first().map(String::as_str));
         if let Some(g) = &self.parent_path {
-            if !parent_exe.is_some_and(|x| g.is_match(x)) {
+            if !strings
+                .parent_exe()
+                .is_some_and(|x| g.is_match_candidate(x))
+            {
                 return false;
             }
         }
         if let Some(g) = &self.parent_name {
-            if !parent_exe.is_some_and(|x| g.is_match(name_of(x))) {
+            if !strings
+                .parent_name()
+                .is_some_and(|x| g.is_match_candidate(x))
+            {
                 return false;
             }
         }
@@ -835,7 +902,7 @@ impl Conditions {
             }
         }
         if let Some(re) = &self.args_regex {
-            if !re.is_match(&p.args.join(" ")) {
+            if !re.is_match(strings.args_line()) {
                 return false;
             }
         }
@@ -931,9 +998,14 @@ impl Rule {
     }
 
     pub fn matches(&self, ev: &Event, ctx: &Context) -> bool {
-        self.conditions.matches(ev, ctx)
-            && (self.any_of.is_empty() || self.any_of.iter().any(|c| c.matches(ev, ctx)))
-            && !self.except.iter().any(|c| c.matches(ev, ctx))
+        self.matches_strings(&EventStrings::new(ev), ctx)
+    }
+
+    /// [`Rule::matches`] with the event's glob candidates shared across rules ([`EventStrings`]).
+    pub fn matches_strings(&self, s: &EventStrings<'_>, ctx: &Context) -> bool {
+        self.conditions.matches(s, ctx)
+            && (self.any_of.is_empty() || self.any_of.iter().any(|c| c.matches(s, ctx)))
+            && !self.except.iter().any(|c| c.matches(s, ctx))
     }
 }
 
