@@ -35,8 +35,8 @@ fn event(n: u32, kind: EventKind) -> Arc<Event> {
             pid: 1000 + n,
             tid: 1000 + n,
             ppid: 900,
-            exe,
-            args: vec!["tool".into(), "-x".into()],
+            exe: exe.into(),
+            args: vec!["tool".to_string(), "-x".to_string()].into(),
             ..Process::default()
         },
         parent: Some(Parent {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::Model;
-use crate::model::{Event, EventData, EventKind};
+use crate::model::{Event, EventData, EventKind, Text};
 
 pub const SCHEMA: &str = "tripline.baseline/v1";
 
@@ -33,7 +33,7 @@ impl Model {
                     .parent
                     .as_ref()
                     .map(|p| p.program())
-                    .or(ev.ancestors.first().map(String::as_str))?;
+                    .or(ev.ancestors.first().map(Text::as_str))?;
                 if parent.is_empty() {
                     return None;
                 }

@@ -886,7 +886,7 @@ pub fn tamper_finding(t: &crate::tamper::Tamper, seq: u64) -> Finding {
         process: crate::model::Process {
             pid: me,
             tid: me,
-            exe,
+            exe: exe.into(),
             comm: "tripline".into(),
             ..crate::model::Process::default()
         },

@@ -14,7 +14,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::model::account::{AccountChange, AccountChangeKind};
-use crate::model::{Event, EventData, EventKind, Severity};
+use crate::model::{Event, EventData, EventKind, Severity, Text};
 
 /// The policy used when no `detect.policy_file` is configured.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.yml");
@@ -778,7 +778,7 @@ impl<'a> EventStrings<'a> {
         ev.parent
             .as_ref()
             .map(|x| x.exe.as_str())
-            .or(ev.ancestors.first().map(String::as_str))
+            .or(ev.ancestors.first().map(Text::as_str))
     }
 
     fn parent_exe(&self) -> Option<&Candidate<'a>> {

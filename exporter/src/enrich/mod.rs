@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use tripline_common::Header;
 
 use crate::families::Decoded;
-use crate::model::{Event, EventData, EventKind, Parent, Process};
+use crate::model::{Args, Event, EventData, EventKind, Parent, Process, Text};
 
 /// How deep `Event::ancestors` goes.
 pub const MAX_ANCESTRY: usize = 16;
@@ -30,11 +30,11 @@ struct Entry {
     parent_start_ticks: Option<u64>,
     comm: String,
     /// Canonical executable (see `identity`).
-    exe: String,
+    exe: Text,
     /// The script an interpreter runs, canonical.
-    script: Option<String>,
+    script: Option<Text>,
     resolution: identity::Resolution,
-    args: Vec<String>,
+    args: Args,
     args_truncated: bool,
     uid: u32,
     euid: u32,
@@ -129,10 +129,10 @@ impl ProcessTree {
             ppid: p.ppid,
             parent_start_ticks: None,
             comm: p.comm,
-            exe: id.exe,
-            script: id.script,
+            exe: id.exe.into(),
+            script: id.script.map(Text::from),
             resolution: id.resolution,
-            args: p.args,
+            args: p.args.into(),
             args_truncated: false,
             uid: p.uid,
             euid: p.euid,
@@ -217,7 +217,7 @@ impl ProcessTree {
     }
 
     /// Updates the tree with a decoded record and builds the enriched event.
-    pub fn enrich(&mut self, d: Decoded, time: std::time::SystemTime) -> Event {
+    pub fn enrich(&mut self, mut d: Decoded, time: std::time::SystemTime) -> Event {
         let h = d.header;
         let start_ticks = (h.start_ns != 0).then(|| self.ticks(h.start_ns));
         let parent_start_ticks = (h.parent_start_ns != 0).then(|| self.ticks(h.parent_start_ns));
@@ -228,7 +228,7 @@ impl ProcessTree {
                 &h,
                 filename,
                 &d.exec_paths,
-                &d.args,
+                std::mem::take(&mut d.args),
                 start_ticks,
                 parent_start_ticks,
             ),
@@ -298,7 +298,7 @@ impl ProcessTree {
         h: &Header,
         filename: &str,
         paths: &crate::families::process::ExecPaths,
-        args: &[String],
+        args: Vec<String>,
         start_ticks: Option<u64>,
         parent_start_ticks: Option<u64>,
     ) {
@@ -319,7 +319,7 @@ impl ProcessTree {
             },
             filename,
             paths.exe.as_deref(),
-            args,
+            &args,
         );
         let entry = Entry {
             start_ticks: start_ticks.unwrap_or_default(),
@@ -327,10 +327,10 @@ impl ProcessTree {
             ppid,
             parent_start_ticks,
             comm: crate::families::c_string(&h.comm),
-            exe: id.exe,
-            script: id.script,
+            exe: id.exe.into(),
+            script: id.script.map(Text::from),
             resolution: id.resolution,
-            args: args.to_vec(),
+            args: args.into(),
             args_truncated: h.flags & tripline_common::flags::ARGS_TRUNCATED != 0,
             uid: h.uid,
             euid: h.euid,
@@ -379,7 +379,7 @@ impl ProcessTree {
     }
 
     /// Executables from `pid` upwards (parent first), stopping at pid 0/1 loops or unknown entries.
-    fn ancestry(&self, mut pid: u32, mut start: Option<u64>) -> Vec<String> {
+    fn ancestry(&self, mut pid: u32, mut start: Option<u64>) -> Vec<Text> {
         let mut out = Vec::new();
         while pid > 0 && out.len() < MAX_ANCESTRY {
             let Some(e) = self.procs.get(&pid) else { break };
@@ -388,7 +388,7 @@ impl ProcessTree {
             }
             out.push(match (&e.script, e.exe.is_empty()) {
                 (Some(s), _) => s.clone(),
-                (None, true) => e.comm.clone(),
+                (None, true) => e.comm.as_str().into(),
                 (None, false) => e.exe.clone(),
             });
             if e.ppid == pid {
@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(ev.process.current_ppid, 1);
         assert_eq!(ev.parent.as_ref().unwrap().exe, "/opt/t/bin/bash");
         assert_eq!(
-            ev.ancestors.first().map(String::as_str),
+            ev.ancestors.first().map(crate::model::Text::as_str),
             Some("/opt/t/bin/bash")
         );
     }

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod finding;
 pub mod record;
+pub mod text;
 
 use std::time::SystemTime;
 
@@ -14,6 +15,7 @@ pub use crate::families::file::File;
 pub use crate::families::net::{Net, Transport};
 pub use crate::families::Sys;
 pub use finding::{Finding, FindingSource, Model, Part, Severity};
+pub use text::{Args, Text};
 pub use tripline_common::{EventKind, Family};
 
 /// A process as the enrichment stage knows it.
@@ -39,12 +41,12 @@ pub struct Process {
     pub comm: String,
     /// Canonical executable path (`enrich::identity`); empty when unknown (process started before
     /// tripline and /proc had no answer).
-    pub exe: String,
+    pub exe: Text,
     /// The script an interpreter runs (canonical), when the executable is an interpreter.
-    pub script: Option<String>,
+    pub script: Option<Text>,
     /// How `exe` was resolved: `exact`, `parent_cwd` or `spelled`.
     pub exe_resolution: &'static str,
-    pub args: Vec<String>,
+    pub args: Args,
     pub args_truncated: bool,
     pub cgroup_id: u64,
     /// stdin and stdout are both sockets (looked up at exec and at a successful connect only).
@@ -54,7 +56,7 @@ pub struct Process {
 impl Process {
     /// What runs: the script for an interpreter running one, else the executable. Baselines key on it.
     pub fn program(&self) -> &str {
-        self.script.as_deref().unwrap_or(&self.exe)
+        self.script.as_deref().unwrap_or(self.exe.as_str())
     }
 
     /// The executable's file name, or `comm` when the path is unknown.
@@ -71,9 +73,9 @@ impl Process {
 pub struct Parent {
     pub pid: u32,
     pub start_ns: u64,
-    pub exe: String,
-    pub script: Option<String>,
-    pub args: Vec<String>,
+    pub exe: Text,
+    pub script: Option<Text>,
+    pub args: Args,
     pub uid: u32,
     pub euid: u32,
 }
@@ -81,7 +83,7 @@ pub struct Parent {
 impl Parent {
     /// What the parent runs: its script, else its executable.
     pub fn program(&self) -> &str {
-        self.script.as_deref().unwrap_or(&self.exe)
+        self.script.as_deref().unwrap_or(self.exe.as_str())
     }
 }
 
@@ -134,7 +136,7 @@ pub struct Event {
     pub process: Process,
     pub parent: Option<Parent>,
     /// Executables of the ancestors, parent first, up to the depth the tree keeps.
-    pub ancestors: Vec<String>,
+    pub ancestors: Vec<Text>,
     pub data: EventData,
     /// Kernel-side flags (`tripline_common::flags`): read errors, missing offsets.
     pub wire_flags: u16,

@@ -52,6 +52,21 @@ impl From<Vec<String>> for Value {
         Value::StrArray(v)
     }
 }
+impl From<super::Text> for Value {
+    fn from(v: super::Text) -> Value {
+        Value::Str(v.into())
+    }
+}
+impl From<super::Args> for Value {
+    fn from(v: super::Args) -> Value {
+        Value::StrArray(v.into())
+    }
+}
+impl From<Vec<super::Text>> for Value {
+    fn from(v: Vec<super::Text>) -> Value {
+        Value::StrArray(v.into_iter().map(String::from).collect())
+    }
+}
 
 /// OpenTelemetry severity numbers: INFO for events; WARN/ERROR/FATAL for findings.
 pub fn severity_number(s: Option<Severity>) -> (i32, &'static str) {
