@@ -4,7 +4,9 @@
 //! Prints the elapsed seconds.
 //! Storms (tests/bench/storm.sh): `workload tcp-storm RATE SECONDS THREADS` paces loopback connect+accept
 //! pairs at RATE pairs/s over THREADS threads; `workload exec-storm RATE SECONDS THREADS` paces execs of
-//! /bin/true. Both print `made=<operations done> seconds=<elapsed>`.
+//! /bin/true; `workload file-storm RATE SECONDS THREADS` paces open(O_CREAT|O_TRUNC)+write+close of
+//! `$WORKLOAD_FILE.<thread>` (one `file_write` event each when the path is watched). All print
+//! `made=<operations done> seconds=<elapsed>`.
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Instant;
@@ -46,10 +48,15 @@ fn main() {
             }
             let _ = std::fs::remove_file(&path);
         }
-        "tcp-storm" | "exec-storm" => {
+        "tcp-storm" | "exec-storm" | "file-storm" => {
             let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(30.0);
             let threads: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(2).max(1);
-            let made = storm(what == "tcp-storm", n, secs, threads);
+            let op = match what {
+                "tcp-storm" => Op::Tcp,
+                "exec-storm" => Op::Exec,
+                _ => Op::File,
+            };
+            let made = storm(op, n, secs, threads);
             println!("made={made} seconds={:.3}", t.elapsed().as_secs_f64());
             return;
         }
@@ -61,13 +68,24 @@ fn main() {
     println!("{:.3}", t.elapsed().as_secs_f64());
 }
 
+#[derive(Clone, Copy)]
+enum Op {
+    Tcp,
+    Exec,
+    File,
+}
+
 /// `rate` operations per second for `secs`, spread over `threads`, paced in 1 ms slices (a thread that
 /// falls behind catches up without sleeping). Returns the operations done.
-fn storm(tcp: bool, rate: u64, secs: f64, threads: u64) -> u64 {
+fn storm(op: Op, rate: u64, secs: f64, threads: u64) -> u64 {
+    use std::io::Write;
     use std::time::Duration;
     let per_thread = rate as f64 / threads as f64;
+    let file =
+        std::env::var("WORKLOAD_FILE").unwrap_or_else(|_| "/tmp/tripline-workload.tmp".into());
     let handles: Vec<_> = (0..threads)
-        .map(|_| {
+        .map(|t| {
+            let path = format!("{file}.{t}");
             std::thread::spawn(move || {
                 let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
                 let addr = l.local_addr().unwrap();
@@ -84,17 +102,25 @@ fn storm(tcp: bool, rate: u64, secs: f64, threads: u64) -> u64 {
                         continue;
                     }
                     for _ in 0..(due - done).min(64) {
-                        if tcp {
-                            let c = TcpStream::connect(addr).expect("connect");
-                            let (s, _) = l.accept().expect("accept");
-                            drop(c);
-                            drop(s);
-                        } else {
-                            Command::new("/bin/true").status().expect("run /bin/true");
+                        match op {
+                            Op::Tcp => {
+                                let c = TcpStream::connect(addr).expect("connect");
+                                let (s, _) = l.accept().expect("accept");
+                                drop(c);
+                                drop(s);
+                            }
+                            Op::Exec => {
+                                Command::new("/bin/true").status().expect("run /bin/true");
+                            }
+                            Op::File => {
+                                let mut f = std::fs::File::create(&path).expect("create");
+                                f.write_all(b"x").expect("write");
+                            }
                         }
                         done += 1;
                     }
                 }
+                let _ = std::fs::remove_file(&path);
                 done
             })
         })

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Event storms against a running tripline that writes every event as JSON lines: events made vs delivered
 # (lines in the JSON-lines file that belong to the storm) vs lost by stage, tripline's CPU and RSS.
-#   KIND=tcp|exec (default tcp)  RATE=operations/s (default 50000 pairs = 100k events/s for tcp;
-#   exec: 3 events per operation)  SECONDS=30  THREADS=2  PORT=19798
+#   KIND=tcp|exec|file (default tcp)  RATE=operations/s (default 50000 pairs = 100k events/s for tcp;
+#   exec: 3 events per operation; file: 1 file_write per open+write+close of a file in a watched
+#   application directory)  DURATION=30  THREADS=2  PORT=19798
 # Usage: tests/bench/storm.sh   (root; builds release binaries first; prints one summary block)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +19,10 @@ if [ -z "${NO_BUILD:-}" ]; then
 fi
 out=$(mktemp -d /tmp/tripline-storm.XXXXXX)
 # Every event as a JSON line, no rotation (a rotated-away file would look like loss).
+mkdir -p "$out/app"
 cat >"$out/config.yml" <<YML
+sensor:
+  app_dirs: [$out/app]
 sinks:
   jsonl:
     path: $out/events.jsonl
@@ -39,7 +43,7 @@ lost0=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^tripline_events_lost_
 
 ( max=0; while kill -0 $pid 2>/dev/null; do r=$(rss_kib); [ "$r" -gt "$max" ] && max=$r && echo $max >"$out/rss_max"; sleep 0.5; done ) &
 sampler=$!
-"$W" "$KIND-storm" "$RATE" "$SECS" "$THREADS" >"$out/made" &
+WORKLOAD_FILE="$out/app/storm.dat" "$W" "$KIND-storm" "$RATE" "$SECS" "$THREADS" >"$out/made" &
 wpid=$!
 wait $wpid
 sleep 3   # let the pipeline drain
@@ -56,7 +60,7 @@ out, wpid, kind, secs, idle, storm, c0, c1, hz = sys.argv[1:]
 wpid = int(wpid); secs = float(secs)
 made_line = open(f"{out}/made").read().split()
 ops = int(made_line[0].split("=")[1]); elapsed = float(made_line[1].split("=")[1])
-per = {"tcp": 2, "exec": 3}[kind]
+per = {"tcp": 2, "exec": 3, "file": 1}[kind]
 made = ops * per
 delivered = 0
 for line in open(f"{out}/events.jsonl"):
@@ -66,6 +70,8 @@ for line in open(f"{out}/events.jsonl"):
         continue
     name = e.get("event.name", "")
     if kind == "tcp" and name in ("tripline.network.connect", "tripline.network.accept") and e.get("process.pid") == wpid:
+        delivered += 1
+    elif kind == "file" and name == "tripline.file.write" and e.get("process.pid") == wpid:
         delivered += 1
     elif kind == "exec":
         if name == "tripline.process.fork" and e.get("process.pid") == wpid:
