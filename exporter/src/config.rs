@@ -107,7 +107,7 @@ impl Default for SensorConfig {
             ring_buffer_bytes: 8 << 20,
             wakeup_bytes: 256 << 10,
             poll_interval: std::time::Duration::from_millis(100),
-            pipeline_queue: 65536,
+            pipeline_queue: 16384,
             process_tree_max: 65536,
             procfs: PathBuf::from("/proc"),
             file_watch: crate::enrich::filewatch::DEFAULT_WATCH

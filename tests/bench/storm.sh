@@ -19,10 +19,11 @@ if [ -z "${NO_BUILD:-}" ]; then
 fi
 out=$(mktemp -d /tmp/tripline-storm.XXXXXX)
 # Every event as a JSON line, no rotation (a rotated-away file would look like loss).
-mkdir -p "$out/app"
+# The file storm's application directory on tmpfs: the disk's own cost would hide tripline's.
+app=$(mktemp -d /dev/shm/tripline-storm-app.XXXXXX)
 cat >"$out/config.yml" <<YML
 sensor:
-  app_dirs: [$out/app]
+  app_dirs: [$app]
 sinks:
   jsonl:
     path: $out/events.jsonl
@@ -43,7 +44,7 @@ lost0=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^tripline_events_lost_
 
 ( max=0; while kill -0 $pid 2>/dev/null; do r=$(rss_kib); [ "$r" -gt "$max" ] && max=$r && echo $max >"$out/rss_max"; sleep 0.5; done ) &
 sampler=$!
-WORKLOAD_FILE="$out/app/storm.dat" "$W" "$KIND-storm" "$RATE" "$SECS" "$THREADS" >"$out/made" &
+WORKLOAD_FILE="$app/storm.dat" "$W" "$KIND-storm" "$RATE" "$SECS" "$THREADS" >"$out/made" &
 wpid=$!
 wait $wpid
 sleep 3   # let the pipeline drain
@@ -87,4 +88,5 @@ print(f"  made {made}  delivered {delivered} ({100*delivered/max(made,1):.2f}%) 
 print("  lost by stage (during the storm): " + "  ".join(f"{k}={v-base.get(k,0):.0f}" for k, v in sorted(lost.items())))
 print(f"  tripline CPU {cpu:.1f}s = {100*cpu/elapsed:.0f}% of one core;  RSS idle {int(idle)/1024:.1f} MiB, storm max {int(storm)/1024:.1f} MiB")
 PY
+rm -rf "$app"
 [ -n "${KEEP:-}" ] && echo "kept $out" || rm -rf "$out"

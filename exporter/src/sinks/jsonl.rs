@@ -3,7 +3,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
@@ -20,6 +22,9 @@ pub static STDOUT_CLOSED: std::sync::LazyLock<tokio::sync::Notify> =
 
 pub struct JsonlSink {
     tx: Option<SyncSender<String>>,
+    /// Bytes of the lines in the queue, and the most it may hold.
+    queued: Arc<AtomicU64>,
+    max_queued: u64,
     thread: Option<JoinHandle<()>>,
     lost: Counter,
 }
@@ -91,6 +96,8 @@ impl JsonlSink {
         let (tx, rx) = sync_channel::<String>(config.queue);
         let lost = metrics.lost(Stage::jsonl);
         let thread_lost = lost.clone();
+        let queued = Arc::new(AtomicU64::new(0));
+        let thread_queued = queued.clone();
         let thread = std::thread::Builder::new()
             .name("jsonl".into())
             .spawn(move || {
@@ -98,6 +105,7 @@ impl JsonlSink {
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
                     while let Some(line) = next.take() {
+                        thread_queued.fetch_sub(queued_size(&line), Ordering::Relaxed);
                         next = rx.try_recv().ok();
                         // Flush only when the queue is empty: batches writes under load.
                         if stdout_gone {
@@ -121,21 +129,35 @@ impl JsonlSink {
             })?;
         Ok(JsonlSink {
             tx: Some(tx),
+            queued,
+            max_queued: config.queue_bytes,
             thread: Some(thread),
             lost,
         })
     }
 
     pub fn write(&mut self, record: &Record) {
+        let Some(tx) = &self.tx else { return };
+        // Over the byte budget: dropped before it is even rendered.
+        if self.queued.load(Ordering::Relaxed) >= self.max_queued {
+            self.lost.inc();
+            return;
+        }
         let line = json_line(record);
-        if let Some(tx) = &self.tx {
-            match tx.try_send(line) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.lost.inc();
-                }
+        let size = queued_size(&line);
+        self.queued.fetch_add(size, Ordering::Relaxed);
+        match tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(size, Ordering::Relaxed);
+                self.lost.inc();
             }
         }
+    }
+
+    /// Bytes of lines waiting to be written (tests).
+    pub fn queued_bytes(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 
     pub fn close(mut self) {
@@ -143,5 +165,57 @@ impl JsonlSink {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// What a queued line holds in memory: its heap buffer.
+fn queued_size(line: &String) -> u64 {
+    line.capacity() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::model::record::Record;
+
+    /// An output that stops taking lines (a FIFO nobody reads): the queue holds at most its byte
+    /// budget (plus the line that crossed it), and every line beyond is dropped and counted.
+    #[test]
+    fn a_stuck_output_holds_at_most_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A reader that never reads, so the sink's open for writing does not block.
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let metrics = Metrics::default();
+        let config = JsonlConfig {
+            queue_bytes: 65536,
+            ..JsonlConfig::default()
+        };
+        let mut sink = JsonlSink::open(&config, &fifo, &metrics).unwrap();
+        let record = Record {
+            event_name: "tripline.process.exec",
+            time: SystemTime::UNIX_EPOCH,
+            severity_number: 9,
+            severity_text: "INFO",
+            body: "x".repeat(1000),
+            attributes: vec![],
+        };
+        let mut max_line = 0;
+        for _ in 0..2000 {
+            sink.write(&record);
+            max_line = max_line.max(queued_size(&json_line(&record)));
+            assert!(sink.queued_bytes() <= 65536 + max_line);
+        }
+        // 2000 lines of ~1 KiB: the pipe (64 KiB) and the budget (64 KiB) hold a fraction.
+        assert!(metrics.lost(Stage::jsonl).get() > 1000);
+        std::mem::forget(sink); // its writer is blocked on the pipe for good: do not join it
     }
 }

@@ -66,6 +66,9 @@ pub struct JsonlConfig {
     pub max_bytes: u64,
     /// Lines waiting to be written; beyond it lines are dropped and counted.
     pub queue: usize,
+    /// Bytes of lines waiting to be written; beyond it lines are dropped and counted. Bounds memory
+    /// when the output cannot keep up (a storm with every event written).
+    pub queue_bytes: u64,
 }
 
 impl Default for JsonlConfig {
@@ -75,6 +78,7 @@ impl Default for JsonlConfig {
             events: EventLevel::None,
             max_bytes: 100 << 20,
             queue: 16384,
+            queue_bytes: 8 << 20,
         }
     }
 }
@@ -87,6 +91,15 @@ impl SinksConfig {
             return Err((
                 "sinks.jsonl.queue".into(),
                 "0 is not allowed: must be at least 1".into(),
+            ));
+        }
+        if self.jsonl.queue_bytes < 65536 {
+            return Err((
+                "sinks.jsonl.queue_bytes".into(),
+                format!(
+                    "{} is not allowed: must be at least 65536",
+                    self.jsonl.queue_bytes
+                ),
             ));
         }
         if self.jsonl.max_bytes != 0 && self.jsonl.max_bytes < 4096 {
