@@ -1131,29 +1131,42 @@ fn setid_capability_sensitive_and_io_uring_rules() {
     .contains(&cred));
     // Any name, from outside the system directories; the same read by sshd is not this rule's.
     let dropped = "credential_store_read_by_program_outside_system_directories".to_string();
-    for exe in ["/var/tmp/logrotate-helper", "/root/cat", "/dev/shm/x"] {
-        assert!(hit(
-            EventKind::SensitiveRead,
-            exe,
+    for (exe, path, class, want) in [
+        (
+            "/var/tmp/logrotate-helper",
             "/etc/shadow",
-            read(SensitiveClass::AccountShadow)
-        )
-        .contains(&dropped));
+            SensitiveClass::AccountShadow,
+            true,
+        ),
+        (
+            "/root/cat",
+            "/etc/shadow",
+            SensitiveClass::AccountShadow,
+            true,
+        ),
+        (
+            "/dev/shm/x",
+            "/etc/shadow",
+            SensitiveClass::AccountShadow,
+            true,
+        ),
+        (
+            "/usr/sbin/sshd",
+            "/etc/shadow",
+            SensitiveClass::AccountShadow,
+            false,
+        ),
+        // A user's own cloud CLI reading the user's credentials is not this rule's.
+        (
+            "/home/u/.local/bin/aws",
+            "/home/u/.aws/credentials",
+            SensitiveClass::CloudCredentials,
+            false,
+        ),
+    ] {
+        let got = hit(EventKind::SensitiveRead, exe, path, read(class)).contains(&dropped);
+        assert_eq!(got, want, "{exe} reading {path}");
     }
-    assert!(!hit(
-        EventKind::SensitiveRead,
-        "/usr/sbin/sshd",
-        "/etc/shadow",
-        read(SensitiveClass::AccountShadow)
-    )
-    .contains(&dropped));
-    assert!(!hit(
-        EventKind::SensitiveRead,
-        "/home/u/.local/bin/aws",
-        "/home/u/.aws/credentials",
-        read(SensitiveClass::CloudCredentials)
-    )
-    .contains(&dropped));
     assert!(hit(
         EventKind::SensitiveRead,
         "/tmp/dumper",

@@ -37,27 +37,16 @@ pub(super) fn summary(ev: &Event, x: &Sys, who: &str) -> String {
 #[cfg(test)]
 mod tests {
     use std::mem::size_of;
-    use std::time::SystemTime;
 
     use tripline_common::{kind, SysEvent};
 
-    use super::super::encode::{header, sys};
-    use super::super::{attributes, decode, summary};
+    use super::super::encode::{bare_event, header, sys};
+    use super::super::{attributes, summary};
     use crate::model::record::Value;
-    use crate::model::{Event, Process};
+    use crate::model::Event;
 
     fn event(k: u16, args: [u64; 4]) -> Event {
-        let d = decode(&sys(header(k, size_of::<SysEvent>(), 4), 0, args, None, 0)).unwrap();
-        Event {
-            kind: d.kind,
-            ktime_ns: 0,
-            time: SystemTime::UNIX_EPOCH,
-            process: Process::default(),
-            parent: None,
-            ancestors: vec![],
-            data: d.data,
-            wire_flags: 0,
-        }
+        bare_event(&sys(header(k, size_of::<SysEvent>(), 4), 0, args, None, 0))
     }
 
     #[test]

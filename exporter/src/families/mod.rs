@@ -302,6 +302,22 @@ pub mod encode {
         }
         bytes_of(&e)
     }
+
+    /// A decoded record as an event of a process nobody knows (family tests: wire → decode → event).
+    #[cfg(test)]
+    pub(crate) fn bare_event(bytes: &[u8]) -> crate::model::Event {
+        let d = super::decode(bytes).unwrap();
+        crate::model::Event {
+            kind: d.kind,
+            ktime_ns: 0,
+            time: std::time::SystemTime::UNIX_EPOCH,
+            process: crate::model::Process::default(),
+            parent: None,
+            ancestors: vec![],
+            data: d.data,
+            wire_flags: 0,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,34 +60,22 @@ pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
 #[cfg(test)]
 mod tests {
     use std::mem::size_of;
-    use std::time::SystemTime;
 
     use tripline_common::{kind, sysop, SysEvent};
 
-    use super::super::encode::{header, sys};
-    use super::super::{attributes, decode};
+    use super::super::attributes;
+    use super::super::encode::{bare_event, header, sys};
     use crate::model::record::Value;
-    use crate::model::{Event, Process};
 
     /// A socket dup2'ed onto stdout while stdin already is one: both on sockets.
     #[test]
     fn stdio_socket_names_the_fd_and_the_socket_fds() {
         let h = header(kind::STDIO_SOCKET, size_of::<SysEvent>(), 4);
-        let d = decode(&sys(h, sysop::DUP2, [5, 1, 0b011, 1], None, 1)).unwrap();
-        let crate::model::EventData::Sys(x) = &d.data else {
+        let ev = bare_event(&sys(h, sysop::DUP2, [5, 1, 0b011, 1], None, 1));
+        let Some(x) = ev.sys() else {
             panic!("a syscall event")
         };
         assert!(super::stdin_and_stdout_on_sockets(x));
-        let ev = Event {
-            kind: d.kind,
-            ktime_ns: 0,
-            time: SystemTime::UNIX_EPOCH,
-            process: Process::default(),
-            parent: None,
-            ancestors: vec![],
-            data: d.data.clone(),
-            wire_flags: 0,
-        };
         let a = attributes(&ev);
         let get = |k: &str| a.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         assert_eq!(
@@ -96,13 +84,10 @@ mod tests {
         );
         assert_eq!(get("tripline.stdio.fd"), Some(Value::Int(1)));
         // Only stdin so far, or a failed call: not both.
-        let only_in = decode(&sys(h, sysop::DUP2, [5, 0, 0b001, 0], None, 0)).unwrap();
-        let failed = decode(&sys(h, sysop::DUP2, [5, 1, 0b011, 1], None, -9)).unwrap();
-        for d in [only_in, failed] {
-            let crate::model::EventData::Sys(x) = &d.data else {
-                panic!("a syscall event")
-            };
-            assert!(!super::stdin_and_stdout_on_sockets(x));
+        let only_in = bare_event(&sys(h, sysop::DUP2, [5, 0, 0b001, 0], None, 0));
+        let failed = bare_event(&sys(h, sysop::DUP2, [5, 1, 0b011, 1], None, -9));
+        for ev in [only_in, failed] {
+            assert!(!ev.sys().is_some_and(super::stdin_and_stdout_on_sockets));
         }
     }
 
@@ -116,17 +101,7 @@ mod tests {
         bytes[off..off + 5].copy_from_slice(b"/dev\0");
         let len_off = std::mem::offset_of!(SysEvent, name2_len);
         bytes[len_off..len_off + 2].copy_from_slice(&5u16.to_ne_bytes());
-        let d = decode(&bytes).unwrap();
-        let ev = Event {
-            kind: d.kind,
-            ktime_ns: 0,
-            time: SystemTime::UNIX_EPOCH,
-            process: Process::default(),
-            parent: None,
-            ancestors: vec![],
-            data: d.data,
-            wire_flags: 0,
-        };
+        let ev = bare_event(&bytes);
         let a = attributes(&ev);
         let get = |k: &str| a.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
         assert_eq!(
