@@ -245,3 +245,31 @@ fn account_changes_are_typed_findings_with_the_account_name() {
     assert!(!ex.metrics().contains(&svc));
     assert_eq!(ex.stop(), 0);
 }
+
+/// Clearing a security log: truncate(2) and rm of a file under /var/log/audit (one this test makes, so
+/// no real log is touched) each raise `system_log_cleared`.
+#[test]
+fn security_log_cleared() {
+    let ex = Exporter::start(&["events"]);
+    let dir = std::path::Path::new("/var/log/audit");
+    let made_dir = !dir.exists();
+    std::fs::create_dir_all(dir).unwrap();
+    let f = dir.join(format!("tripline-test-{}.log", std::process::id()));
+    std::fs::write(&f, "x\n").unwrap();
+    let f = f.display().to_string();
+    let cut = common::run_ok("/usr/bin/truncate", &["-s", "0", &f]);
+    let rm = common::run_ok("/bin/rm", &[&f]);
+    // One finding per process and its children: led by this test's own write, the children as parts.
+    for (what, pid) in [("truncated", cut), ("deleted", rm)] {
+        let part = format!("(pid {pid},");
+        ex.wait_events(what, WAIT, |e| {
+            has_rule(e, "system_log_cleared")
+                && common::part_texts(e).iter().any(|t| {
+                    t.starts_with("system_log_cleared:") && t.contains(&part) && t.contains(what)
+                })
+        });
+    }
+    if made_dir {
+        let _ = std::fs::remove_dir(dir);
+    }
+}

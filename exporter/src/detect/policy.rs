@@ -153,7 +153,8 @@ struct RawConditions {
     file_path: Option<Vec<String>>,
     /// priv_change events: the effective uid after a successful setuid-family call.
     new_euid: Option<Vec<u32>>,
-    /// file_write events: opened with O_TRUNC and without O_APPEND (the content was thrown away).
+    /// file_write events: opened with O_TRUNC and without O_APPEND, or cut by truncate(2)/ftruncate(2)
+    /// (the content was thrown away).
     file_truncated: Option<bool>,
     /// Changes to the account databases found by diffing them after the event (detect::accounts).
     account_change: Option<Vec<String>>,
@@ -940,10 +941,12 @@ impl Conditions {
         if let Some(want) = self.file_truncated {
             const O_TRUNC: u32 = 0o1000;
             const O_APPEND: u32 = 0o2000;
+            // Opened with O_TRUNC (not for appending), or cut by truncate(2)/ftruncate(2).
             let truncated = ev.kind == EventKind::FileWrite
-                && ev
-                    .file()
-                    .is_some_and(|f| f.flags & O_TRUNC != 0 && f.flags & O_APPEND == 0);
+                && ev.file().is_some_and(|f| {
+                    f.flags & O_TRUNC != 0 && f.flags & O_APPEND == 0
+                        || matches!(f.detail.operation, "truncate" | "ftruncate")
+                });
             if truncated != want {
                 return false;
             }

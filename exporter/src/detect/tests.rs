@@ -1762,6 +1762,70 @@ fn persistence_location_rules() {
             "system_binary_changed_outside_package_manager",
             true,
         ),
+        // System logs: deleted, emptied, moved away or linked, by anyone but rotation and the daemons.
+        (
+            FileUnlink,
+            "/usr/bin/rm",
+            "/var/log/auth.log",
+            None,
+            None,
+            "system_log_cleared",
+            true,
+        ),
+        (
+            FileWrite,
+            "/usr/bin/dash",
+            "/var/log/wtmp",
+            None,
+            None,
+            "system_log_cleared",
+            true,
+        ),
+        (
+            FileRename,
+            "/usr/bin/mv",
+            "/var/log/syslog",
+            Some("/tmp/s"),
+            None,
+            "system_log_cleared",
+            true,
+        ),
+        (
+            FileLink,
+            "/usr/bin/ln",
+            "/dev/null",
+            Some("/var/log/btmp"),
+            None,
+            "system_log_cleared",
+            true,
+        ),
+        (
+            FileRename,
+            "/usr/sbin/logrotate",
+            "/var/log/syslog",
+            Some("/var/log/syslog.1"),
+            None,
+            "system_log_cleared",
+            false,
+        ),
+        (
+            FileUnlink,
+            "/usr/sbin/auditd",
+            "/var/log/audit/audit.log.4",
+            None,
+            None,
+            "system_log_cleared",
+            false,
+        ),
+        (
+            FileUnlink,
+            "/usr/bin/rm",
+            "/var/log/nginx/access.log.9.gz",
+            None,
+            None,
+            "system_log_cleared",
+            false,
+        ),
     ];
     for (n, (kind, exe, path, new_path, _anc, rule, fires)) in cases.iter().enumerate() {
         let mut e = engine(Mode::Learn);
@@ -1771,6 +1835,42 @@ fn persistence_location_rules() {
             hit.contains(&rule.to_string()),
             *fires,
             "case {n}: {exe} {path} -> {hit:?}"
+        );
+    }
+}
+
+/// truncate(2) and ftruncate(2) empty a file as much as O_TRUNC does; an append does not.
+#[test]
+fn truncation_by_any_call() {
+    let p = Policy::load(None).unwrap();
+    let rule = p
+        .rules
+        .iter()
+        .find(|r| r.id == "system_log_cleared")
+        .unwrap();
+    for (op, flags, want) in [
+        ("truncate", 0, true),
+        ("ftruncate", 0o2, true),
+        ("openat", 0o1101, true),
+        ("openat", 0o2101, false),
+    ] {
+        let mut ev = file_ev(
+            EventKind::FileWrite,
+            300,
+            "/usr/bin/dash",
+            0,
+            "/var/log/auth.log",
+            None,
+            None,
+        );
+        if let EventData::File(f) = &mut Arc::make_mut(&mut ev).data {
+            f.flags = flags;
+            f.detail.operation = op;
+        }
+        assert_eq!(
+            rule.matches(&ev, &Context::default()),
+            want,
+            "{op} {flags:o}"
         );
     }
 }

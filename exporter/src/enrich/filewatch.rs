@@ -33,7 +33,7 @@ macro_rules! per_user_files {
 /// preload and path config, init scripts, sudoers, cron, at, systemd, udev, module loading, MOTD), the
 /// per-user start-up, history, SSH and systemd user-unit locations of root and every home under /home,
 /// at and cron spools, systemd units and generators, binaries, PAM modules, udev rules, boot and kernel
-/// modules (with the /bin, /sbin, /lib aliases of merged-/usr systems).
+/// modules (with the /bin, /sbin, /lib aliases of merged-/usr systems), and the system and security logs.
 pub const DEFAULT_WATCH: &[&str] = &[
     "/etc",
     per_user_files!("/root"),
@@ -63,6 +63,9 @@ pub const DEFAULT_WATCH: &[&str] = &[
     "/usr/lib64/security",
     "/lib/udev/rules.d",
     "/usr/lib/udev/rules.d",
+    // System and security logs (deleted, emptied or linked away to hide what happened).
+    "/var/log/{auth.log,secure,syslog,messages,kern.log,wtmp,btmp,lastlog,faillog}",
+    "/var/log/audit",
 ];
 
 /// Directories one wildcard component may expand to before the entry falls back to its literal prefix.
@@ -465,7 +468,8 @@ mod tests {
             "/etcetera/x",
             "/home/bob/notes",
             "/tmp/x",
-            "/var/log/syslog",
+            "/var/log/nginx/access.log",
+            "/var/log/syslog.1",
             "/home/.ssh",
         ] {
             assert!(!f.matches(p), "{p}");

@@ -474,6 +474,17 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "system_log_cleared",
+        tactic: "defense-evasion",
+        technique: "T1070.002",
+        what: "a security log is emptied, replaced by a link to /dev/null, or deleted (a log file gameday creates under /var/log/audit, which it removes again if it made it)",
+        spellings: &[
+            s("truncate -s 0", Sh("d=/var/log/audit; m=0; [ -d $d ] || { mkdir $d && m=1; }; f=$d/{t}-cut.log; echo x > $f; truncate -s 0 $f; rm -f $f; [ $m = 0 ] || rmdir $d"), Rule),
+            s("ln -sf /dev/null", Sh("d=/var/log/audit; m=0; [ -d $d ] || { mkdir $d && m=1; }; f=$d/{t}-ln.log; ln -sf /dev/null $f; rm -f $f; [ $m = 0 ] || rmdir $d"), Rule),
+            s("python os.remove", Py("import os\nd='/var/log/audit'\nm=not os.path.isdir(d)\nm and os.mkdir(d)\nf=d+'/{t}-rm.log'\nopen(f,'a').close()\nos.remove(f)\nm and os.rmdir(d)"), Rule),
+        ],
+    },
+    Scenario {
         name: "system_binary_replaced",
         tactic: "defense-evasion",
         technique: "T1036.005",
