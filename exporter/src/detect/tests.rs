@@ -227,6 +227,17 @@ fn exec_from_temp_and_memory() {
             "{exe}"
         );
     }
+    // runc's sealed copy of itself under a container runtime is not; the same memfd name elsewhere is.
+    let runc = |pid, parent: &str| {
+        let exe = "/memfd:runc_cloned:/proc/self/exe (deleted)";
+        exec(pid, exe, &[exe, "init"], Some((pid - 1, parent)))
+    };
+    assert!(
+        !rules_hit(&mut e, &runc(46, "/usr/bin/containerd-shim-runc-v2"))
+            .contains(&"exec_from_temp_or_memory".to_string())
+    );
+    assert!(rules_hit(&mut e, &runc(48, "/usr/bin/bash"))
+        .contains(&"exec_from_temp_or_memory".to_string()));
     // fexecve of a file on disk: the kernel names the real file; the call went through an fd.
     for spelled in ["/dev/fd/3", "/proc/self/fd/7"] {
         // (argv differs, so the second is not a repeat of the first)
