@@ -12,7 +12,10 @@ pub mod recent;
 pub mod threat;
 pub mod threshold;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// Keyed by pid and rule: a fast hasher (seeded per process), not SipHash; looked up per event.
+use foldhash::{HashMap, HashMapExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -825,7 +828,7 @@ impl Engine {
 
 /// Where the detection loop sends what it saw and found (the sinks).
 pub trait Output {
-    fn event(&mut self, ev: &Event);
+    fn event(&mut self, ev: &Arc<Event>);
     fn finding(&mut self, f: &Finding);
 }
 

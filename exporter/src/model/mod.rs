@@ -143,6 +143,43 @@ pub struct Event {
 }
 
 impl Event {
+    /// The memory the event holds: itself and every string it carries, counted in full even where it
+    /// shares them with the process tree (an upper bound: the tree may drop its copy first). Bounds queues
+    /// of events by bytes.
+    pub fn held_bytes(&self) -> u64 {
+        const STRING: usize = std::mem::size_of::<String>();
+        let strs = |a: &[String]| a.iter().map(|s| s.len() + STRING).sum::<usize>();
+        let p = &self.process;
+        let mut n = std::mem::size_of::<Event>()
+            + p.comm.len()
+            + p.exe.len()
+            + p.script.as_ref().map_or(0, |s| s.len())
+            + strs(&p.args)
+            + self
+                .ancestors
+                .iter()
+                .map(|a| a.len() + STRING)
+                .sum::<usize>();
+        if let Some(parent) = &self.parent {
+            n += parent.exe.len()
+                + parent.script.as_ref().map_or(0, |s| s.len())
+                + strs(&parent.args);
+        }
+        n += match &self.data {
+            EventData::Exec { filename, .. } => filename.len(),
+            EventData::File(f) => {
+                f.path.len()
+                    + f.new_path.as_ref().map_or(0, String::len)
+                    + f.detail.spelled_path.as_ref().map_or(0, String::len)
+            }
+            EventData::Sys(x) => {
+                x.name.as_ref().map_or(0, String::len) + x.name2.as_ref().map_or(0, String::len)
+            }
+            EventData::Net(_) | EventData::Fork { .. } | EventData::Exit { .. } => 0,
+        };
+        n as u64
+    }
+
     pub fn file(&self) -> Option<&File> {
         match &self.data {
             EventData::File(f) => Some(f),

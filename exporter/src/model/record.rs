@@ -9,17 +9,93 @@ use std::time::SystemTime;
 
 use super::Severity;
 
-#[derive(Debug, Clone, PartialEq)]
+/// An attribute's value. Strings come in three forms so that rendering a record copies nothing it can
+/// share: owned (`Str`), shared with the process tree (`Text`, `Args`, `Texts`: a reference count) and
+/// static (`Static`: kind, operation and errno names). They compare by content, whatever the form.
+#[derive(Debug, Clone)]
 pub enum Value {
     Str(String),
+    Text(super::Text),
+    Static(&'static str),
     Int(i64),
     Bool(bool),
     StrArray(Vec<String>),
+    Args(super::Args),
+    Texts(Vec<super::Text>),
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Value {
-        Value::Str(s.to_string())
+impl Value {
+    /// The string, for every string form.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Text(t) => Some(t),
+            Value::Static(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The strings of an array, for every array form.
+    pub fn strs(&self) -> Option<Strs<'_>> {
+        match self {
+            Value::StrArray(a) => Some(Strs::Strings(a)),
+            Value::Args(a) => Some(Strs::Strings(a)),
+            Value::Texts(t) => Some(Strs::Texts(t)),
+            _ => None,
+        }
+    }
+}
+
+/// The strings of an array value, borrowed.
+#[derive(Clone, Copy)]
+pub enum Strs<'a> {
+    Strings(&'a [String]),
+    Texts(&'a [super::Text]),
+}
+
+impl<'a> Strs<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Strs::Strings(a) => a.len(),
+            Strs::Texts(a) => a.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = &'a str> {
+        let (a, b) = match self {
+            Strs::Strings(a) => (a, &[][..]),
+            Strs::Texts(t) => (&[][..], t),
+        };
+        a.iter()
+            .map(String::as_str)
+            .chain(b.iter().map(super::Text::as_str))
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            _ => match (self.as_str(), other.as_str()) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => match (self.strs(), other.strs()) {
+                    (Some(a), Some(b)) => a.len() == b.len() && a.iter().eq(b.iter()),
+                    _ => false,
+                },
+                _ => false,
+            },
+        }
+    }
+}
+
+impl From<&'static str> for Value {
+    fn from(s: &'static str) -> Value {
+        Value::Static(s)
     }
 }
 impl From<String> for Value {
@@ -54,17 +130,17 @@ impl From<Vec<String>> for Value {
 }
 impl From<super::Text> for Value {
     fn from(v: super::Text) -> Value {
-        Value::Str(v.into())
+        Value::Text(v)
     }
 }
 impl From<super::Args> for Value {
     fn from(v: super::Args) -> Value {
-        Value::StrArray(v.into())
+        Value::Args(v)
     }
 }
 impl From<Vec<super::Text>> for Value {
     fn from(v: Vec<super::Text>) -> Value {
-        Value::StrArray(v.into_iter().map(String::from).collect())
+        Value::Texts(v)
     }
 }
 

@@ -15,6 +15,11 @@ impl Text {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The shared string itself (for consumers that keep reference-counted strings, as OTLP does).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 impl Deref for Text {

@@ -1,5 +1,7 @@
 //! JSON lines to a file (with size-based rotation) or stdout, written by its own thread behind a bounded
-//! queue so a slow disk or a stalled pipe never blocks detection; what does not fit is counted.
+//! queue so a slow disk or a stalled pipe never blocks detection; what does not fit is counted. Events
+//! are queued as they are (a shared reference) and rendered by that thread, so with every event logged
+//! the rendering runs beside detection, on another core, not in front of it.
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,9 +12,10 @@ use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::render::json_line;
+use super::render::{event_record, json_line};
 use super::JsonlConfig;
 use crate::model::record::Record;
+use crate::model::Event;
 use crate::telemetry::metrics::{Metrics, Stage};
 
 /// Signalled when stdout's reader went away while events were written there (`tripline events |
@@ -21,12 +24,29 @@ pub static STDOUT_CLOSED: std::sync::LazyLock<tokio::sync::Notify> =
     std::sync::LazyLock::new(tokio::sync::Notify::new);
 
 pub struct JsonlSink {
-    tx: Option<SyncSender<String>>,
-    /// Bytes of the lines in the queue, and the most it may hold.
+    tx: Option<SyncSender<Item>>,
+    /// Bytes held by the items in the queue (an estimate for events), and the most it may hold.
     queued: Arc<AtomicU64>,
     max_queued: u64,
     thread: Option<JoinHandle<()>>,
     lost: Counter,
+}
+
+/// What waits in the queue: an event to render, or a finding's line (rendered by detection, which
+/// also hands the finding to the other sinks and the API).
+enum Item {
+    Event(Arc<Event>),
+    Line(String),
+}
+
+impl Item {
+    /// What the item holds in memory.
+    fn size(&self) -> u64 {
+        match self {
+            Item::Line(l) => l.capacity() as u64,
+            Item::Event(ev) => ev.held_bytes(),
+        }
+    }
 }
 
 enum Out {
@@ -93,7 +113,7 @@ impl JsonlSink {
         let mut out = Out::open(path, config.max_bytes).map_err(|e| {
             anyhow::anyhow!("cannot open JSON-lines output {}: {e}", path.display())
         })?;
-        let (tx, rx) = sync_channel::<String>(config.queue);
+        let (tx, rx) = sync_channel::<Item>(config.queue);
         let lost = metrics.lost(Stage::jsonl);
         let thread_lost = lost.clone();
         let queued = Arc::new(AtomicU64::new(0));
@@ -104,13 +124,17 @@ impl JsonlSink {
                 let mut stdout_gone = false;
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
-                    while let Some(line) = next.take() {
-                        thread_queued.fetch_sub(queued_size(&line), Ordering::Relaxed);
+                    while let Some(item) = next.take() {
+                        thread_queued.fetch_sub(item.size(), Ordering::Relaxed);
                         next = rx.try_recv().ok();
                         // Flush only when the queue is empty: batches writes under load.
                         if stdout_gone {
                             continue;
                         }
+                        let line = match item {
+                            Item::Line(l) => l,
+                            Item::Event(ev) => json_line(&event_record(&ev)),
+                        };
                         if let Err(e) = out.write_line(&line, next.is_some()) {
                             if matches!(out, Out::Stdout(_))
                                 && e.kind() == std::io::ErrorKind::BrokenPipe
@@ -136,17 +160,34 @@ impl JsonlSink {
         })
     }
 
+    /// Queues an event; the writer thread renders it.
+    pub fn write_event(&mut self, ev: &Arc<Event>) {
+        self.queue(Item::Event(ev.clone()));
+    }
+
+    /// Queues a record rendered here (findings).
     pub fn write(&mut self, record: &Record) {
-        let Some(tx) = &self.tx else { return };
         // Over the byte budget: dropped before it is even rendered.
-        if self.queued.load(Ordering::Relaxed) >= self.max_queued {
+        if self.over_budget() {
             self.lost.inc();
             return;
         }
-        let line = json_line(record);
-        let size = queued_size(&line);
+        self.queue(Item::Line(json_line(record)));
+    }
+
+    fn over_budget(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= self.max_queued
+    }
+
+    fn queue(&mut self, item: Item) {
+        let Some(tx) = &self.tx else { return };
+        if self.over_budget() {
+            self.lost.inc();
+            return;
+        }
+        let size = item.size();
         self.queued.fetch_add(size, Ordering::Relaxed);
-        match tx.try_send(line) {
+        match tx.try_send(item) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(size, Ordering::Relaxed);
@@ -166,11 +207,6 @@ impl JsonlSink {
             let _ = t.join();
         }
     }
-}
-
-/// What a queued line holds in memory: its heap buffer.
-fn queued_size(line: &String) -> u64 {
-    line.capacity() as u64
 }
 
 #[cfg(test)]
@@ -211,7 +247,7 @@ mod tests {
         let mut max_line = 0;
         for _ in 0..2000 {
             sink.write(&record);
-            max_line = max_line.max(queued_size(&json_line(&record)));
+            max_line = max_line.max(Item::Line(json_line(&record)).size());
             assert!(sink.queued_bytes() <= 65536 + max_line);
         }
         // 2000 lines of ~1 KiB: the pipe (64 KiB) and the budget (64 KiB) hold a fraction.

@@ -5,6 +5,7 @@ pub mod otlp;
 pub mod render;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -64,10 +65,11 @@ pub struct JsonlConfig {
     pub events: EventLevel,
     /// Rotate the file (to `<path>.1`) when it grows past this many bytes; 0 disables rotation.
     pub max_bytes: u64,
-    /// Lines waiting to be written; beyond it lines are dropped and counted.
+    /// Events and finding lines waiting for the writer thread; beyond it they are dropped and counted.
     pub queue: usize,
-    /// Bytes of lines waiting to be written; beyond it lines are dropped and counted. Bounds memory
-    /// when the output cannot keep up (a storm with every event written).
+    /// Bytes held by what waits for the writer thread (events with their strings, rendered finding
+    /// lines); beyond it events are dropped and counted. Bounds memory when the output cannot keep up
+    /// (a storm with every event written).
     pub queue_bytes: u64,
 }
 
@@ -122,7 +124,7 @@ pub struct Sinks {
 }
 
 impl crate::detect::Output for Sinks {
-    fn event(&mut self, ev: &Event) {
+    fn event(&mut self, ev: &Arc<Event>) {
         Sinks::event(self, ev)
     }
 
@@ -148,21 +150,18 @@ impl Sinks {
         Ok(Sinks { jsonl, otlp })
     }
 
-    pub fn event(&mut self, ev: &Event) {
-        let to_jsonl = self
-            .jsonl
-            .as_ref()
-            .is_some_and(|(_, level)| level.wants(ev.kind));
-        let to_otlp = self.otlp.as_ref().is_some_and(|o| o.events.wants(ev.kind));
-        if !to_jsonl && !to_otlp {
-            return;
+    /// An event to the sinks that want it: the JSON-lines sink queues it as it is (its thread renders
+    /// it); OTLP gets a record rendered here.
+    pub fn event(&mut self, ev: &Arc<Event>) {
+        if let Some((sink, level)) = &mut self.jsonl {
+            if level.wants(ev.kind) {
+                sink.write_event(ev);
+            }
         }
-        let r = render::event_record(ev);
-        if let (true, Some((sink, _))) = (to_jsonl, &mut self.jsonl) {
-            sink.write(&r);
-        }
-        if let (true, Some(o)) = (to_otlp, &self.otlp) {
-            o.send(r);
+        if let Some(o) = &self.otlp {
+            if o.events.wants(ev.kind) {
+                o.send(render::event_record(ev));
+            }
         }
     }
 

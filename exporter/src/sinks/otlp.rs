@@ -268,12 +268,16 @@ pub fn resource() -> Resource {
 
 fn any_value(v: &Value) -> AnyValue {
     match v {
-        Value::Str(s) => AnyValue::String(s.clone().into()),
+        Value::Static(s) => AnyValue::String((*s).into()),
+        Value::Text(t) => AnyValue::String(t.shared().into()),
         Value::Int(i) => AnyValue::Int(*i),
         Value::Bool(b) => AnyValue::Boolean(*b),
-        Value::StrArray(a) => AnyValue::ListAny(Box::new(
-            a.iter()
-                .map(|s| AnyValue::String(s.clone().into()))
+        Value::Str(s) => AnyValue::String(s.clone().into()),
+        Value::StrArray(_) | Value::Args(_) | Value::Texts(_) => AnyValue::ListAny(Box::new(
+            v.strs()
+                .into_iter()
+                .flat_map(|a| a.iter())
+                .map(|s| AnyValue::String(s.to_string().into()))
                 .collect(),
         )),
     }

@@ -116,7 +116,7 @@ pub fn attack_url(technique: &str) -> String {
     )
 }
 
-/// The JSON form used by `tripline events`, the JSON-lines sink and the API: one flat object.
+/// The JSON form used by the HTTP API: one flat object.
 pub fn to_json(r: &Record) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("time".into(), rfc3339(r.time).into());
@@ -126,78 +126,132 @@ pub fn to_json(r: &Record) -> serde_json::Value {
     m.insert("body".into(), r.body.clone().into());
     for (k, v) in &r.attributes {
         let v = match v {
-            Value::Str(s) => serde_json::Value::from(s.clone()),
             Value::Int(i) => serde_json::Value::from(*i),
             Value::Bool(b) => serde_json::Value::from(*b),
-            Value::StrArray(a) => serde_json::Value::from(a.clone()),
+            v => match (v.as_str(), v.strs()) {
+                (Some(s), _) => serde_json::Value::from(s),
+                (None, a) => a.into_iter().flat_map(|a| a.iter()).collect(),
+            },
         };
         m.insert((*k).to_string(), v);
     }
     serde_json::Value::Object(m)
 }
 
-/// The JSON line of a record, written straight from the record: byte for byte what
-/// `to_json(r).to_string()` gives (one object, keys sorted, the last of duplicate keys kept) without
-/// building a `serde_json::Value` tree, a sorted map and a copy of every string first. The JSON-lines
-/// sink writes every event through it (`--events.level all`), so it is on the hot path.
+/// The JSON line of a record (`tripline events`, the JSON-lines sink): the same object as [`to_json`],
+/// written straight from the record with its fields in schema order (time, event name, severity, body,
+/// then the attributes as the family lists them) instead of building a `serde_json::Value` tree, a sorted
+/// map and a copy of every string first. The JSON-lines sink writes every event through it
+/// (`--events.level all`), so it is on the hot path. A record's attribute names are unique (the families'
+/// contract, tested in `unique_attribute_names`).
 pub fn json_line(r: &Record) -> String {
-    enum V<'a> {
-        Str(&'a str),
-        Int(i64),
-        Bool(bool),
-        Arr(&'a [String]),
-    }
-    let time = rfc3339(r.time);
-    let mut fields: Vec<(&str, V<'_>)> = Vec::with_capacity(5 + r.attributes.len());
-    fields.push(("time", V::Str(&time)));
-    fields.push(("event.name", V::Str(r.event_name)));
-    fields.push(("severity_text", V::Str(r.severity_text)));
-    fields.push(("severity_number", V::Int(i64::from(r.severity_number))));
-    fields.push(("body", V::Str(&r.body)));
+    debug_assert!(
+        unique_names(r),
+        "{}: duplicate attribute names",
+        r.event_name
+    );
+    let mut out: Vec<u8> = Vec::with_capacity(512 + 48 * r.attributes.len() + r.body.len());
+    out.extend_from_slice(b"{\"time\":");
+    json_str(&mut out, &rfc3339(r.time));
+    out.extend_from_slice(b",\"event.name\":");
+    json_str(&mut out, r.event_name);
+    out.extend_from_slice(b",\"severity_text\":");
+    json_str(&mut out, r.severity_text);
+    out.extend_from_slice(b",\"severity_number\":");
+    out.extend_from_slice(itoa::Buffer::new().format(r.severity_number).as_bytes());
+    out.extend_from_slice(b",\"body\":");
+    json_str(&mut out, &r.body);
     for (k, v) in &r.attributes {
-        fields.push((
-            k,
-            match v {
-                Value::Str(s) => V::Str(s),
-                Value::Int(i) => V::Int(*i),
-                Value::Bool(b) => V::Bool(*b),
-                Value::StrArray(a) => V::Arr(a),
+        // Attribute names are the families' static names (letters, digits, `.` and `_`).
+        debug_assert!(!needs_escape(k.as_bytes()), "{k}");
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        match v {
+            Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            v => match (v.as_str(), v.strs()) {
+                (Some(s), _) => json_str(&mut out, s),
+                (None, a) => {
+                    out.push(b'[');
+                    for (i, s) in a.into_iter().flat_map(|a| a.iter()).enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        json_str(&mut out, s);
+                    }
+                    out.push(b']');
+                }
             },
-        ));
-    }
-    // Stable: of equal keys the later stays last, and it is the one kept (as a map insert would).
-    fields.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out: Vec<u8> = Vec::with_capacity(256 + 32 * fields.len() + r.body.len());
-    out.push(b'{');
-    let mut first = true;
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if fields.get(i + 1).is_some_and(|(next, _)| next == k) {
-            continue;
         }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, k);
-        out.push(b':');
-        let _ = match v {
-            V::Str(s) => serde_json::to_writer(&mut out, s),
-            V::Int(n) => serde_json::to_writer(&mut out, n),
-            V::Bool(b) => serde_json::to_writer(&mut out, b),
-            V::Arr(a) => serde_json::to_writer(&mut out, a),
-        };
     }
     out.push(b'}');
-    // serde_json writes valid UTF-8 from &str input.
+    // Only whole &str values and ASCII punctuation were written: valid UTF-8.
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// A JSON string. Most strings need no escaping (no control character, quote or backslash): they are
+/// checked eight bytes at a time and copied whole; the rest go through serde_json's escaper.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if needs_escape(s.as_bytes()) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Whether any byte is below 0x20, a quote or a backslash, as a word-at-a-time test ("determine if a
+/// word has a byte less than n" / "has a zero byte", exact as to whether one exists).
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let special = |w: u64| {
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+        let q = w ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let s = w ^ (ONES * u64::from(b'\\'));
+        let backslash = s.wrapping_sub(ONES) & !s;
+        (below_space | quote | backslash) & HIGH != 0
+    };
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if special(u64::from_ne_bytes(w)) {
+            return true;
+        }
+    }
+    // The tail, padded with spaces (which need no escaping).
+    let mut w = [b' '; 8];
+    w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    special(u64::from_ne_bytes(w))
+}
+
+/// Whether every attribute name of a record is distinct and none is one of the fixed fields.
+pub fn unique_names(r: &Record) -> bool {
+    let mut names: Vec<&str> = r.attributes.iter().map(|(k, _)| *k).collect();
+    names.extend([
+        "time",
+        "event.name",
+        "severity_text",
+        "severity_number",
+        "body",
+    ]);
+    names.sort_unstable();
+    names.windows(2).all(|w| w[0] != w[1])
 }
 
 #[cfg(test)]
 mod json_line_tests {
+    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     use super::*;
+    use crate::model::{Args, Text};
 
     fn record(attributes: Attrs, body: &str) -> Record {
         Record {
@@ -211,7 +265,7 @@ mod json_line_tests {
     }
 
     #[test]
-    fn json_line_is_byte_for_byte_the_value_form() {
+    fn json_line_is_the_value_form_in_schema_order() {
         let cases = vec![
             record(vec![], ""),
             record(
@@ -226,22 +280,164 @@ mod json_line_tests {
                         ]
                         .into(),
                     ),
-                    ("process.executable.path", "/usr/bin/dash".into()),
+                    (
+                        "process.executable.path",
+                        Text::from("/usr/bin/dash").into(),
+                    ),
+                    (
+                        "tripline.process.ancestors",
+                        vec![Text::from("/a\"b")].into(),
+                    ),
+                    (
+                        "tripline.process.parent.command_args",
+                        Args::from(vec!["x".to_string()]).into(),
+                    ),
+                    ("tripline.event.kind", "exec".into()),
                     ("tripline.process.args_truncated", false.into()),
                     ("network.peer.port", Value::Int(-1)),
-                    ("a.first", "sorted before body".into()),
+                    (
+                        "a.first",
+                        "0123456789abcdef0123456789abcdef\u{1f}".to_string().into(),
+                    ),
                     ("zz.last", Value::StrArray(vec![])),
-                    // A duplicate: the later value wins, as in a map.
-                    ("process.pid", 43u32.into()),
-                    // An attribute named like a fixed field replaces it.
-                    ("body", "from attributes".into()),
                 ],
                 "user 1000 ran \"sh\" — <script>\u{7f}",
             ),
         ];
         for r in &cases {
-            assert_eq!(json_line(r), to_json(r).to_string());
+            let line = json_line(r);
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(parsed, to_json(r), "{line}");
         }
-        assert!(json_line(&cases[1]).contains(r#""process.pid":43"#));
+        let line = json_line(&cases[1]);
+        assert!(line.starts_with(r#"{"time":"2025-11-24T"#), "{line}");
+        assert!(
+            line.find("process.pid").unwrap() < line.find("process.command_args").unwrap(),
+            "attributes keep the family's order: {line}"
+        );
+        assert!(line.contains(r#""a.first":"0123456789abcdef0123456789abcdef\u001f""#));
+    }
+
+    /// The word-at-a-time test agrees with the byte-at-a-time one for every byte value at every position
+    /// of strings from 0 to 17 bytes, between any neighbours (ASCII, UTF-8 continuation bytes).
+    #[test]
+    fn needs_escape_is_exact() {
+        let naive = |b: &[u8]| b.iter().any(|&x| x < 0x20 || x == b'"' || x == b'\\');
+        for len in 1..=17 {
+            for fill in [b'a', 0xa9, b'~', b' ', 0x21, 0x5d] {
+                for pos in 0..len {
+                    for x in 0..=255u8 {
+                        let mut b = vec![fill; len];
+                        b[pos] = x;
+                        assert_eq!(needs_escape(&b), naive(&b), "{b:?}");
+                    }
+                }
+            }
+        }
+        assert!(!needs_escape(b""));
+    }
+
+    /// Every kind, with every optional part of the process filled in, and every finding source over it:
+    /// no attribute name repeats (the JSON line relies on it) and the line parses back to the record.
+    #[test]
+    fn unique_attribute_names() {
+        use crate::families::encode::{bare_event, exec, exit, file, fork, header, net, sys};
+        use crate::model::{EventKind, Family, FindingSource, Parent, Part, Severity};
+        use tripline_common::{flags, sysop};
+
+        let rich = |bytes: &[u8]| {
+            let mut ev = bare_event(bytes);
+            let p = &mut ev.process;
+            (p.pid, p.ppid, p.current_ppid, p.uid, p.euid) = (7, 5, 1, 1000, 0);
+            p.exe = "/usr/bin/python3".into();
+            p.script = Some("/tmp/x.py".into());
+            p.exe_resolution = "spelled";
+            p.args = vec!["python3".to_string(), "/tmp/x.py".into()].into();
+            p.stdio_socket = true;
+            p.auid = Some(1000);
+            ev.parent = Some(Parent {
+                exe: "/usr/bin/bash".into(),
+                script: Some("/etc/rc".into()),
+                args: vec!["bash".to_string()].into(),
+                ..Parent::default()
+            });
+            ev.ancestors = vec!["/usr/bin/bash".into(), "/usr/lib/systemd/systemd".into()];
+            ev.wire_flags = flags::READ_ERROR;
+            ev
+        };
+        let mut checked = 0;
+        for k in EventKind::ALL {
+            for result in [0, -13] {
+                let h = header(k.wire(), 0, 7);
+                let bytes = match k.family() {
+                    Family::Process => match k {
+                        EventKind::Fork => fork(h, 8, 9),
+                        EventKind::Exit => exit(h, 0x0109),
+                        _ => exec(h, "./x", &["x"]),
+                    },
+                    Family::Net => net(
+                        h,
+                        "127.0.0.1:1".parse().unwrap(),
+                        "10.0.0.2:443".parse().unwrap(),
+                        result,
+                    ),
+                    Family::File => file(h, "/etc/x", Some("/etc/y"), 0o4755, result),
+                    Family::Privilege | Family::Tamper | Family::IoUring => {
+                        sys(h, sysop::SETUID, [0, 1, 2, 3], Some("name"), result)
+                    }
+                };
+                let ev = Arc::new(rich(&bytes));
+                let rule = FindingSource::Rule {
+                    id: "r".into(),
+                    description: "d".into(),
+                    category: "execution".into(),
+                    techniques: vec!["T1059".into()],
+                    ruleset: "default".into(),
+                };
+                let anomaly = FindingSource::Anomaly {
+                    model: "process_lineage".into(),
+                    key: "a -> b".into(),
+                };
+                let tamper = FindingSource::Tamper {
+                    reason: "unclean_stop",
+                    detail: "d".into(),
+                    gap_seconds: Some(3),
+                };
+                let account = crate::model::account::AccountChange {
+                    kind: crate::model::account::AccountChangeKind::ALL[0],
+                    name: "eve".into(),
+                    group: Some("sudo".into()),
+                    old: Some("1".into()),
+                    new: Some("2".into()),
+                };
+                let part = |source: &FindingSource| Part {
+                    source: source.clone(),
+                    severity: Severity::high,
+                    summary: "s".into(),
+                    event: ev.clone(),
+                    account: None,
+                };
+                let mut records = vec![event_record(&ev)];
+                for source in [rule, anomaly, tamper] {
+                    records.push(finding_record(&Finding {
+                        id: "f".into(),
+                        time: ev.time,
+                        severity: Severity::high,
+                        summary: "s".into(),
+                        parts: vec![part(&source), part(&source)],
+                        source,
+                        event: ev.clone(),
+                        account: Some(account.clone()),
+                    }));
+                }
+                for r in &records {
+                    assert!(unique_names(r), "{k:?}: {:?}", r.attributes);
+                    let parsed: serde_json::Value = serde_json::from_str(&json_line(r)).unwrap();
+                    assert_eq!(parsed, to_json(r));
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, EventKind::ALL.len() * 2 * 4);
     }
 }
