@@ -37,30 +37,39 @@ impl Model {
                 if parent.is_empty() {
                     return None;
                 }
-                Some(format!("{} -> {exe}", normalize_exe(parent)))
+                Some(concat(&[&normalize_exe(parent), " -> ", exe]))
             }
             (Model::ProcessUser, EventData::Exec { .. }) => {
-                Some(format!("{exe} -> {}", user_name(ev.process.euid)))
+                Some(concat(&[exe, " -> ", &user_name(ev.process.euid)]))
             }
-            (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => Some(
-                format!("{exe} -> {}/{}", n.local.port(), n.transport.as_str()),
-            ),
+            (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => {
+                Some(concat(&[
+                    exe,
+                    " -> ",
+                    itoa::Buffer::new().format(n.local.port()),
+                    "/",
+                    n.transport.as_str(),
+                ]))
+            }
             (Model::OutboundPort, EventData::Net(n))
                 if ev.kind == EventKind::Connect && n.succeeded() =>
             {
-                Some(format!(
-                    "{exe} -> {}/{} {}",
-                    port_class(n.peer.port()),
+                Some(concat(&[
+                    exe,
+                    " -> ",
+                    &port_class(n.peer.port()),
+                    "/",
                     n.transport.as_str(),
-                    addr_class(n.peer.ip())
-                ))
+                    " ",
+                    addr_class(n.peer.ip()),
+                ]))
             }
             (Model::IoUringUser, EventData::Sys(_)) if ev.kind == EventKind::IoUringSetup => {
                 Some(exe.to_string())
             }
             (Model::SensitiveReader, EventData::File(f)) if ev.kind == EventKind::SensitiveRead => {
                 let class = f.detail.sensitive.map(|c| c.as_str()).unwrap_or("unknown");
-                Some(format!("{class} -> {exe}"))
+                Some(concat(&[class, " -> ", exe]))
             }
             (Model::FileWriter, EventData::File(f))
                 if f.resolved && f.succeeded() && ev.kind != EventKind::SensitiveRead =>
@@ -71,15 +80,27 @@ impl Model {
                     .rsplit_once('/')
                     .map(|(d, _)| if d.is_empty() { "/" } else { d })
                     .unwrap_or("/");
-                Some(format!(
-                    "{} -> {exe} ({})",
-                    normalize_exe(dir),
-                    user_name(ev.process.euid)
-                ))
+                Some(concat(&[
+                    &normalize_exe(dir),
+                    " -> ",
+                    exe,
+                    " (",
+                    &user_name(ev.process.euid),
+                    ")",
+                ]))
             }
             _ => None,
         }
     }
+}
+
+/// The parts joined into one string (a key is built per event: no formatting machinery).
+fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
 }
 
 /// The program part of every model's key: the script for an interpreter running one, else the canonical

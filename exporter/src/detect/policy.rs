@@ -749,6 +749,12 @@ pub struct EventStrings<'a> {
     parent_exe: OnceCell<Option<Candidate<'a>>>,
     parent_name: OnceCell<Option<Candidate<'a>>>,
     args_line: OnceCell<String>,
+    ancestors: OnceCell<Vec<Candidate<'a>>>,
+    ancestor_names: OnceCell<Vec<Candidate<'a>>>,
+    file_paths: OnceCell<Vec<Candidate<'a>>>,
+    script: OnceCell<Option<Candidate<'a>>>,
+    exec_filename: OnceCell<Option<Candidate<'a>>>,
+    exec_filename_name: OnceCell<Option<Candidate<'a>>>,
 }
 
 impl<'a> EventStrings<'a> {
@@ -760,7 +766,67 @@ impl<'a> EventStrings<'a> {
             parent_exe: OnceCell::new(),
             parent_name: OnceCell::new(),
             args_line: OnceCell::new(),
+            ancestors: OnceCell::new(),
+            ancestor_names: OnceCell::new(),
+            file_paths: OnceCell::new(),
+            script: OnceCell::new(),
+            exec_filename: OnceCell::new(),
+            exec_filename_name: OnceCell::new(),
         }
+    }
+
+    fn script(&self) -> Option<&Candidate<'a>> {
+        self.script
+            .get_or_init(|| self.ev.process.script.as_deref().map(Candidate::new))
+            .as_ref()
+    }
+
+    /// The path an exec was asked for, as spelled (exec events only).
+    fn exec_filename(&self) -> Option<&Candidate<'a>> {
+        self.exec_filename
+            .get_or_init(|| match &self.ev.data {
+                EventData::Exec { filename, .. } => Some(Candidate::new(filename.as_str())),
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    /// The file name of the path an exec was asked for (exec events only).
+    fn exec_filename_name(&self) -> Option<&Candidate<'a>> {
+        self.exec_filename_name
+            .get_or_init(|| match &self.ev.data {
+                EventData::Exec { filename, .. } => Some(Candidate::new(name_of(filename))),
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    fn ancestors(&self) -> &[Candidate<'a>] {
+        self.ancestors.get_or_init(|| {
+            self.ev
+                .ancestors
+                .iter()
+                .map(|a| Candidate::new(a.as_str()))
+                .collect()
+        })
+    }
+
+    fn ancestor_names(&self) -> &[Candidate<'a>] {
+        self.ancestor_names.get_or_init(|| {
+            self.ev
+                .ancestors
+                .iter()
+                .map(|a| Candidate::new(name_of(a.as_str())))
+                .collect()
+        })
+    }
+
+    /// The paths a file event changes (`File::changed_paths`); empty for other events.
+    fn file_paths(&self) -> &[Candidate<'a>] {
+        self.file_paths.get_or_init(|| match self.ev.file() {
+            Some(f) => f.changed_paths(self.ev.kind).map(Candidate::new).collect(),
+            None => Vec::new(),
+        })
     }
 
     fn exe(&self) -> &Candidate<'a> {
@@ -821,25 +887,26 @@ impl Conditions {
         // by counts too (`gcc` runs `x86_64-linux-gnu-gcc-12`, `cc` goes through /etc/alternatives):
         // more ways in, never more ways out (exceptions see the canonical name only).
         if let Some(g) = &self.exe_name {
-            let as_started = match &ev.data {
-                EventData::Exec { filename, .. } if self.exe_name_as_started => {
-                    Some(name_of(filename))
-                }
-                _ => None,
-            };
+            let as_started = self
+                .exe_name_as_started
+                .then(|| strings.exec_filename_name())
+                .flatten();
             if !(g.is_match_candidate(strings.exe_name())
-                || as_started.is_some_and(|n| g.is_match(n)))
+                || as_started.is_some_and(|n| g.is_match_candidate(n)))
             {
                 return false;
             }
         }
         if let Some(g) = &self.script_path {
-            if !p.script.as_deref().is_some_and(|s| g.is_match(s)) {
+            if !strings.script().is_some_and(|s| g.is_match_candidate(s)) {
                 return false;
             }
         }
         if let Some(g) = &self.exec_filename {
-            if !matches!(&ev.data, EventData::Exec { filename, .. } if g.is_match(filename)) {
+            if !strings
+                .exec_filename()
+                .is_some_and(|f| g.is_match_candidate(f))
+            {
                 return false;
             }
         }
@@ -869,12 +936,16 @@ impl Conditions {
             }
         }
         if let Some(g) = &self.ancestor_path {
-            if !ev.ancestors.iter().any(|a| g.is_match(a)) {
+            if !strings.ancestors().iter().any(|a| g.is_match_candidate(a)) {
                 return false;
             }
         }
         if let Some(g) = &self.ancestor_name {
-            if !ev.ancestors.iter().any(|a| g.is_match(name_of(a))) {
+            if !strings
+                .ancestor_names()
+                .iter()
+                .any(|a| g.is_match_candidate(a))
+            {
                 return false;
             }
         }
@@ -924,8 +995,7 @@ impl Conditions {
             }
         }
         if let Some(g) = &self.file_path {
-            let Some(f) = ev.file() else { return false };
-            if !f.changed_paths(ev.kind).any(|p| g.is_match(p)) {
+            if !strings.file_paths().iter().any(|p| g.is_match_candidate(p)) {
                 return false;
             }
         }

@@ -8,7 +8,10 @@ pub mod ingest;
 pub mod procfs;
 pub mod redact;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+// Keyed by pid: a fast hasher (seeded per process), not SipHash; looked up several times per event.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::path::PathBuf;
 
 use tripline_common::Header;
