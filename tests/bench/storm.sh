@@ -17,7 +17,7 @@ W=./target/release/examples/workload
 if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --bin tripline --example workload >/dev/null
 fi
-out=$(mktemp -d /tmp/tripline-storm.XXXXXX)
+out=$(mktemp -d ${STORM_OUT:-/tmp}/tripline-storm.XXXXXX)
 # Every event as a JSON line, no rotation (a rotated-away file would look like loss).
 # The file storm's application directory on tmpfs: the disk's own cost would hide tripline's.
 app=$(mktemp -d /dev/shm/tripline-storm-app.XXXXXX)

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::render::{event_record, json_line};
+use super::render::{event_record, json_line, json_line_into};
 use super::JsonlConfig;
 use crate::model::record::Record;
 use crate::model::Event;
@@ -49,6 +49,9 @@ impl Item {
     }
 }
 
+/// Bytes gathered before a write(2) while lines keep coming (a storm): fewer, larger writes.
+const WRITE_BUFFER: usize = 256 << 10;
+
 enum Out {
     Stdout(std::io::Stdout),
     File {
@@ -68,17 +71,17 @@ impl Out {
         let written = f.metadata()?.len();
         Ok(Out::File {
             path: path.to_path_buf(),
-            w: BufWriter::new(f),
+            w: BufWriter::with_capacity(WRITE_BUFFER, f),
             written,
             max,
         })
     }
 
-    fn write_line(&mut self, line: &str, more_queued: bool) -> std::io::Result<()> {
+    fn write_line(&mut self, line: &[u8], more_queued: bool) -> std::io::Result<()> {
         match self {
             Out::Stdout(s) => {
                 let mut l = s.lock();
-                l.write_all(line.as_bytes())?;
+                l.write_all(line)?;
                 l.write_all(b"\n")?;
                 l.flush()
             }
@@ -93,10 +96,13 @@ impl Out {
                     let mut rotated = path.as_os_str().to_owned();
                     rotated.push(".1");
                     std::fs::rename(&*path, &rotated)?;
-                    *w = BufWriter::new(OpenOptions::new().create(true).append(true).open(&*path)?);
+                    *w = BufWriter::with_capacity(
+                        WRITE_BUFFER,
+                        OpenOptions::new().create(true).append(true).open(&*path)?,
+                    );
                     *written = 0;
                 }
-                w.write_all(line.as_bytes())?;
+                w.write_all(line)?;
                 w.write_all(b"\n")?;
                 *written += line.len() as u64 + 1;
                 if !more_queued {
@@ -122,6 +128,8 @@ impl JsonlSink {
             .name("jsonl".into())
             .spawn(move || {
                 let mut stdout_gone = false;
+                // Every event is rendered into this one buffer.
+                let mut buf = Vec::new();
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
                     while let Some(item) = next.take() {
@@ -131,11 +139,15 @@ impl JsonlSink {
                         if stdout_gone {
                             continue;
                         }
-                        let line = match item {
-                            Item::Line(l) => l,
-                            Item::Event(ev) => json_line(&event_record(&ev)),
+                        let line = match &item {
+                            Item::Line(l) => l.as_bytes(),
+                            Item::Event(ev) => {
+                                buf.clear();
+                                json_line_into(&mut buf, &event_record(ev));
+                                &buf
+                            }
                         };
-                        if let Err(e) = out.write_line(&line, next.is_some()) {
+                        if let Err(e) = out.write_line(line, next.is_some()) {
                             if matches!(out, Out::Stdout(_))
                                 && e.kind() == std::io::ErrorKind::BrokenPipe
                             {
@@ -216,6 +228,51 @@ mod tests {
 
     use super::*;
     use crate::model::record::Record;
+
+    /// Events are rendered by the writer thread; findings' lines are written as given, in queue order.
+    #[test]
+    fn events_are_rendered_by_the_writer() {
+        use crate::families::encode::{bare_event, exec, header};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let metrics = Metrics::default();
+        let mut sink = JsonlSink::open(&JsonlConfig::default(), &path, &metrics).unwrap();
+        let mut ev = bare_event(&exec(
+            header(tripline_common::kind::EXEC, 0, 9),
+            "/bin/x",
+            &["x", "a \"b\""],
+        ));
+        ev.process.args = vec!["x".to_string(), "a \"b\"".into()].into();
+        let ev = Arc::new(ev);
+        let finding = Record {
+            event_name: "tripline.rule.match",
+            time: SystemTime::UNIX_EPOCH,
+            severity_number: 17,
+            severity_text: "ERROR",
+            body: "f".into(),
+            attributes: vec![],
+        };
+        sink.write_event(&ev);
+        sink.write(&finding);
+        sink.write_event(&ev);
+        sink.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let event_json = crate::sinks::render::to_json(&event_record(&ev));
+        assert_eq!(
+            lines,
+            vec![
+                event_json.clone(),
+                crate::sinks::render::to_json(&finding),
+                event_json
+            ]
+        );
+        assert_eq!(lines[0]["process.command_args"][1], "a \"b\"");
+        assert_eq!(metrics.lost(Stage::jsonl).get(), 0);
+    }
 
     /// An output that stops taking lines (a FIFO nobody reads): the queue holds at most its byte
     /// budget (plus the line that crossed it), and every line beyond is dropped and counted.

@@ -145,22 +145,31 @@ pub fn to_json(r: &Record) -> serde_json::Value {
 /// (`--events.level all`), so it is on the hot path. A record's attribute names are unique (the families'
 /// contract, tested in `unique_attribute_names`).
 pub fn json_line(r: &Record) -> String {
+    let mut out = Vec::new();
+    json_line_into(&mut out, r);
+    // Only whole &str values and ASCII punctuation were written: valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`json_line`] appended to `out` (a buffer the caller reuses: the JSON-lines writer renders every
+/// event into one).
+pub fn json_line_into(out: &mut Vec<u8>, r: &Record) {
     debug_assert!(
         unique_names(r),
         "{}: duplicate attribute names",
         r.event_name
     );
-    let mut out: Vec<u8> = Vec::with_capacity(512 + 48 * r.attributes.len() + r.body.len());
+    out.reserve(1024 + 48 * r.attributes.len() + r.body.len());
     out.extend_from_slice(b"{\"time\":");
-    json_str(&mut out, &rfc3339(r.time));
+    json_str(out, &rfc3339(r.time));
     out.extend_from_slice(b",\"event.name\":");
-    json_str(&mut out, r.event_name);
+    json_str(out, r.event_name);
     out.extend_from_slice(b",\"severity_text\":");
-    json_str(&mut out, r.severity_text);
+    json_str(out, r.severity_text);
     out.extend_from_slice(b",\"severity_number\":");
     out.extend_from_slice(itoa::Buffer::new().format(r.severity_number).as_bytes());
     out.extend_from_slice(b",\"body\":");
-    json_str(&mut out, &r.body);
+    json_str(out, &r.body);
     for (k, v) in &r.attributes {
         // Attribute names are the families' static names (letters, digits, `.` and `_`).
         debug_assert!(!needs_escape(k.as_bytes()), "{k}");
@@ -171,14 +180,14 @@ pub fn json_line(r: &Record) -> String {
             Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             v => match (v.as_str(), v.strs()) {
-                (Some(s), _) => json_str(&mut out, s),
+                (Some(s), _) => json_str(out, s),
                 (None, a) => {
                     out.push(b'[');
                     for (i, s) in a.into_iter().flat_map(|a| a.iter()).enumerate() {
                         if i > 0 {
                             out.push(b',');
                         }
-                        json_str(&mut out, s);
+                        json_str(out, s);
                     }
                     out.push(b']');
                 }
@@ -186,8 +195,6 @@ pub fn json_line(r: &Record) -> String {
         }
     }
     out.push(b'}');
-    // Only whole &str values and ASCII punctuation were written: valid UTF-8.
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A JSON string. Most strings need no escaping (no control character, quote or backslash): they are
