@@ -4,6 +4,8 @@
 #   KIND=tcp|exec|file (default tcp)  RATE=operations/s (default 50000 pairs = 100k events/s for tcp;
 #   exec: 3 events per operation; file: 1 file_write per open+write+close of a file in a watched
 #   application directory)  DURATION=30  THREADS=2  PORT=19798
+#   STORM_OUT=/tmp (where the JSON-lines file goes; /dev/shm takes the disk out of the measurement)
+#   TRIPLINE=./target/release/tripline (another binary: compare builds in interleaved runs)
 # Usage: tests/bench/storm.sh   (root; builds release binaries first; prints one summary block)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,7 +44,7 @@ idle_rss=$(rss_kib)
 cpu0=$(cpu_ticks)
 lost0=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^tripline_events_lost_total/ {print}')
 
-( max=0; while kill -0 $pid 2>/dev/null; do r=$(rss_kib); [ "$r" -gt "$max" ] && max=$r && echo $max >"$out/rss_max"; sleep 0.5; done ) &
+( max=0; while kill -0 $pid 2>/dev/null; do r=$(rss_kib); [ "$r" -gt "$max" ] && max=$r && echo $max >"$out/rss_max.tmp" && mv "$out/rss_max.tmp" "$out/rss_max"; sleep 0.5; done ) &
 sampler=$!
 WORKLOAD_FILE="$app/storm.dat" "$W" "$KIND-storm" "$RATE" "$SECS" "$THREADS" >"$out/made" &
 wpid=$!

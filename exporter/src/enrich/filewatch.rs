@@ -307,12 +307,9 @@ impl FileWatch {
         };
         let base = |dirfd: i32| -> Option<String> {
             let link = if dirfd == -100 {
-                procfs.join(pid.to_string()).join("cwd")
+                super::proc_path(procfs, pid, "cwd")
             } else {
-                procfs
-                    .join(pid.to_string())
-                    .join("fd")
-                    .join(dirfd.to_string())
+                super::proc_path(procfs, pid, &format!("fd/{dirfd}"))
             };
             std::fs::read_link(link)
                 .ok()
@@ -321,7 +318,7 @@ impl FileWatch {
         let mut resolved = true;
         // link/symlink: the first path may be a symlink's target text, which is not resolved.
         let first_is_text = ev.kind == crate::model::EventKind::FileLink;
-        let root = procfs.join(pid.to_string()).join("root");
+        let root = super::proc_path(procfs, pid, "root");
         for (i, p) in std::iter::once(&mut f.path)
             .chain(f.new_path.as_mut())
             .enumerate()

@@ -60,7 +60,7 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     fn link(&self, pid: u32, what: &str) -> Option<String> {
-        std::fs::read_link(self.procfs.join(pid.to_string()).join(what))
+        std::fs::read_link(super::proc_path(self.procfs, pid, what))
             .ok()
             .map(|p| p.display().to_string())
     }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 // Keyed by pid: a fast hasher (seeded per process), not SipHash; looked up several times per event.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tripline_common::Header;
 
@@ -288,9 +288,8 @@ impl ProcessTree {
 
     /// Whether fds 0 and 1 of `pid` are both sockets (a shell or interpreter wired to a connection).
     fn stdio_is_socket(&self, pid: u32) -> bool {
-        let fd = self.procfs.join(pid.to_string()).join("fd");
-        ["0", "1"].iter().all(|n| {
-            std::fs::read_link(fd.join(n))
+        ["fd/0", "fd/1"].iter().all(|n| {
+            std::fs::read_link(proc_path(&self.procfs, pid, n))
                 .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
         })
     }
@@ -445,6 +444,17 @@ fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
     }
 }
 
+/// `<procfs>/<pid>/<rest>`, built in one buffer (several times per event: no intermediate paths).
+pub(crate) fn proc_path(procfs: &Path, pid: u32, rest: &str) -> PathBuf {
+    let mut s = std::ffi::OsString::with_capacity(procfs.as_os_str().len() + 12 + rest.len());
+    s.push(procfs.as_os_str());
+    s.push("/");
+    s.push(itoa::Buffer::new().format(pid));
+    s.push("/");
+    s.push(rest);
+    PathBuf::from(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +464,16 @@ mod tests {
     use tripline_common::{kind, ExecEvent, ExitEvent, ForkEvent};
 
     const TICK: u64 = 10_000_000;
+
+    #[test]
+    fn proc_path_is_the_joined_path() {
+        for (root, pid, rest) in [("/proc", 42, "fd/0"), ("/tmp/x/proc", 4_000_000, "cwd")] {
+            assert_eq!(
+                proc_path(Path::new(root), pid, rest),
+                Path::new(root).join(pid.to_string()).join(rest)
+            );
+        }
+    }
 
     fn tree() -> ProcessTree {
         // An empty procfs: nothing is seeded or looked up.
