@@ -1,5 +1,6 @@
-//! Sinks: where events and findings go as log records (JSON lines, OTLP). Records are rendered once per
-//! event or finding, and only when a sink that wants them is on (`render`).
+//! Sinks: where events and findings go as log records (JSON lines, OTLP). Records are rendered (`render`)
+//! only for a sink that wants them: a finding once, for every sink; an event by the JSON-lines thread
+//! (off the detection thread) and, when OTLP takes events too, once more for OTLP.
 pub mod jsonl;
 pub mod otlp;
 pub mod render;
