@@ -868,7 +868,8 @@ impl<'a> EventStrings<'a> {
 }
 
 impl Conditions {
-    // Long on purpose: one early return per condition field, in the order of `RawConditions`.
+    // Long on purpose: one early return per condition field; the cheap ones (kinds, flags, ids, ports,
+    // results) first, so most rules are out before any string is matched.
     pub fn matches(&self, strings: &EventStrings<'_>, ctx: &Context) -> bool {
         let ev = strings.ev;
         if let Some(k) = &self.kind {
@@ -877,75 +878,12 @@ impl Conditions {
             }
         }
         let p = &ev.process;
-        if let Some(g) = &self.exe_path {
-            if !g.is_match_candidate(strings.exe()) {
-                return false;
-            }
-        }
-        // The executable's canonical file name (comm only when the path is unknown): never comm, which
-        // any process can set with prctl(PR_SET_NAME). To match an exec, the file name it was executed
-        // by counts too (`gcc` runs `x86_64-linux-gnu-gcc-12`, `cc` goes through /etc/alternatives):
-        // more ways in, never more ways out (exceptions see the canonical name only).
-        if let Some(g) = &self.exe_name {
-            let as_started = self
-                .exe_name_as_started
-                .then(|| strings.exec_filename_name())
-                .flatten();
-            if !(g.is_match_candidate(strings.exe_name())
-                || as_started.is_some_and(|n| g.is_match_candidate(n)))
-            {
-                return false;
-            }
-        }
-        if let Some(g) = &self.script_path {
-            if !strings.script().is_some_and(|s| g.is_match_candidate(s)) {
-                return false;
-            }
-        }
-        if let Some(g) = &self.exec_filename {
-            if !strings
-                .exec_filename()
-                .is_some_and(|f| g.is_match_candidate(f))
-            {
-                return false;
-            }
-        }
         for (want, have) in [
             (self.stdio_socket, ctx.stdio_socket),
             (self.connected_before, ctx.connected_before),
             (self.lifecycle_signal, ctx.lifecycle_signal),
         ] {
             if want.is_some_and(|w| w != have) {
-                return false;
-            }
-        }
-        if let Some(g) = &self.parent_path {
-            if !strings
-                .parent_exe()
-                .is_some_and(|x| g.is_match_candidate(x))
-            {
-                return false;
-            }
-        }
-        if let Some(g) = &self.parent_name {
-            if !strings
-                .parent_name()
-                .is_some_and(|x| g.is_match_candidate(x))
-            {
-                return false;
-            }
-        }
-        if let Some(g) = &self.ancestor_path {
-            if !strings.ancestors().iter().any(|a| g.is_match_candidate(a)) {
-                return false;
-            }
-        }
-        if let Some(g) = &self.ancestor_name {
-            if !strings
-                .ancestor_names()
-                .iter()
-                .any(|a| g.is_match_candidate(a))
-            {
                 return false;
             }
         }
@@ -964,20 +902,6 @@ impl Conditions {
                 return false;
             }
         }
-        if let Some(needles) = &self.args_contain {
-            if !p
-                .args
-                .iter()
-                .any(|a| needles.iter().any(|n| a.contains(n.as_str())))
-            {
-                return false;
-            }
-        }
-        if let Some(re) = &self.args_regex {
-            if !re.is_match(strings.args_line()) {
-                return false;
-            }
-        }
         let net = ev.net();
         if let Some(ports) = &self.peer_port {
             if !net.is_some_and(|n| ports.contains(&n.peer.port())) {
@@ -991,11 +915,6 @@ impl Conditions {
         }
         if let Some(nets) = &self.peer_cidr {
             if !net.is_some_and(|n| nets.iter().any(|c| c.contains(&n.peer.ip()))) {
-                return false;
-            }
-        }
-        if let Some(g) = &self.file_path {
-            if !strings.file_paths().iter().any(|p| g.is_match_candidate(p)) {
                 return false;
             }
         }
@@ -1040,12 +959,6 @@ impl Conditions {
                 return false;
             }
         }
-        if let Some(g) = &self.xattr_name {
-            let name = ev.file().and_then(|f| f.detail.xattr_name.as_deref());
-            if !name.is_some_and(|n| g.is_match(n)) {
-                return false;
-            }
-        }
         if let Some(classes) = &self.sensitive_class {
             let c = ev.file().and_then(|f| f.detail.sensitive);
             if !c.is_some_and(|c| classes.contains(&c)) {
@@ -1057,6 +970,95 @@ impl Conditions {
                 .file()
                 .is_some_and(|f| ops.iter().any(|o| o == f.detail.operation))
             {
+                return false;
+            }
+        }
+        // The string conditions last: they are the costly ones (glob and regex matching).
+        if let Some(g) = &self.exe_path {
+            if !g.is_match_candidate(strings.exe()) {
+                return false;
+            }
+        }
+        // The executable's canonical file name (comm only when the path is unknown): never comm, which
+        // any process can set with prctl(PR_SET_NAME). To match an exec, the file name it was executed
+        // by counts too (`gcc` runs `x86_64-linux-gnu-gcc-12`, `cc` goes through /etc/alternatives):
+        // more ways in, never more ways out (exceptions see the canonical name only).
+        if let Some(g) = &self.exe_name {
+            let as_started = self
+                .exe_name_as_started
+                .then(|| strings.exec_filename_name())
+                .flatten();
+            if !(g.is_match_candidate(strings.exe_name())
+                || as_started.is_some_and(|n| g.is_match_candidate(n)))
+            {
+                return false;
+            }
+        }
+        if let Some(g) = &self.script_path {
+            if !strings.script().is_some_and(|s| g.is_match_candidate(s)) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.exec_filename {
+            if !strings
+                .exec_filename()
+                .is_some_and(|f| g.is_match_candidate(f))
+            {
+                return false;
+            }
+        }
+        if let Some(g) = &self.parent_path {
+            if !strings
+                .parent_exe()
+                .is_some_and(|x| g.is_match_candidate(x))
+            {
+                return false;
+            }
+        }
+        if let Some(g) = &self.parent_name {
+            if !strings
+                .parent_name()
+                .is_some_and(|x| g.is_match_candidate(x))
+            {
+                return false;
+            }
+        }
+        if let Some(g) = &self.ancestor_path {
+            if !strings.ancestors().iter().any(|a| g.is_match_candidate(a)) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.ancestor_name {
+            if !strings
+                .ancestor_names()
+                .iter()
+                .any(|a| g.is_match_candidate(a))
+            {
+                return false;
+            }
+        }
+        if let Some(needles) = &self.args_contain {
+            if !p
+                .args
+                .iter()
+                .any(|a| needles.iter().any(|n| a.contains(n.as_str())))
+            {
+                return false;
+            }
+        }
+        if let Some(re) = &self.args_regex {
+            if !re.is_match(strings.args_line()) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.file_path {
+            if !strings.file_paths().iter().any(|p| g.is_match_candidate(p)) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.xattr_name {
+            let name = ev.file().and_then(|f| f.detail.xattr_name.as_deref());
+            if !name.is_some_and(|n| g.is_match(n)) {
                 return false;
             }
         }
