@@ -736,6 +736,21 @@ fn compile(
     })
 }
 
+/// A glob condition on one of the event's strings: unset, or the string exists and matches. The
+/// candidate is built (once per event) only when the condition is set.
+#[inline(always)]
+fn glob_one<'c>(g: &Option<GlobSet>, c: impl FnOnce() -> Option<&'c Candidate<'c>>) -> bool {
+    g.as_ref()
+        .is_none_or(|g| c().is_some_and(|c| g.is_match_candidate(c)))
+}
+
+/// A glob condition on a list of the event's strings: unset, or any of them matches.
+#[inline(always)]
+fn glob_any<'c>(g: &Option<GlobSet>, cs: impl FnOnce() -> &'c [Candidate<'c>]) -> bool {
+    g.as_ref()
+        .is_none_or(|g| cs().iter().any(|c| g.is_match_candidate(c)))
+}
+
 fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -974,10 +989,8 @@ impl Conditions {
             }
         }
         // The string conditions last: they are the costly ones (glob and regex matching).
-        if let Some(g) = &self.exe_path {
-            if !g.is_match_candidate(strings.exe()) {
-                return false;
-            }
+        if !glob_one(&self.exe_path, || Some(strings.exe())) {
+            return false;
         }
         // The executable's canonical file name (comm only when the path is unknown): never comm, which
         // any process can set with prctl(PR_SET_NAME). To match an exec, the file name it was executed
@@ -994,48 +1007,14 @@ impl Conditions {
                 return false;
             }
         }
-        if let Some(g) = &self.script_path {
-            if !strings.script().is_some_and(|s| g.is_match_candidate(s)) {
-                return false;
-            }
-        }
-        if let Some(g) = &self.exec_filename {
-            if !strings
-                .exec_filename()
-                .is_some_and(|f| g.is_match_candidate(f))
-            {
-                return false;
-            }
-        }
-        if let Some(g) = &self.parent_path {
-            if !strings
-                .parent_exe()
-                .is_some_and(|x| g.is_match_candidate(x))
-            {
-                return false;
-            }
-        }
-        if let Some(g) = &self.parent_name {
-            if !strings
-                .parent_name()
-                .is_some_and(|x| g.is_match_candidate(x))
-            {
-                return false;
-            }
-        }
-        if let Some(g) = &self.ancestor_path {
-            if !strings.ancestors().iter().any(|a| g.is_match_candidate(a)) {
-                return false;
-            }
-        }
-        if let Some(g) = &self.ancestor_name {
-            if !strings
-                .ancestor_names()
-                .iter()
-                .any(|a| g.is_match_candidate(a))
-            {
-                return false;
-            }
+        if !(glob_one(&self.script_path, || strings.script())
+            && glob_one(&self.exec_filename, || strings.exec_filename())
+            && glob_one(&self.parent_path, || strings.parent_exe())
+            && glob_one(&self.parent_name, || strings.parent_name())
+            && glob_any(&self.ancestor_path, || strings.ancestors())
+            && glob_any(&self.ancestor_name, || strings.ancestor_names()))
+        {
+            return false;
         }
         if let Some(needles) = &self.args_contain {
             if !p
@@ -1051,10 +1030,8 @@ impl Conditions {
                 return false;
             }
         }
-        if let Some(g) = &self.file_path {
-            if !strings.file_paths().iter().any(|p| g.is_match_candidate(p)) {
-                return false;
-            }
+        if !glob_any(&self.file_path, || strings.file_paths()) {
+            return false;
         }
         if let Some(g) = &self.xattr_name {
             let name = ev.file().and_then(|f| f.detail.xattr_name.as_deref());
