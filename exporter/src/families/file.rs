@@ -182,7 +182,8 @@ pub(super) fn attributes(f: &File, a: &mut Attrs) {
     }
 }
 
-pub(super) fn summary(ev: &Event, f: &File, who: &str) -> String {
+pub(super) fn summary(ev: &Event, f: &File, out: &mut String) {
+    use std::fmt::Write;
     let verb = match ev.kind {
         EventKind::FileUnlink => "deleted",
         EventKind::FileRename => "renamed",
@@ -195,18 +196,14 @@ pub(super) fn summary(ev: &Event, f: &File, who: &str) -> String {
         _ if matches!(f.detail.operation, "truncate" | "ftruncate") => "truncated",
         _ => "opened for writing",
     };
-    let to = f
-        .new_path
-        .as_ref()
-        .or(f.detail.xattr_name.as_ref())
-        .map(|p| format!(" -> {p}"))
-        .unwrap_or_default();
-    let failed = if f.result < 0 {
-        format!(" (failed: {})", errno_name(-f.result))
-    } else {
-        String::new()
-    };
-    format!("{who} {verb} {}{to}{failed}", f.path)
+    // Writing into a String cannot fail.
+    let _ = write!(out, " {verb} {}", f.path);
+    if let Some(to) = f.new_path.as_ref().or(f.detail.xattr_name.as_ref()) {
+        let _ = write!(out, " -> {to}");
+    }
+    if f.result < 0 {
+        let _ = write!(out, " (failed: {})", errno_name(-f.result));
+    }
 }
 
 pub fn encode(

@@ -27,11 +27,13 @@ pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
     }
 }
 
-pub(super) fn summary(ev: &Event, x: &Sys, who: &str) -> String {
-    match ev.kind {
-        EventKind::IoUringSetup => format!("{who} created an io_uring ({} entries)", x.args[1]),
-        _ => format!("{who} submitted io_uring {}", opcode(x)),
-    }
+pub(super) fn summary(ev: &Event, x: &Sys, out: &mut String) {
+    use std::fmt::Write;
+    // Writing into a String cannot fail.
+    let _ = match ev.kind {
+        EventKind::IoUringSetup => write!(out, " created an io_uring ({} entries)", x.args[1]),
+        _ => write!(out, " submitted io_uring {}", opcode(x)),
+    };
 }
 
 #[cfg(test)]

@@ -159,9 +159,14 @@ pub fn attributes(ev: &Event) -> Attrs {
     a
 }
 
-/// A one-line human summary of an event (the log record's body).
+/// A one-line human summary of an event (the log record's body): who acted, then what the family says
+/// they did, written into one string.
 pub fn summary(ev: &Event) -> String {
-    let who = format!(
+    use std::fmt::Write;
+    let mut s = String::with_capacity(160);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        s,
         "{} (pid {}, ppid {}, uid {})",
         ev.process.exe_name(),
         ev.process.pid,
@@ -170,24 +175,24 @@ pub fn summary(ev: &Event) -> String {
     );
     match &ev.data {
         EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
-            process::summary(ev, &who)
+            process::summary(ev, &mut s)
         }
-        EventData::Net(n) => net::summary(ev, n, &who),
-        EventData::File(f) => file::summary(ev, f, &who),
-        EventData::Sys(x) if ev.kind.family() == Family::IoUring => io_uring::summary(ev, x, &who),
+        EventData::Net(n) => net::summary(ev, n, &mut s),
+        EventData::File(f) => file::summary(ev, f, &mut s),
+        EventData::Sys(x) if ev.kind.family() == Family::IoUring => {
+            io_uring::summary(ev, x, &mut s)
+        }
         EventData::Sys(x) => {
-            let r = if x.result < 0 {
-                format!(" (failed: {})", errno_name(-x.result))
-            } else {
-                String::new()
-            };
-            format!(
-                "{who} called {}{}{r}",
-                x.syscall,
-                x.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
-            )
+            let _ = write!(s, " called {}", x.syscall);
+            if let Some(n) = &x.name {
+                let _ = write!(s, " {n}");
+            }
+            if x.result < 0 {
+                let _ = write!(s, " (failed: {})", errno_name(-x.result));
+            }
         }
     }
+    s
 }
 
 /// A privilege or kernel-tampering syscall (`SysEvent`): its name, raw arguments and result. Shared by the

@@ -76,17 +76,20 @@ pub(super) fn attributes(ev: &Event, n: &Net, a: &mut Attrs) {
     }
 }
 
-pub(super) fn summary(ev: &Event, n: &Net, who: &str) -> String {
-    match ev.kind {
-        EventKind::Listen => format!("{who} listens on {}", n.local),
-        EventKind::Accept => format!("{who} accepted {} on {}", n.peer, n.local),
-        _ if n.result < 0 => format!(
-            "{who} failed to connect to {} ({})",
+pub(super) fn summary(ev: &Event, n: &Net, out: &mut String) {
+    use std::fmt::Write;
+    // Writing into a String cannot fail.
+    let _ = match ev.kind {
+        EventKind::Listen => write!(out, " listens on {}", n.local),
+        EventKind::Accept => write!(out, " accepted {} on {}", n.peer, n.local),
+        _ if n.result < 0 => write!(
+            out,
+            " failed to connect to {} ({})",
             n.peer,
             errno_name(-n.result)
         ),
-        _ => format!("{who} connected to {}", n.peer),
-    }
+        _ => write!(out, " connected to {}", n.peer),
+    };
 }
 
 pub fn encode(

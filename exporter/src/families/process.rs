@@ -175,15 +175,17 @@ pub(super) fn attributes(ev: &Event, a: &mut Attrs) {
     }
 }
 
-pub(super) fn summary(ev: &Event, who: &str) -> String {
-    match &ev.data {
-        EventData::Fork { child_pid, .. } => format!("{who} forked pid {child_pid}"),
-        EventData::Exit { status } => format!("{who} exited with status {status}"),
+pub(super) fn summary(ev: &Event, out: &mut String) {
+    use std::fmt::Write;
+    // Writing into a String cannot fail.
+    let _ = match &ev.data {
+        EventData::Fork { child_pid, .. } => write!(out, " forked pid {child_pid}"),
+        EventData::Exit { status } => write!(out, " exited with status {status}"),
         _ => match &ev.process.script {
-            Some(script) => format!("{who} executed {} running {script}", ev.process.exe),
-            None => format!("{who} executed {}", ev.process.exe),
+            Some(script) => write!(out, " executed {} running {script}", ev.process.exe),
+            None => write!(out, " executed {}", ev.process.exe),
         },
-    }
+    };
 }
 
 pub mod encode {

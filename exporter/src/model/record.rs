@@ -201,9 +201,46 @@ pub fn errno_name(errno: i64) -> String {
     name.to_string()
 }
 
-/// RFC 3339 with nanoseconds, UTC.
+/// RFC 3339 with nanoseconds, UTC (`2026-12-06T10:00:00.123456789Z`). A time past 9999 (a broken
+/// clock) is clamped to the last nanosecond of 9999 and one before year 0 to its start, instead of
+/// panicking (`time` converts only years 0 to 9999 without its large-dates feature).
 pub fn rfc3339(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    dt.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    const YEAR_10000: u64 = 253_402_300_800;
+    let format = |dt: time::OffsetDateTime| {
+        dt.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() < YEAR_10000 => format(time::OffsetDateTime::from(t)),
+        Ok(_) => format(time::OffsetDateTime::from(
+            SystemTime::UNIX_EPOCH + std::time::Duration::new(YEAR_10000 - 1, 999_999_999),
+        )),
+        Err(before) => time::Duration::try_from(before.duration())
+            .ok()
+            .and_then(|d| time::OffsetDateTime::UNIX_EPOCH.checked_sub(d))
+            .map(format)
+            .unwrap_or_else(|| "0000-01-01T00:00:00Z".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_in_and_out_of_the_fast_range() {
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_765_015_200, 123_456_789);
+        assert_eq!(rfc3339(t), "2025-12-06T10:00:00.123456789Z");
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_015_200);
+        assert_eq!(rfc3339(whole), "2025-12-06T10:00:00Z");
+        // Before 1970 and past 9999: still a timestamp, no panic.
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(rfc3339(before), "1969-12-31T00:00:00Z");
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_800 + 86_400);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999999999Z");
+        let ancient = SystemTime::UNIX_EPOCH - Duration::from_secs(400_000_000_000);
+        assert_eq!(rfc3339(ancient), "0000-01-01T00:00:00Z");
+    }
 }
