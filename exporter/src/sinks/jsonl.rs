@@ -275,24 +275,11 @@ mod tests {
     }
 
     /// An output that stops taking lines (a FIFO nobody reads): the queue holds at most its byte
-    /// budget (plus the line that crossed it), and every line beyond is dropped and counted.
+    /// budget (plus the item that crossed it), and every item beyond is dropped and counted, for
+    /// finding lines and for events alike.
     #[test]
     fn a_stuck_output_holds_at_most_the_byte_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("out");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        // A reader that never reads, so the sink's open for writing does not block.
-        let _reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)
-            .unwrap();
-        let metrics = Metrics::default();
-        let config = JsonlConfig {
-            queue_bytes: 65536,
-            ..JsonlConfig::default()
-        };
-        let mut sink = JsonlSink::open(&config, &fifo, &metrics).unwrap();
+        use crate::families::encode::{bare_event, exec, header};
         let record = Record {
             event_name: "tripline.process.exec",
             time: SystemTime::UNIX_EPOCH,
@@ -301,14 +288,45 @@ mod tests {
             body: "x".repeat(1000),
             attributes: vec![],
         };
-        let mut max_line = 0;
-        for _ in 0..2000 {
-            sink.write(&record);
-            max_line = max_line.max(Item::Line(json_line(&record)).size());
-            assert!(sink.queued_bytes() <= 65536 + max_line);
+        let mut ev = bare_event(&exec(
+            header(tripline_common::kind::EXEC, 0, 9),
+            "/bin/x",
+            &[],
+        ));
+        ev.process.args = vec!["x".repeat(1000)].into();
+        let ev = Arc::new(ev);
+        for events in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let fifo = dir.path().join("out");
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            // A reader that never reads, so the sink's open for writing does not block.
+            let _reader = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap();
+            let metrics = Metrics::default();
+            let config = JsonlConfig {
+                queue_bytes: 65536,
+                ..JsonlConfig::default()
+            };
+            let mut sink = JsonlSink::open(&config, &fifo, &metrics).unwrap();
+            let item_size = if events {
+                Item::Event(ev.clone()).size()
+            } else {
+                Item::Line(json_line(&record)).size()
+            };
+            for _ in 0..2000 {
+                if events {
+                    sink.write_event(&ev);
+                } else {
+                    sink.write(&record);
+                }
+                assert!(sink.queued_bytes() <= 65536 + item_size, "events: {events}");
+            }
+            // 2000 items of ~1 KiB or more: the pipe (64 KiB) and the budget (64 KiB) hold a fraction.
+            assert!(metrics.lost(Stage::jsonl).get() > 1000, "events: {events}");
+            std::mem::forget(sink); // its writer is blocked on the pipe for good: do not join it
         }
-        // 2000 lines of ~1 KiB: the pipe (64 KiB) and the budget (64 KiB) hold a fraction.
-        assert!(metrics.lost(Stage::jsonl).get() > 1000);
-        std::mem::forget(sink); // its writer is blocked on the pipe for good: do not join it
     }
 }
