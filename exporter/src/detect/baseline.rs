@@ -26,6 +26,7 @@ impl Model {
     /// [`Model::key`] with the event's normalised program already computed ([`program_key`]), so the
     /// engine normalises it once per event rather than once per model.
     pub fn key_with(self, ev: &Event, exe: &str) -> Option<String> {
+        // Keys are joined with `[..].concat()` (one allocation of the exact size; built per event).
         match (self, &ev.data) {
             (Model::NetworkProcess, EventData::Net(_)) => Some(exe.to_string()),
             (Model::ProcessLineage, EventData::Exec { .. }) => {
@@ -37,39 +38,43 @@ impl Model {
                 if parent.is_empty() {
                     return None;
                 }
-                Some(concat(&[&normalize_exe(parent), " -> ", exe]))
+                Some([&normalize_exe(parent), " -> ", exe].concat())
             }
             (Model::ProcessUser, EventData::Exec { .. }) => {
-                Some(concat(&[exe, " -> ", &user_name(ev.process.euid)]))
+                Some([exe, " -> ", &user_name(ev.process.euid)].concat())
             }
-            (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => {
-                Some(concat(&[
+            (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => Some(
+                [
                     exe,
                     " -> ",
                     itoa::Buffer::new().format(n.local.port()),
                     "/",
                     n.transport.as_str(),
-                ]))
-            }
+                ]
+                .concat(),
+            ),
             (Model::OutboundPort, EventData::Net(n))
                 if ev.kind == EventKind::Connect && n.succeeded() =>
             {
-                Some(concat(&[
-                    exe,
-                    " -> ",
-                    &port_class(n.peer.port()),
-                    "/",
-                    n.transport.as_str(),
-                    " ",
-                    addr_class(n.peer.ip()),
-                ]))
+                Some(
+                    [
+                        exe,
+                        " -> ",
+                        &port_class(n.peer.port()),
+                        "/",
+                        n.transport.as_str(),
+                        " ",
+                        addr_class(n.peer.ip()),
+                    ]
+                    .concat(),
+                )
             }
             (Model::IoUringUser, EventData::Sys(_)) if ev.kind == EventKind::IoUringSetup => {
                 Some(exe.to_string())
             }
             (Model::SensitiveReader, EventData::File(f)) if ev.kind == EventKind::SensitiveRead => {
                 let class = f.detail.sensitive.map(|c| c.as_str()).unwrap_or("unknown");
-                Some(concat(&[class, " -> ", exe]))
+                Some([class, " -> ", exe].concat())
             }
             (Model::FileWriter, EventData::File(f))
                 if f.resolved && f.succeeded() && ev.kind != EventKind::SensitiveRead =>
@@ -80,27 +85,21 @@ impl Model {
                     .rsplit_once('/')
                     .map(|(d, _)| if d.is_empty() { "/" } else { d })
                     .unwrap_or("/");
-                Some(concat(&[
-                    &normalize_exe(dir),
-                    " -> ",
-                    exe,
-                    " (",
-                    &user_name(ev.process.euid),
-                    ")",
-                ]))
+                Some(
+                    [
+                        &normalize_exe(dir),
+                        " -> ",
+                        exe,
+                        " (",
+                        &user_name(ev.process.euid),
+                        ")",
+                    ]
+                    .concat(),
+                )
             }
             _ => None,
         }
     }
-}
-
-/// The parts joined into one string (a key is built per event: no formatting machinery).
-fn concat(parts: &[&str]) -> String {
-    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        s.push_str(p);
-    }
-    s
 }
 
 /// The program part of every model's key: the script for an interpreter running one, else the canonical

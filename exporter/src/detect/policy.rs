@@ -751,6 +751,14 @@ fn glob_any<'c>(g: &Option<GlobSet>, cs: impl FnOnce() -> &'c [Candidate<'c>]) -
         .is_none_or(|g| cs().iter().any(|c| g.is_match_candidate(c)))
 }
 
+/// A list of candidates, built once on first use.
+fn candidates<'s, 'a, I: Iterator<Item = &'a str>>(
+    cell: &'s OnceCell<Vec<Candidate<'a>>>,
+    paths: impl FnOnce() -> I,
+) -> &'s [Candidate<'a>] {
+    cell.get_or_init(|| paths().map(Candidate::new).collect())
+}
+
 fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -817,30 +825,24 @@ impl<'a> EventStrings<'a> {
     }
 
     fn ancestors(&self) -> &[Candidate<'a>] {
-        self.ancestors.get_or_init(|| {
-            self.ev
-                .ancestors
-                .iter()
-                .map(|a| Candidate::new(a.as_str()))
-                .collect()
+        candidates(&self.ancestors, || {
+            self.ev.ancestors.iter().map(Text::as_str)
         })
     }
 
     fn ancestor_names(&self) -> &[Candidate<'a>] {
-        self.ancestor_names.get_or_init(|| {
-            self.ev
-                .ancestors
-                .iter()
-                .map(|a| Candidate::new(name_of(a.as_str())))
-                .collect()
+        candidates(&self.ancestor_names, || {
+            self.ev.ancestors.iter().map(|a| name_of(a.as_str()))
         })
     }
 
     /// The paths a file event changes (`File::changed_paths`); empty for other events.
     fn file_paths(&self) -> &[Candidate<'a>] {
-        self.file_paths.get_or_init(|| match self.ev.file() {
-            Some(f) => f.changed_paths(self.ev.kind).map(Candidate::new).collect(),
-            None => Vec::new(),
+        candidates(&self.file_paths, || {
+            self.ev
+                .file()
+                .into_iter()
+                .flat_map(|f| f.changed_paths(self.ev.kind))
         })
     }
 

@@ -24,24 +24,26 @@ pub enum Value {
     Texts(Vec<super::Text>),
 }
 
-impl Value {
-    /// The string, for every string form.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Str(s) => Some(s),
-            Value::Text(t) => Some(t),
-            Value::Static(s) => Some(s),
-            _ => None,
-        }
-    }
+/// What a value is, whatever form it is stored in: what renderers and comparisons look at.
+#[derive(Clone, Copy)]
+pub enum View<'a> {
+    Str(&'a str),
+    Int(i64),
+    Bool(bool),
+    Strs(Strs<'a>),
+}
 
-    /// The strings of an array, for every array form.
-    pub fn strs(&self) -> Option<Strs<'_>> {
+impl Value {
+    pub fn view(&self) -> View<'_> {
         match self {
-            Value::StrArray(a) => Some(Strs::Strings(a)),
-            Value::Args(a) => Some(Strs::Strings(a)),
-            Value::Texts(t) => Some(Strs::Texts(t)),
-            _ => None,
+            Value::Str(s) => View::Str(s),
+            Value::Text(t) => View::Str(t),
+            Value::Static(s) => View::Str(s),
+            Value::Int(i) => View::Int(*i),
+            Value::Bool(b) => View::Bool(*b),
+            Value::StrArray(a) => View::Strs(Strs::Strings(a)),
+            Value::Args(a) => View::Strs(Strs::Strings(a)),
+            Value::Texts(t) => View::Strs(Strs::Texts(t)),
         }
     }
 }
@@ -78,17 +80,12 @@ impl<'a> Strs<'a> {
 
 impl PartialEq for Value {
     fn eq(&self, other: &Value) -> bool {
-        match (self, other) {
-            (Value::Int(a), Value::Int(b)) => a == b,
-            (Value::Bool(a), Value::Bool(b)) => a == b,
-            _ => match (self.as_str(), other.as_str()) {
-                (Some(a), Some(b)) => a == b,
-                (None, None) => match (self.strs(), other.strs()) {
-                    (Some(a), Some(b)) => a.len() == b.len() && a.iter().eq(b.iter()),
-                    _ => false,
-                },
-                _ => false,
-            },
+        match (self.view(), other.view()) {
+            (View::Str(a), View::Str(b)) => a == b,
+            (View::Int(a), View::Int(b)) => a == b,
+            (View::Bool(a), View::Bool(b)) => a == b,
+            (View::Strs(a), View::Strs(b)) => a.len() == b.len() && a.iter().eq(b.iter()),
+            _ => false,
         }
     }
 }

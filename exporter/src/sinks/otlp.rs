@@ -20,7 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 
 use super::EventLevel;
-use crate::model::record::{Record, Value};
+use crate::model::record::{Record, Value, View};
 use crate::telemetry::metrics::{Metrics, OtlpLabels, OtlpResult, OtlpSignal};
 
 #[derive(
@@ -268,18 +268,19 @@ pub fn resource() -> Resource {
 
 fn any_value(v: &Value) -> AnyValue {
     match v {
+        // Shared and static strings go to OpenTelemetry without a copy.
         Value::Static(s) => AnyValue::String((*s).into()),
         Value::Text(t) => AnyValue::String(t.shared().into()),
-        Value::Int(i) => AnyValue::Int(*i),
-        Value::Bool(b) => AnyValue::Boolean(*b),
-        Value::Str(s) => AnyValue::String(s.clone().into()),
-        Value::StrArray(_) | Value::Args(_) | Value::Texts(_) => AnyValue::ListAny(Box::new(
-            v.strs()
-                .into_iter()
-                .flat_map(|a| a.iter())
-                .map(|s| AnyValue::String(s.to_string().into()))
-                .collect(),
-        )),
+        v => match v.view() {
+            View::Str(s) => AnyValue::String(s.to_string().into()),
+            View::Int(i) => AnyValue::Int(i),
+            View::Bool(b) => AnyValue::Boolean(b),
+            View::Strs(a) => AnyValue::ListAny(Box::new(
+                a.iter()
+                    .map(|s| AnyValue::String(s.to_string().into()))
+                    .collect(),
+            )),
+        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! Rendering: events and findings into log records and their JSON form. The only place records are built;
 //! the JSON-lines and OTLP sinks and the HTTP API all call it.
 use crate::families;
-use crate::model::record::{rfc3339, severity_number, Attrs, Record, Value};
+use crate::model::record::{rfc3339, severity_number, Attrs, Record, View};
 use crate::model::{Event, Finding, FindingSource};
 
 pub fn event_record(ev: &Event) -> Record {
@@ -125,13 +125,11 @@ pub fn to_json(r: &Record) -> serde_json::Value {
     m.insert("severity_number".into(), r.severity_number.into());
     m.insert("body".into(), r.body.clone().into());
     for (k, v) in &r.attributes {
-        let v = match v {
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::Bool(b) => serde_json::Value::from(*b),
-            v => match (v.as_str(), v.strs()) {
-                (Some(s), _) => serde_json::Value::from(s),
-                (None, a) => a.into_iter().flat_map(|a| a.iter()).collect(),
-            },
+        let v = match v.view() {
+            View::Str(s) => serde_json::Value::from(s),
+            View::Int(i) => serde_json::Value::from(i),
+            View::Bool(b) => serde_json::Value::from(b),
+            View::Strs(a) => a.iter().collect(),
         };
         m.insert((*k).to_string(), v);
     }
@@ -176,22 +174,20 @@ pub fn json_line_into(out: &mut Vec<u8>, r: &Record) {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b"\":");
-        match v {
-            Value::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-            Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            v => match (v.as_str(), v.strs()) {
-                (Some(s), _) => json_str(out, s),
-                (None, a) => {
-                    out.push(b'[');
-                    for (i, s) in a.into_iter().flat_map(|a| a.iter()).enumerate() {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        json_str(out, s);
+        match v.view() {
+            View::Str(s) => json_str(out, s),
+            View::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            View::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            View::Strs(a) => {
+                out.push(b'[');
+                for (i, s) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
                     }
-                    out.push(b']');
+                    json_str(out, s);
                 }
-            },
+                out.push(b']');
+            }
         }
     }
     out.push(b'}');
@@ -258,6 +254,7 @@ mod json_line_tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
+    use crate::model::record::Value;
     use crate::model::{Args, Text};
 
     fn record(attributes: Attrs, body: &str) -> Record {
