@@ -206,6 +206,186 @@ pub struct KernelOffsets {
     pub mount_mnt_parent: u32,
     pub mount_mnt_mountpoint: u32,
     pub io_kiocb_opcode: u32,
+    /// `struct pt_regs` members holding syscall arguments 0..5 and the syscall number, for the raw
+    /// `sys_enter`/`sys_exit` dispatcher (x86-64 names; absent elsewhere, where the syscall probes fall
+    /// back to `syscalls:` tracepoints).
+    pub regs_arg0: u32,
+    pub regs_arg1: u32,
+    pub regs_arg2: u32,
+    pub regs_arg3: u32,
+    pub regs_arg4: u32,
+    pub regs_arg5: u32,
+    pub regs_nr: u32,
+    /// The same for 32-bit (compat) syscalls: bx, cx, dx, si, di, bp.
+    pub regs_compat_arg0: u32,
+    pub regs_compat_arg1: u32,
+    pub regs_compat_arg2: u32,
+    pub regs_compat_arg3: u32,
+    pub regs_compat_arg4: u32,
+    pub regs_compat_arg5: u32,
+    /// `current->thread_info.status` (TS_COMPAT: a 32-bit syscall); `thread_info_status` 0 = unknown.
+    pub task_thread_info: u32,
+    pub thread_info_status: u32,
+}
+
+impl KernelOffsets {
+    /// Whether the raw syscall dispatcher can read arguments and numbers on this kernel.
+    pub fn have_syscall_regs(&self) -> bool {
+        self.valid != 0
+            && [
+                self.regs_arg0,
+                self.regs_arg1,
+                self.regs_arg2,
+                self.regs_arg3,
+                self.regs_arg4,
+                self.regs_arg5,
+                self.regs_nr,
+                self.regs_compat_arg0,
+                self.regs_compat_arg1,
+                self.regs_compat_arg2,
+                self.regs_compat_arg3,
+                self.regs_compat_arg4,
+                self.regs_compat_arg5,
+                // Without it a 32-bit call could not be told from a 64-bit one.
+                self.thread_info_status,
+            ]
+            .iter()
+            .all(|&o| o != 0)
+    }
+}
+
+/// Syscall numbers below this can be hooked. The dispatcher's program arrays hold twice as many slots:
+/// 64-bit syscalls at their number, 32-bit (compat) ones at `SYSCALL_SLOTS + number`.
+pub const SYSCALL_SLOTS: u32 = 512;
+
+/// The 32-bit (ia32 compat) numbers that reach each hooked syscall's kernel code: their own numbers, the
+/// 16-bit-id and 64-bit-length variants, and `socketcall` for connect (its exit only reads what the TCP
+/// state tracepoint parked). Accept through `socketcall` is not mapped: any socketcall returning an fd
+/// would look like an accept. Checked against `asm/unistd_32.h` in a test.
+pub const X86_IA32_SYSCALL_NR: &[(&str, &[u32])] = &[
+    ("openat", &[295]),
+    ("open", &[5]),
+    ("creat", &[8]),
+    ("unlinkat", &[301]),
+    ("unlink", &[10]),
+    ("renameat2", &[353]),
+    ("renameat", &[302]),
+    ("rename", &[38]),
+    ("fchmodat", &[306]),
+    ("chmod", &[15]),
+    ("fchownat", &[298]),
+    ("chown", &[182, 212]),
+    ("lchown", &[16, 198]),
+    ("linkat", &[303]),
+    ("link", &[9]),
+    ("symlinkat", &[304]),
+    ("symlink", &[83]),
+    ("openat2", &[437]),
+    ("open_by_handle_at", &[342]),
+    ("truncate", &[92, 193]),
+    ("ftruncate", &[93, 194]),
+    ("fchmod", &[94]),
+    ("fchmodat2", &[452]),
+    ("fchown", &[95, 207]),
+    ("setxattr", &[226]),
+    ("lsetxattr", &[227]),
+    ("fsetxattr", &[228]),
+    ("removexattr", &[235]),
+    ("lremovexattr", &[236]),
+    ("fremovexattr", &[237]),
+    ("setuid", &[23, 213]),
+    ("setgid", &[46, 214]),
+    ("setreuid", &[70, 203]),
+    ("setregid", &[71, 204]),
+    ("setresuid", &[164, 208]),
+    ("setresgid", &[170, 210]),
+    ("ptrace", &[26]),
+    ("bpf", &[357]),
+    ("kill", &[37]),
+    ("tkill", &[238]),
+    ("tgkill", &[270]),
+    ("memfd_create", &[356]),
+    ("mount", &[21]),
+    ("umount", &[22, 52]),
+    ("dup", &[41]),
+    ("dup2", &[63]),
+    ("dup3", &[330]),
+    ("fcntl", &[55, 221]),
+    ("connect", &[362, 102]),
+    ("accept4", &[364]),
+];
+
+/// The 32-bit numbers of hooked syscall `name` (empty: none).
+pub fn x86_ia32_syscall_nrs(name: &str) -> &'static [u32] {
+    X86_IA32_SYSCALL_NR
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[], |(_, nrs)| nrs)
+}
+
+/// x86-64 syscall numbers of every hooked syscall (`SYSCALLS` and the network family's connect and
+/// accept), for the dispatcher's program arrays. `umount` is the kernel's `umount2` entry point.
+/// Checked against the C library's `asm/unistd_64.h` in a test.
+pub const X86_64_SYSCALL_NR: &[(&str, u32)] = &[
+    ("openat", 257),
+    ("open", 2),
+    ("creat", 85),
+    ("unlinkat", 263),
+    ("unlink", 87),
+    ("renameat2", 316),
+    ("renameat", 264),
+    ("rename", 82),
+    ("fchmodat", 268),
+    ("chmod", 90),
+    ("fchownat", 260),
+    ("chown", 92),
+    ("lchown", 94),
+    ("linkat", 265),
+    ("link", 86),
+    ("symlinkat", 266),
+    ("symlink", 88),
+    ("openat2", 437),
+    ("open_by_handle_at", 304),
+    ("truncate", 76),
+    ("ftruncate", 77),
+    ("fchmod", 91),
+    ("fchmodat2", 452),
+    ("fchown", 93),
+    ("setxattr", 188),
+    ("lsetxattr", 189),
+    ("fsetxattr", 190),
+    ("removexattr", 197),
+    ("lremovexattr", 198),
+    ("fremovexattr", 199),
+    ("setuid", 105),
+    ("setgid", 106),
+    ("setreuid", 113),
+    ("setregid", 114),
+    ("setresuid", 117),
+    ("setresgid", 119),
+    ("ptrace", 101),
+    ("bpf", 321),
+    ("kill", 62),
+    ("tkill", 200),
+    ("tgkill", 234),
+    ("memfd_create", 319),
+    ("mount", 165),
+    ("umount", 166),
+    ("dup", 32),
+    ("dup2", 33),
+    ("dup3", 292),
+    ("fcntl", 72),
+    ("connect", 42),
+    ("accept", 43),
+    ("accept4", 288),
+];
+
+/// The x86-64 number of hooked syscall `name`.
+pub fn x86_64_syscall_nr(name: &str) -> Option<u32> {
+    X86_64_SYSCALL_NR
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, nr)| *nr)
 }
 
 /// Where each [`KernelOffsets`] member comes from: (field, BTF struct, BTF member, required).
@@ -267,6 +447,23 @@ pub const KERNEL_OFFSET_SOURCES: &[(&str, &str, &str, bool)] = &[
     ("mount_mnt_parent", "mount", "mnt_parent", true),
     ("mount_mnt_mountpoint", "mount", "mnt_mountpoint", true),
     ("io_kiocb_opcode", "io_kiocb", "opcode", false),
+    // The raw syscall dispatcher (x86-64 register names; optional: elsewhere the `syscalls:`
+    // tracepoints are used).
+    ("regs_arg0", "pt_regs", "di", false),
+    ("regs_arg1", "pt_regs", "si", false),
+    ("regs_arg2", "pt_regs", "dx", false),
+    ("regs_arg3", "pt_regs", "r10", false),
+    ("regs_arg4", "pt_regs", "r8", false),
+    ("regs_arg5", "pt_regs", "r9", false),
+    ("regs_nr", "pt_regs", "orig_ax", false),
+    ("regs_compat_arg0", "pt_regs", "bx", false),
+    ("regs_compat_arg1", "pt_regs", "cx", false),
+    ("regs_compat_arg2", "pt_regs", "dx", false),
+    ("regs_compat_arg3", "pt_regs", "si", false),
+    ("regs_compat_arg4", "pt_regs", "di", false),
+    ("regs_compat_arg5", "pt_regs", "bp", false),
+    ("task_thread_info", "task_struct", "thread_info", false),
+    ("thread_info_status", "thread_info", "status", false),
 ];
 
 impl KernelOffsets {
@@ -327,6 +524,21 @@ impl KernelOffsets {
             "mount_mnt_parent" => &mut self.mount_mnt_parent,
             "mount_mnt_mountpoint" => &mut self.mount_mnt_mountpoint,
             "io_kiocb_opcode" => &mut self.io_kiocb_opcode,
+            "regs_arg0" => &mut self.regs_arg0,
+            "regs_arg1" => &mut self.regs_arg1,
+            "regs_arg2" => &mut self.regs_arg2,
+            "regs_arg3" => &mut self.regs_arg3,
+            "regs_arg4" => &mut self.regs_arg4,
+            "regs_arg5" => &mut self.regs_arg5,
+            "regs_nr" => &mut self.regs_nr,
+            "regs_compat_arg0" => &mut self.regs_compat_arg0,
+            "regs_compat_arg1" => &mut self.regs_compat_arg1,
+            "regs_compat_arg2" => &mut self.regs_compat_arg2,
+            "regs_compat_arg3" => &mut self.regs_compat_arg3,
+            "regs_compat_arg4" => &mut self.regs_compat_arg4,
+            "regs_compat_arg5" => &mut self.regs_compat_arg5,
+            "task_thread_info" => &mut self.task_thread_info,
+            "thread_info_status" => &mut self.thread_info_status,
             _ => return None,
         })
     }
@@ -335,6 +547,75 @@ impl KernelOffsets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    extern crate std;
+    use std::string::String;
+
+    /// `__NR_<name>` in a C library header, if defined there.
+    fn header_nr(h: &str, name: &str) -> Option<u32> {
+        let want = String::from("__NR_") + name;
+        h.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("#define") && w.next() == Some(want.as_str()))
+                .then(|| w.next().and_then(|v| v.parse::<u32>().ok()))
+                .flatten()
+        })
+    }
+
+    fn header(arch: &str) -> Option<String> {
+        let h = std::fs::read_to_string(std::format!(
+            "/usr/include/x86_64-linux-gnu/asm/unistd_{arch}.h"
+        ));
+        if h.is_err() {
+            std::eprintln!("skipping: no asm/unistd_{arch}.h");
+        }
+        h.ok()
+    }
+
+    /// The numbers are the C library's (`__NR_*` in `asm/unistd_64.h`, when installed); a name the
+    /// header predates (fchmodat2 on older headers) is skipped.
+    #[test]
+    fn x86_64_numbers_match_the_kernel_headers() {
+        let Some(h) = header("64") else { return };
+        let mut checked = 0;
+        for (name, nr) in X86_64_SYSCALL_NR {
+            let c = if *name == "umount" { "umount2" } else { name };
+            if let Some(f) = header_nr(&h, c) {
+                assert_eq!(f, *nr, "{name}");
+                checked += 1;
+            }
+        }
+        assert!(
+            checked + 1 >= X86_64_SYSCALL_NR.len(),
+            "only {checked} numbers found"
+        );
+    }
+
+    /// Every 32-bit number is the header's number of the syscall or of one of its variants.
+    #[test]
+    fn ia32_numbers_match_the_kernel_headers() {
+        let Some(h) = header("32") else { return };
+        for (name, nrs) in X86_IA32_SYSCALL_NR {
+            assert!(x86_64_syscall_nr(name).is_some(), "{name} is not hooked");
+            for nr in *nrs {
+                assert!(*nr < SYSCALL_SLOTS);
+                let alias = match *name {
+                    "umount" => "umount2",
+                    "connect" => "socketcall",
+                    other => other,
+                };
+                let variants = [
+                    String::from(*name),
+                    String::from(*name) + "32",
+                    String::from(*name) + "64",
+                    String::from(alias),
+                ];
+                let ok = variants.iter().any(|v| header_nr(&h, v) == Some(*nr))
+                    || (*name == "fchmodat2" && header_nr(&h, name).is_none());
+                assert!(ok, "{name}: {nr}");
+            }
+        }
+    }
 
     #[test]
     fn every_offset_source_has_a_slot_and_every_slot_a_source() {
@@ -360,6 +641,11 @@ mod tests {
             }
         }
         assert_eq!(sc::OPENAT.arg("filename"), 24);
+        for a in SYSCALLS {
+            let nr =
+                x86_64_syscall_nr(a.name).unwrap_or_else(|| panic!("{} has no number", a.name));
+            assert!(nr < SYSCALL_SLOTS, "{}", a.name);
+        }
         assert_eq!(tp::INET_SOCK_SET_STATE.field("daddr_v6"), 56);
     }
 }

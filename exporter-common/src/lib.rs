@@ -9,8 +9,9 @@ mod abi;
 mod kinds;
 
 pub use abi::{
-    sc, syscall_by_op, sysop, tp, KernelOffsets, Syscall, Tracepoint, KERNEL_OFFSET_SOURCES,
-    SYSCALLS,
+    sc, syscall_by_op, sysop, tp, x86_64_syscall_nr, x86_ia32_syscall_nrs, KernelOffsets, Syscall,
+    Tracepoint, KERNEL_OFFSET_SOURCES, SYSCALLS, SYSCALL_SLOTS, X86_64_SYSCALL_NR,
+    X86_IA32_SYSCALL_NR,
 };
 pub use kinds::{kind, EventKind, Family};
 
@@ -464,6 +465,22 @@ pub struct ProbeConfig {
     /// Wake userspace only once this many bytes wait in the ring buffer (0: wake on every event).
     /// Userspace also drains on a short timer, so a quiet host still sees events promptly.
     pub wakeup_bytes: u32,
+    /// The raw syscall dispatcher's slots that may hold a program (bit `slot`: 64-bit syscall numbers,
+    /// then `SYSCALL_SLOTS` + 32-bit numbers): every other syscall leaves the dispatcher at once, without
+    /// a helper call or a tail call.
+    pub hooked: [u64; HOOKED_WORDS],
+}
+
+/// Words of [`ProbeConfig::hooked`].
+pub const HOOKED_WORDS: usize = (2 * abi::SYSCALL_SLOTS as usize) / 64;
+
+impl ProbeConfig {
+    /// Marks dispatcher slot `slot` as possibly filled.
+    pub fn hook_slot(&mut self, slot: u32) {
+        if let Some(w) = self.hooked.get_mut(slot as usize / 64) {
+            *w |= 1 << (slot % 64);
+        }
+    }
 }
 
 pub const TCP_ESTABLISHED: i32 = 1;

@@ -9,16 +9,170 @@ use aya_ebpf::{
         generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     },
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    maps::{LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use tripline_common::{
     counter, flags, tp, FileEvent, Header, KernelOffsets, ProbeConfig, SysEvent, Syscall,
-    WIRE_VERSION,
+    HOOKED_WORDS, SYSCALL_SLOTS, WIRE_VERSION,
 };
 
 /// Offset of the return value in `sys_exit_*` records.
 pub const SYS_EXIT_RET: usize = tp::SYS_EXIT.field("ret");
+
+/// A syscall's arguments and result, however its program was reached: a `syscalls:sys_*` tracepoint
+/// record, or the registers the raw `sys_enter`/`sys_exit` dispatcher passed on.
+pub trait SysArgs {
+    /// The argument at `offset` of the `sys_enter_*` record (the ABI table's offsets: 16 + 8 × index).
+    unsafe fn read_at<T>(&self, offset: usize) -> Result<T, i32>;
+    /// The syscall's return value (exit programs only).
+    fn ret(&self) -> i64;
+}
+
+impl SysArgs for TracePointContext {
+    #[inline(always)]
+    unsafe fn read_at<T>(&self, offset: usize) -> Result<T, i32> {
+        unsafe { TracePointContext::read_at(self, offset) }
+    }
+
+    #[inline(always)]
+    fn ret(&self) -> i64 {
+        unsafe { TracePointContext::read_at::<i64>(self, SYS_EXIT_RET) }.unwrap_or(0)
+    }
+}
+
+/// What the raw dispatcher hands a syscall's program: the user registers (`struct pt_regs *`, arg 0 of
+/// both raw tracepoints) and arg 1: the syscall number at entry, the return value at exit; and whether
+/// the call uses the 32-bit ABI.
+pub struct RawSys {
+    regs: *const u8,
+    second: i64,
+    compat: bool,
+}
+
+impl RawSys {
+    #[inline(always)]
+    pub fn enter(ctx: &RawTracePointContext) -> RawSys {
+        RawSys {
+            regs: ctx.arg::<u64>(0) as *const u8,
+            second: ctx.arg::<i64>(1),
+            compat: compat_syscall(),
+        }
+    }
+
+    /// At exit only the result is read.
+    #[inline(always)]
+    pub fn exit(ctx: &RawTracePointContext) -> RawSys {
+        RawSys {
+            regs: ctx.arg::<u64>(0) as *const u8,
+            second: ctx.arg::<i64>(1),
+            compat: false,
+        }
+    }
+}
+
+impl SysArgs for RawSys {
+    /// Argument `n` of the syscall ABI, at the `pt_regs` offsets userspace read from BTF: di, si, dx,
+    /// r10, r8, r9 for 64-bit calls; bx, cx, dx, si, di, bp (32 bits, zero-extended) for 32-bit ones.
+    #[inline(always)]
+    unsafe fn read_at<T>(&self, offset: usize) -> Result<T, i32> {
+        let n = (offset - 16) / 8;
+        if !self.compat {
+            let reg = match n {
+                0 => off!(regs_arg0),
+                1 => off!(regs_arg1),
+                2 => off!(regs_arg2),
+                3 => off!(regs_arg3),
+                4 => off!(regs_arg4),
+                _ => off!(regs_arg5),
+            };
+            return unsafe { bpf_probe_read_kernel(self.regs.add(reg) as *const T) };
+        }
+        let reg = match n {
+            0 => off!(regs_compat_arg0),
+            1 => off!(regs_compat_arg1),
+            2 => off!(regs_compat_arg2),
+            3 => off!(regs_compat_arg3),
+            4 => off!(regs_compat_arg4),
+            _ => off!(regs_compat_arg5),
+        };
+        let low = unsafe { bpf_probe_read_kernel(self.regs.add(reg) as *const u32)? };
+        let wide = low as u64;
+        // Every argument type read is at most 8 bytes; little-endian, so a narrower one is the low part.
+        Ok(unsafe { core::ptr::read_unaligned(&wide as *const u64 as *const T) })
+    }
+
+    #[inline(always)]
+    fn ret(&self) -> i64 {
+        self.second
+    }
+}
+
+/// Programs for hooked syscalls, by syscall number: entry and exit; 64-bit calls at their number, 32-bit
+/// (compat) calls at `SYSCALL_SLOTS + number`. Userspace fills the slots of the syscalls it hooks; the
+/// dispatchers below tail-call into them. A missing slot costs one failed tail call.
+#[map]
+pub static SYS_ENTER_PROGS: ProgramArray = ProgramArray::with_max_entries(2 * SYSCALL_SLOTS, 0);
+#[map]
+pub static SYS_EXIT_PROGS: ProgramArray = ProgramArray::with_max_entries(2 * SYSCALL_SLOTS, 0);
+
+/// Whether the current syscall uses the 32-bit compat ABI (`int 0x80`, or any call of a 32-bit
+/// process): its number and registers mean something else. Userspace attaches the dispatcher only when
+/// the offset is known.
+#[inline(always)]
+fn compat_syscall() -> bool {
+    let status = off!(thread_info_status);
+    let task = current_task();
+    unsafe { read_at::<u32>(task, off!(task_thread_info) + status) }
+        .is_ok_and(|s| s & TS_COMPAT != 0)
+}
+
+/// `TS_COMPAT` in x86's `thread_info.status`.
+const TS_COMPAT: u32 = 0x0002;
+
+/// The program-array slot of syscall `id`, or none: out of range, hooked in neither ABI (most syscalls:
+/// decided from `.rodata` without a helper call), or ours.
+#[inline(always)]
+fn dispatch_slot(id: i64) -> Option<u32> {
+    if id < 0 || id >= SYSCALL_SLOTS as i64 {
+        return None;
+    }
+    let hooked = unsafe { &*addr_of!(CONFIG.hooked) };
+    let (native, compat) = (id as u32, SYSCALL_SLOTS + id as u32);
+    let word =
+        |slot: u32| unsafe { read_volatile(&hooked[(slot as usize / 64) & (HOOKED_WORDS - 1)]) };
+    let bit = |slot: u32| word(slot) & (1 << (slot % 64)) != 0;
+    if !bit(native) && !bit(compat) {
+        return None;
+    }
+    if is_self() {
+        return None;
+    }
+    Some(if compat_syscall() { compat } else { native })
+}
+
+/// Every syscall enters here (raw tracepoint `sys_enter`: regs, id); hooked ones continue in their
+/// program. Our own calls stop here.
+#[aya_ebpf::macros::raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter_dispatch(ctx: RawTracePointContext) -> i32 {
+    if let Some(slot) = dispatch_slot(ctx.arg::<i64>(1)) {
+        unsafe { SYS_ENTER_PROGS.tail_call(&ctx, slot) };
+    }
+    0
+}
+
+/// Every syscall leaves here (raw tracepoint `sys_exit`: regs, ret); the number is `regs->orig_ax`.
+#[aya_ebpf::macros::raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
+    let regs = ctx.arg::<u64>(0) as *const u8;
+    let Ok(id) = (unsafe { read_at::<i64>(regs, off!(regs_nr)) }) else {
+        return 0;
+    };
+    if let Some(slot) = dispatch_slot(id) {
+        unsafe { SYS_EXIT_PROGS.tail_call(&ctx, slot) };
+    }
+    0
+}
 
 /// Events for userspace. Userspace sets the real size at load time (`ring_buffer_bytes`).
 #[map]
@@ -37,6 +191,7 @@ pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
 pub static CONFIG: ProbeConfig = ProbeConfig {
     self_pid: 0,
     wakeup_bytes: 0,
+    hooked: [0; tripline_common::HOOKED_WORDS],
 };
 
 /// Reads one offset from `.rodata` without letting the compiler fold the zero it was compiled with.
@@ -209,7 +364,7 @@ pub unsafe fn park<T: Parked>(map: &LruHashMap<u64, T>, ev: *const T) {
 
 /// At syscall exit: sends the thread's parked event with the syscall's result, then forgets it.
 #[inline(always)]
-pub fn emit_parked<T: Parked>(map: &LruHashMap<u64, T>, ctx: &TracePointContext) {
+pub fn emit_parked<T: Parked, C: SysArgs>(map: &LruHashMap<u64, T>, ctx: &C) {
     let key = bpf_get_current_pid_tgid();
     let Some(parked) = map.get_ptr_mut(key) else {
         return;
@@ -221,7 +376,7 @@ pub fn emit_parked<T: Parked>(map: &LruHashMap<u64, T>, ctx: &TracePointContext)
             let ev = entry.as_mut_ptr();
             unsafe {
                 core::ptr::copy_nonoverlapping(parked as *const T, ev, 1);
-                (*ev).set_result(ctx.read_at::<i64>(SYS_EXIT_RET).unwrap_or(0));
+                (*ev).set_result(ctx.ret());
             }
             entry.submit(submit_flags());
         }
@@ -230,21 +385,50 @@ pub fn emit_parked<T: Parked>(map: &LruHashMap<u64, T>, ctx: &TracePointContext)
     let _ = map.remove(key);
 }
 
-/// A `sys_enter_X` program running `$enter(&ctx, &$spec)` and a `sys_exit_X` program emitting what
-/// it parked in `$map`.
-macro_rules! probe_pair {
-    ($enter_fn:ident, $map:ident, $enter:ident, $exit:ident, $spec:expr) => {
+/// The four programs of one hooked syscall `X`: `sys_enter_X`/`sys_exit_X` for the `syscalls:` tracepoints,
+/// and `raw_enter_X`/`raw_exit_X`, reached through the raw `sys_enter`/`sys_exit` dispatcher's tail
+/// calls. Both enter programs run `$enter(ctx, spec)` on the same arguments ([`SysArgs`]); both exit
+/// programs run `$exit(ctx)`. Userspace uses one pair (`sensor.syscall_hooks`).
+macro_rules! syscall_programs {
+    ($name:ident, $enter:expr, $exit:expr) => {
         #[aya_ebpf::macros::tracepoint]
-        pub fn $enter(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
-            let _ = $enter_fn(&ctx, &const { $spec });
+        pub fn ${concat(sys_enter_, $name)}(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            let _ = ($enter)(&ctx);
             0
         }
 
-        #[aya_ebpf::macros::tracepoint]
-        pub fn $exit(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
-            $crate::common::emit_parked(&$map, &ctx);
+        #[aya_ebpf::macros::raw_tracepoint]
+        pub fn ${concat(raw_enter_, $name)}(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+            let _ = ($enter)(&$crate::common::RawSys::enter(&ctx));
             0
         }
+
+        $crate::common::syscall_programs!($name, exit: $exit);
+    };
+    ($name:ident, exit: $exit:expr) => {
+        #[aya_ebpf::macros::tracepoint]
+        pub fn ${concat(sys_exit_, $name)}(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            let _ = ($exit)(&ctx);
+            0
+        }
+
+        #[aya_ebpf::macros::raw_tracepoint]
+        pub fn ${concat(raw_exit_, $name)}(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+            let _ = ($exit)(&$crate::common::RawSys::exit(&ctx));
+            0
+        }
+    };
+}
+pub(crate) use syscall_programs;
+
+/// A hooked syscall whose entry runs `$enter_fn(ctx, &$spec)` and parks an event in `$map`, and whose exit
+/// emits it with the result ([`emit_parked`]).
+macro_rules! probe_pair {
+    ($enter_fn:ident, $map:ident, $name:ident, $spec:expr) => {
+        $crate::common::syscall_programs!($name, |ctx| $enter_fn(ctx, &const { $spec }), |ctx| {
+            $crate::common::emit_parked(&$map, ctx);
+            Ok::<(), i32>(())
+        });
     };
 }
 pub(crate) use probe_pair;
@@ -274,8 +458,8 @@ impl SysSpec {
 /// use with what it learned), reads the name strings and parks the event with the
 /// caller's identity before the call; `sys_exit_*` adds the result.
 #[inline(always)]
-pub fn sys_enter(
-    ctx: &TracePointContext,
+pub fn sys_enter<C: SysArgs>(
+    ctx: &C,
     s: &SysSpec,
     interesting: fn(u32, &mut [u64; 4]) -> bool,
 ) -> Result<(), i32> {

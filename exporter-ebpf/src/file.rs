@@ -23,9 +23,8 @@ use core::ptr::{addr_of, read_volatile};
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, bpf_probe_read_user_str_bytes},
-    macros::{map, tracepoint},
+    macros::map,
     maps::{LruHashMap, PerCpuArray},
-    programs::TracePointContext,
 };
 use tripline_common::{
     counter, inode_class, kind, resolve, sc, FileEvent, Syscall, WatchList, PATH_LEN, WATCH_MAX,
@@ -33,8 +32,8 @@ use tripline_common::{
 };
 
 use crate::common::{
-    count, count_lost, count_seen, fill_header, is_self, park, probe_pair, submit_flags, EVENTS,
-    SYS_EXIT_RET,
+    count, count_lost, count_seen, fill_header, is_self, park, probe_pair, submit_flags, SysArgs,
+    EVENTS,
 };
 use crate::path::{class_of, f_path, file_of_fd, identity};
 
@@ -204,7 +203,7 @@ unsafe fn resolve_file(ev: *mut FileEvent, file: *const u8) -> u32 {
 }
 
 #[inline(always)]
-fn enter(ctx: &TracePointContext, s: &Spec) -> Result<(), i32> {
+fn enter<C: SysArgs>(ctx: &C, s: &Spec) -> Result<(), i32> {
     if is_self() {
         return Ok(());
     }
@@ -372,7 +371,7 @@ const fn open_spec(sc: Syscall) -> OpenSpec {
 }
 
 #[inline(always)]
-fn open_enter(ctx: &TracePointContext, s: &OpenSpec) -> Result<(), i32> {
+fn open_enter<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
     if is_self() {
         return Ok(());
     }
@@ -422,7 +421,7 @@ fn open_enter(ctx: &TracePointContext, s: &OpenSpec) -> Result<(), i32> {
 }
 
 #[inline(always)]
-fn open_exit(ctx: &TracePointContext) -> Result<(), i32> {
+fn open_exit<C: SysArgs>(ctx: &C) -> Result<(), i32> {
     let key = bpf_get_current_pid_tgid();
     // Built field by field: an `Option<OpenArgs>` copy leaves uninitialised registers the verifier refuses.
     let mut a = OpenArgs {
@@ -442,7 +441,7 @@ fn open_exit(ctx: &TracePointContext) -> Result<(), i32> {
         parked = true;
         let _ = OPEN_PENDING.remove(key);
     }
-    let ret: i64 = unsafe { ctx.read_at(SYS_EXIT_RET)? };
+    let ret = ctx.ret();
     if ret < 0 && !parked {
         return Ok(());
     }
@@ -556,22 +555,12 @@ pub unsafe fn output(ev: *const FileEvent, kind: u16) {
 }
 
 macro_rules! open_probe {
-    ($enter:ident, $exit:ident, $spec:expr) => {
-        #[tracepoint]
-        pub fn $enter(ctx: TracePointContext) -> u32 {
-            let _ = open_enter(&ctx, &const { $spec });
-            0
-        }
-
-        #[tracepoint]
-        pub fn $exit(ctx: TracePointContext) -> u32 {
-            let _ = open_exit(&ctx);
-            0
-        }
+    ($name:ident, $spec:expr) => {
+        crate::common::syscall_programs!($name, |ctx| open_enter(ctx, &const { $spec }), open_exit);
     };
 }
 
-open_probe!(sys_enter_openat, sys_exit_openat, {
+open_probe!(openat, {
     let s = sc::OPENAT;
     OpenSpec {
         dfd: s.arg("dfd"),
@@ -581,7 +570,7 @@ open_probe!(sys_enter_openat, sys_exit_openat, {
         ..open_spec(s)
     }
 });
-open_probe!(sys_enter_open, sys_exit_open, {
+open_probe!(open, {
     let s = sc::OPEN;
     OpenSpec {
         path: s.arg("filename"),
@@ -590,7 +579,7 @@ open_probe!(sys_enter_open, sys_exit_open, {
         ..open_spec(s)
     }
 });
-open_probe!(sys_enter_creat, sys_exit_creat, {
+open_probe!(creat, {
     let s = sc::CREAT;
     OpenSpec {
         path: s.arg("pathname"),
@@ -599,7 +588,7 @@ open_probe!(sys_enter_creat, sys_exit_creat, {
         ..open_spec(s)
     }
 });
-open_probe!(sys_enter_openat2, sys_exit_openat2, {
+open_probe!(openat2, {
     let s = sc::OPENAT2;
     OpenSpec {
         dfd: s.arg("dfd"),
@@ -608,7 +597,7 @@ open_probe!(sys_enter_openat2, sys_exit_openat2, {
         ..open_spec(s)
     }
 });
-open_probe!(sys_enter_open_by_handle_at, sys_exit_open_by_handle_at, {
+open_probe!(open_by_handle_at, {
     let s = sc::OPEN_BY_HANDLE_AT;
     OpenSpec {
         dfd: s.arg("mountdirfd"),
@@ -618,20 +607,14 @@ open_probe!(sys_enter_open_by_handle_at, sys_exit_open_by_handle_at, {
 });
 
 // fd-based calls: the fd is resolved at entry.
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_ftruncate,
-    sys_exit_ftruncate,
-    {
-        let s = sc::FTRUNCATE;
-        Spec {
-            fd: s.arg("fd"),
-            ..spec(s, "fd")
-        }
+probe_pair!(enter, FILE_PENDING, ftruncate, {
+    let s = sc::FTRUNCATE;
+    Spec {
+        fd: s.arg("fd"),
+        ..spec(s, "fd")
     }
-);
-probe_pair!(enter, FILE_PENDING, sys_enter_fchmod, sys_exit_fchmod, {
+});
+probe_pair!(enter, FILE_PENDING, fchmod, {
     let s = sc::FCHMOD;
     Spec {
         fd: s.arg("fd"),
@@ -639,7 +622,7 @@ probe_pair!(enter, FILE_PENDING, sys_enter_fchmod, sys_exit_fchmod, {
         ..spec(s, "fd")
     }
 });
-probe_pair!(enter, FILE_PENDING, sys_enter_fchown, sys_exit_fchown, {
+probe_pair!(enter, FILE_PENDING, fchown, {
     let s = sc::FCHOWN;
     Spec {
         fd: s.arg("fd"),
@@ -648,208 +631,124 @@ probe_pair!(enter, FILE_PENDING, sys_enter_fchown, sys_exit_fchown, {
         ..spec(s, "fd")
     }
 });
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_fsetxattr,
-    sys_exit_fsetxattr,
-    {
-        let s = sc::FSETXATTR;
-        Spec {
-            fd: s.arg("fd"),
-            xattr: s.arg("name"),
-            flags: s.arg("flags"),
-            ..spec(s, "fd")
-        }
+probe_pair!(enter, FILE_PENDING, fsetxattr, {
+    let s = sc::FSETXATTR;
+    Spec {
+        fd: s.arg("fd"),
+        xattr: s.arg("name"),
+        flags: s.arg("flags"),
+        ..spec(s, "fd")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_fremovexattr,
-    sys_exit_fremovexattr,
-    {
-        let s = sc::FREMOVEXATTR;
-        Spec {
-            fd: s.arg("fd"),
-            xattr: s.arg("name"),
-            ..spec(s, "fd")
-        }
+});
+probe_pair!(enter, FILE_PENDING, fremovexattr, {
+    let s = sc::FREMOVEXATTR;
+    Spec {
+        fd: s.arg("fd"),
+        xattr: s.arg("name"),
+        ..spec(s, "fd")
     }
-);
+});
 
 // Path-based calls new with kernel resolution.
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_truncate,
-    sys_exit_truncate,
-    spec(sc::TRUNCATE, "path")
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_fchmodat2,
-    sys_exit_fchmodat2,
-    {
-        let s = sc::FCHMODAT2;
-        Spec {
-            dfd: s.arg("dfd"),
-            mode: s.arg("mode"),
-            flags: s.arg("flags"),
-            ..spec(s, "filename")
-        }
+probe_pair!(enter, FILE_PENDING, truncate, spec(sc::TRUNCATE, "path"));
+probe_pair!(enter, FILE_PENDING, fchmodat2, {
+    let s = sc::FCHMODAT2;
+    Spec {
+        dfd: s.arg("dfd"),
+        mode: s.arg("mode"),
+        flags: s.arg("flags"),
+        ..spec(s, "filename")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_setxattr,
-    sys_exit_setxattr,
-    {
-        let s = sc::SETXATTR;
-        Spec {
-            xattr: s.arg("name"),
-            flags: s.arg("flags"),
-            ..spec(s, "pathname")
-        }
+});
+probe_pair!(enter, FILE_PENDING, setxattr, {
+    let s = sc::SETXATTR;
+    Spec {
+        xattr: s.arg("name"),
+        flags: s.arg("flags"),
+        ..spec(s, "pathname")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_lsetxattr,
-    sys_exit_lsetxattr,
-    {
-        let s = sc::LSETXATTR;
-        Spec {
-            xattr: s.arg("name"),
-            flags: s.arg("flags"),
-            ..spec(s, "pathname")
-        }
+});
+probe_pair!(enter, FILE_PENDING, lsetxattr, {
+    let s = sc::LSETXATTR;
+    Spec {
+        xattr: s.arg("name"),
+        flags: s.arg("flags"),
+        ..spec(s, "pathname")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_removexattr,
-    sys_exit_removexattr,
-    {
-        let s = sc::REMOVEXATTR;
-        Spec {
-            xattr: s.arg("name"),
-            ..spec(s, "pathname")
-        }
+});
+probe_pair!(enter, FILE_PENDING, removexattr, {
+    let s = sc::REMOVEXATTR;
+    Spec {
+        xattr: s.arg("name"),
+        ..spec(s, "pathname")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_lremovexattr,
-    sys_exit_lremovexattr,
-    {
-        let s = sc::LREMOVEXATTR;
-        Spec {
-            xattr: s.arg("name"),
-            ..spec(s, "pathname")
-        }
+});
+probe_pair!(enter, FILE_PENDING, lremovexattr, {
+    let s = sc::LREMOVEXATTR;
+    Spec {
+        xattr: s.arg("name"),
+        ..spec(s, "pathname")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_unlinkat,
-    sys_exit_unlinkat,
-    {
-        let s = sc::UNLINKAT;
-        Spec {
-            dfd: s.arg("dfd"),
-            flags: s.arg("flag"),
-            ..spec(s, "pathname")
-        }
+});
+probe_pair!(enter, FILE_PENDING, unlinkat, {
+    let s = sc::UNLINKAT;
+    Spec {
+        dfd: s.arg("dfd"),
+        flags: s.arg("flag"),
+        ..spec(s, "pathname")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_unlink,
-    sys_exit_unlink,
-    spec(sc::UNLINK, "pathname")
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_renameat2,
-    sys_exit_renameat2,
-    {
-        let s = sc::RENAMEAT2;
-        Spec {
-            dfd: s.arg("olddfd"),
-            path2: s.arg("newname"),
-            flags: s.arg("flags"),
-            ..spec(s, "oldname")
-        }
+});
+probe_pair!(enter, FILE_PENDING, unlink, spec(sc::UNLINK, "pathname"));
+probe_pair!(enter, FILE_PENDING, renameat2, {
+    let s = sc::RENAMEAT2;
+    Spec {
+        dfd: s.arg("olddfd"),
+        path2: s.arg("newname"),
+        flags: s.arg("flags"),
+        ..spec(s, "oldname")
     }
-);
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_renameat,
-    sys_exit_renameat,
-    {
-        let s = sc::RENAMEAT;
-        Spec {
-            dfd: s.arg("olddfd"),
-            path2: s.arg("newname"),
-            ..spec(s, "oldname")
-        }
+});
+probe_pair!(enter, FILE_PENDING, renameat, {
+    let s = sc::RENAMEAT;
+    Spec {
+        dfd: s.arg("olddfd"),
+        path2: s.arg("newname"),
+        ..spec(s, "oldname")
     }
-);
-probe_pair!(enter, FILE_PENDING, sys_enter_rename, sys_exit_rename, {
+});
+probe_pair!(enter, FILE_PENDING, rename, {
     let s = sc::RENAME;
     Spec {
         path2: s.arg("newname"),
         ..spec(s, "oldname")
     }
 });
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_fchmodat,
-    sys_exit_fchmodat,
-    {
-        let s = sc::FCHMODAT;
-        Spec {
-            dfd: s.arg("dfd"),
-            mode: s.arg("mode"),
-            ..spec(s, "filename")
-        }
+probe_pair!(enter, FILE_PENDING, fchmodat, {
+    let s = sc::FCHMODAT;
+    Spec {
+        dfd: s.arg("dfd"),
+        mode: s.arg("mode"),
+        ..spec(s, "filename")
     }
-);
-probe_pair!(enter, FILE_PENDING, sys_enter_chmod, sys_exit_chmod, {
+});
+probe_pair!(enter, FILE_PENDING, chmod, {
     let s = sc::CHMOD;
     Spec {
         mode: s.arg("mode"),
         ..spec(s, "filename")
     }
 });
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_fchownat,
-    sys_exit_fchownat,
-    {
-        let s = sc::FCHOWNAT;
-        Spec {
-            dfd: s.arg("dfd"),
-            uid: s.arg("user"),
-            gid: s.arg("group"),
-            flags: s.arg("flag"),
-            ..spec(s, "filename")
-        }
+probe_pair!(enter, FILE_PENDING, fchownat, {
+    let s = sc::FCHOWNAT;
+    Spec {
+        dfd: s.arg("dfd"),
+        uid: s.arg("user"),
+        gid: s.arg("group"),
+        flags: s.arg("flag"),
+        ..spec(s, "filename")
     }
-);
-probe_pair!(enter, FILE_PENDING, sys_enter_chown, sys_exit_chown, {
+});
+probe_pair!(enter, FILE_PENDING, chown, {
     let s = sc::CHOWN;
     Spec {
         uid: s.arg("user"),
@@ -857,7 +756,7 @@ probe_pair!(enter, FILE_PENDING, sys_enter_chown, sys_exit_chown, {
         ..spec(s, "filename")
     }
 });
-probe_pair!(enter, FILE_PENDING, sys_enter_lchown, sys_exit_lchown, {
+probe_pair!(enter, FILE_PENDING, lchown, {
     let s = sc::LCHOWN;
     Spec {
         uid: s.arg("user"),
@@ -865,7 +764,7 @@ probe_pair!(enter, FILE_PENDING, sys_enter_lchown, sys_exit_lchown, {
         ..spec(s, "filename")
     }
 });
-probe_pair!(enter, FILE_PENDING, sys_enter_linkat, sys_exit_linkat, {
+probe_pair!(enter, FILE_PENDING, linkat, {
     let s = sc::LINKAT;
     Spec {
         dfd: s.arg("olddfd"),
@@ -874,28 +773,22 @@ probe_pair!(enter, FILE_PENDING, sys_enter_linkat, sys_exit_linkat, {
         ..spec(s, "oldname")
     }
 });
-probe_pair!(enter, FILE_PENDING, sys_enter_link, sys_exit_link, {
+probe_pair!(enter, FILE_PENDING, link, {
     let s = sc::LINK;
     Spec {
         path2: s.arg("newname"),
         ..spec(s, "oldname")
     }
 });
-probe_pair!(
-    enter,
-    FILE_PENDING,
-    sys_enter_symlinkat,
-    sys_exit_symlinkat,
-    {
-        let s = sc::SYMLINKAT;
-        Spec {
-            dfd: s.arg("newdfd"),
-            path2: s.arg("newname"),
-            ..spec(s, "oldname")
-        }
+probe_pair!(enter, FILE_PENDING, symlinkat, {
+    let s = sc::SYMLINKAT;
+    Spec {
+        dfd: s.arg("newdfd"),
+        path2: s.arg("newname"),
+        ..spec(s, "oldname")
     }
-);
-probe_pair!(enter, FILE_PENDING, sys_enter_symlink, sys_exit_symlink, {
+});
+probe_pair!(enter, FILE_PENDING, symlink, {
     let s = sc::SYMLINK;
     Spec {
         path2: s.arg("newname"),

@@ -1,6 +1,7 @@
 //! tripline kernel probes. One module per hook family; every program is a thin `fn x(ctx) -> u32`
 //! that calls `try_x` and counts failures instead of losing them.
 #![no_std]
+#![feature(macro_metavar_expr_concat)]
 #![no_main]
 
 mod common;

@@ -20,7 +20,7 @@ use tripline_common::{
 
 use crate::common::{
     count, count_lost, count_seen, current_task, fill_header, is_self, off, offsets_valid, read_at,
-    read_ptr, submit_flags, EVENTS, SYS_EXIT_RET,
+    read_ptr, submit_flags, syscall_programs, SysArgs, EVENTS,
 };
 
 /// `sock:inet_sock_set_state` fields, from the ABI table userspace checks against tracefs.
@@ -157,22 +157,24 @@ fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<()
     Ok(())
 }
 
-#[tracepoint]
-pub fn sys_enter_connect(_ctx: TracePointContext) -> u32 {
-    // A stale entry (SYN_SENT from sendmsg(MSG_FASTOPEN)) must not be blamed on this connect.
+/// At entry: a stale entry (SYN_SENT from sendmsg(MSG_FASTOPEN)) must not be blamed on this connect.
+#[inline(always)]
+fn connect_enter<C: SysArgs>(_ctx: &C) -> Result<(), i32> {
     let _ = CONNECTS.remove(bpf_get_current_pid_tgid());
-    0
+    Ok(())
 }
 
-#[tracepoint]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+syscall_programs!(connect, connect_enter, connect_exit);
+
+#[inline(always)]
+fn connect_exit<C: SysArgs>(ctx: &C) -> Result<(), i32> {
     let key = bpf_get_current_pid_tgid();
     let Some(p) = (unsafe { CONNECTS.get(key) }) else {
-        return 0;
+        return Ok(());
     };
     let mut p = *p;
     let _ = CONNECTS.remove(key);
-    let ret: i64 = unsafe { ctx.read_at(SYS_EXIT_RET).unwrap_or(0) };
+    let ret = ctx.ret();
     // The local port is assigned after SYN_SENT is set: read it back from the socket.
     if offsets_valid() && p.skaddr != 0 {
         let sk = p.skaddr as *const u8;
@@ -206,7 +208,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     } else {
         emit(kind::CONNECT, &p.ep, ret);
     }
-    0
+    Ok(())
 }
 
 /// The result of a connect whose handshake ended in `state`: 0, or `-sk_err`.
@@ -250,20 +252,12 @@ fn park_inflight(p: &Pending) {
     }
 }
 
-#[tracepoint]
-pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
-    let _ = try_accept(&ctx);
-    0
-}
+syscall_programs!(accept4, exit: try_accept);
+syscall_programs!(accept, exit: try_accept);
 
-#[tracepoint]
-pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    let _ = try_accept(&ctx);
-    0
-}
-
-fn try_accept(ctx: &TracePointContext) -> Result<(), i32> {
-    let ret: i64 = unsafe { ctx.read_at(SYS_EXIT_RET)? };
+#[inline(always)]
+fn try_accept<C: SysArgs>(ctx: &C) -> Result<(), i32> {
+    let ret = ctx.ret();
     if ret < 0 || !offsets_valid() || is_self() {
         return Ok(());
     }

@@ -1,11 +1,10 @@
 //! Kernel tampering and evasion: ptrace attach/poke, BPF program loads, signals aimed at tripline itself,
 //! memfd_create, mount and umount; and a network socket duplicated onto stdin/stdout/stderr.
-use aya_ebpf::programs::TracePointContext;
 use tripline_common::{sc, sysop};
 
 use crate::common::{
-    off, offsets_valid, probe_pair, read_at, read_ptr, self_pid, sys_enter, SysSpec, NO_NAME,
-    SYS_PENDING,
+    off, offsets_valid, probe_pair, read_at, read_ptr, self_pid, sys_enter, SysArgs, SysSpec,
+    NO_NAME, SYS_PENDING,
 };
 use crate::path::file_of_fd;
 
@@ -102,50 +101,19 @@ fn stdio_socket_dup(op: u32, args: &mut [u64; 4]) -> bool {
 }
 
 #[inline(always)]
-fn enter(ctx: &TracePointContext, s: &SysSpec) -> Result<(), i32> {
+fn enter<C: SysArgs>(ctx: &C, s: &SysSpec) -> Result<(), i32> {
     sys_enter(ctx, s, interesting)
 }
 
+probe_pair!(enter, SYS_PENDING, ptrace, SysSpec::plain(sc::PTRACE));
+probe_pair!(enter, SYS_PENDING, bpf, SysSpec::plain(sc::BPF));
+probe_pair!(enter, SYS_PENDING, kill, SysSpec::plain(sc::KILL));
+probe_pair!(enter, SYS_PENDING, tkill, SysSpec::plain(sc::TKILL));
+probe_pair!(enter, SYS_PENDING, tgkill, SysSpec::plain(sc::TGKILL));
 probe_pair!(
     enter,
     SYS_PENDING,
-    sys_enter_ptrace,
-    sys_exit_ptrace,
-    SysSpec::plain(sc::PTRACE)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_bpf,
-    sys_exit_bpf,
-    SysSpec::plain(sc::BPF)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_kill,
-    sys_exit_kill,
-    SysSpec::plain(sc::KILL)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_tkill,
-    sys_exit_tkill,
-    SysSpec::plain(sc::TKILL)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_tgkill,
-    sys_exit_tgkill,
-    SysSpec::plain(sc::TGKILL)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_memfd_create,
-    sys_exit_memfd_create,
+    memfd_create,
     SysSpec {
         sc: sc::MEMFD_CREATE,
         name_arg: 0,
@@ -155,8 +123,7 @@ probe_pair!(
 probe_pair!(
     enter,
     SYS_PENDING,
-    sys_enter_mount,
-    sys_exit_mount,
+    mount,
     SysSpec {
         sc: sc::MOUNT,
         name_arg: 1,
@@ -166,39 +133,14 @@ probe_pair!(
 probe_pair!(
     enter,
     SYS_PENDING,
-    sys_enter_umount,
-    sys_exit_umount,
+    umount,
     SysSpec {
         sc: sc::UMOUNT,
         name_arg: 0,
         name2_arg: NO_NAME,
     }
 );
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_dup,
-    sys_exit_dup,
-    SysSpec::plain(sc::DUP)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_dup2,
-    sys_exit_dup2,
-    SysSpec::plain(sc::DUP2)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_dup3,
-    sys_exit_dup3,
-    SysSpec::plain(sc::DUP3)
-);
-probe_pair!(
-    enter,
-    SYS_PENDING,
-    sys_enter_fcntl,
-    sys_exit_fcntl,
-    SysSpec::plain(sc::FCNTL)
-);
+probe_pair!(enter, SYS_PENDING, dup, SysSpec::plain(sc::DUP));
+probe_pair!(enter, SYS_PENDING, dup2, SysSpec::plain(sc::DUP2));
+probe_pair!(enter, SYS_PENDING, dup3, SysSpec::plain(sc::DUP3));
+probe_pair!(enter, SYS_PENDING, fcntl, SysSpec::plain(sc::FCNTL));

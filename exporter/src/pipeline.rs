@@ -225,6 +225,7 @@ fn start_sensor(
         wakeup_bytes: config.sensor.wakeup_bytes,
         watch: watch.kernel_list(),
         btf_path: &args.btf,
+        syscall_hooks: config.sensor.syscall_hooks,
     })?;
     sensor.report(metrics);
     let watched = config.sensor.watch_list();

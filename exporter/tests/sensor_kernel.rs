@@ -132,6 +132,14 @@ fn net_roundtrip(ex: &Exporter, loopback: &str) {
 #[test]
 fn tcp_connect_accept_listen_ipv4_and_ipv6() {
     let ex = Exporter::start(&["events"]);
+    // By default the syscall probes are slots of the raw sys_enter/sys_exit dispatcher.
+    let log = ex.stderr.lock().unwrap().clone();
+    for hook in [
+        "probe=connect_enter hook=raw_tracepoint/sys_enter/connect",
+        "probe=accept hook=raw_tracepoint/sys_exit/accept",
+    ] {
+        assert!(log.contains(hook), "{hook} not in {log}");
+    }
     let m0 = ex.metrics();
     net_roundtrip(&ex, "127.0.0.1");
     net_roundtrip(&ex, "[::1]");
@@ -142,6 +150,117 @@ fn tcp_connect_accept_listen_ipv4_and_ipv6() {
         let want = if kind == "connect" { 4.0 } else { 2.0 };
         assert!(rose >= want, "{series} rose by {rose} < {want}");
     }
+}
+
+/// `sensor.syscall_hooks: tracepoints`: the same events through one `syscalls:` tracepoint per syscall.
+#[test]
+fn syscall_probes_attach_as_tracepoints_when_configured() {
+    let dir = common::test_dir("syscall-tracepoints");
+    let config = dir.join("tripline.yml");
+    std::fs::write(&config, "sensor:\n  syscall_hooks: tracepoints\n").unwrap();
+    let ex = Exporter::start(&["events", "--config.file", config.to_str().unwrap()]);
+    let log = ex.stderr.lock().unwrap().clone();
+    assert!(
+        log.contains("probe=connect_enter hook=tracepoint/syscalls/sys_enter_connect"),
+        "{log}"
+    );
+    assert!(!log.contains("raw_tracepoint/"), "{log}");
+    assert!(log.contains("probes attached; missing: none"), "{log}");
+    net_roundtrip(&ex, "127.0.0.1");
+    // A syscall of the tamper family (entry reads a user string, exit adds the result).
+    let pid = common::run_ok(
+        "/usr/bin/python3",
+        &[
+            "-c",
+            "import os\nos.memfd_create('tripline-tp-memfd')\nprint(os.getpid())",
+        ],
+    );
+    let e = ex.wait_events("memfd_create", WAIT, |e| {
+        s(e, "event.name") == "tripline.process.memfd_create" && i(e, "process.pid") == pid
+    });
+    assert_eq!(s(&e[0], "tripline.syscall.target"), "tripline-tp-memfd");
+}
+
+/// A 32-bit syscall through `int 0x80` from this 64-bit test: number `nr`, arguments in ebx, ecx, edx,
+/// with rdi set too (a 64-bit probe reading the wrong registers would see it).
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: i64, bx: u64, cx: u64, dx: u64, di: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: the callers pass arguments valid for the 32-bit syscall they make. rbx is reserved by the
+    // compiler, so the argument is swapped in and out around the call; the kernel zeroes r8-r11 on
+    // int 0x80 from a 64-bit task, so they are declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "xchg {b}, rbx",
+            "int 0x80",
+            "xchg {b}, rbx",
+            b = inout(reg) bx => _,
+            inlateout("rax") nr => ret,
+            in("rcx") cx,
+            in("rdx") dx,
+            in("rdi") di,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    ret
+}
+
+/// 32-bit syscalls (`int 0x80`, 32-bit programs) never fire the `syscalls:` tracepoints; the dispatcher
+/// sends them to the same probes with their own numbers and registers. A 32-bit open for writing of a
+/// watched file is a `file_write`; number 62 (`ustat` there, `kill` in 64-bit) is not read as a signal
+/// to tripline.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_syscalls_are_seen_with_their_own_numbers_and_registers() {
+    let dir = common::test_dir("compat");
+    let (app, config) = common::app_dir_config(&dir);
+    let ex = Exporter::start(&["events", "--config.file", config.to_str().unwrap()]);
+    let me = i64::from(ex.child.id());
+    let tid = gettid();
+
+    // The path must be addressable with 32 bits.
+    let path = app.join("compat-open.txt");
+    let text = format!("{}\0", path.display());
+    // SAFETY: a fresh private anonymous mapping below 2 GiB, written within its length.
+    let low = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        std::ptr::copy_nonoverlapping(text.as_ptr(), p as *mut u8, text.len());
+        p as u64
+    };
+    assert!(low < 1 << 32);
+    const IA32_OPEN: i64 = 5;
+    const IA32_CLOSE: i64 = 6;
+    const IA32_USTAT: i64 = 62;
+    let fd = int80(
+        IA32_OPEN, low, 0o101, /* O_WRONLY|O_CREAT */
+        0o600, me as u64,
+    );
+    assert!(fd >= 0, "32-bit open failed: {fd}");
+    assert_eq!(int80(IA32_CLOSE, fd as u64, 0, 0, 0), 0);
+    let e = ex.wait_events("32-bit open for writing", WAIT, |e| {
+        s(e, "event.name") == "tripline.file.write" && i(e, "thread.id") == tid
+    });
+    assert_eq!(s(&e[0], "file.path"), path.display().to_string());
+
+    assert!(int80(IA32_USTAT, 0, 0, 0, me as u64) < 0);
+    // Positive control from the same thread: a real 64-bit kill(tripline, 0).
+    // SAFETY: signal 0 only checks the target exists.
+    assert_eq!(unsafe { libc::kill(me as i32, 0) }, 0);
+    ex.wait_events("64-bit kill", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.signal_tripline" && i(e, "thread.id") == tid
+    });
+    let all = ex.events_where(|e| {
+        s(e, "event.name") == "tripline.kernel.signal_tripline" && i(e, "thread.id") == tid
+    });
+    assert_eq!(all.len(), 1, "the 32-bit call was read as kill: {all:?}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ const WAIT: Duration = Duration::from_secs(30);
 // bpf(2) commands.
 const BPF_MAP_LOOKUP_ELEM: i64 = 1;
 const BPF_MAP_UPDATE_ELEM: i64 = 2;
+const BPF_MAP_DELETE_ELEM: i64 = 3;
 const BPF_MAP_GET_FD_BY_ID: i64 = 14;
 const BPF_OBJ_GET_INFO_BY_FD: i64 = 15;
 
@@ -68,8 +69,11 @@ fn bpf<T>(cmd: i64, attr: &mut T) -> i64 {
     }
 }
 
-/// The fd of the exporter's `COUNTERS` map, found through its open map ids (/proc/PID/fdinfo).
-fn counters_map_of(pid: u32) -> i32 {
+/// The fd of the exporter's map called `name` (at most 15 bytes: the kernel's limit), found through
+/// its open map ids (/proc/PID/fdinfo).
+fn map_of(pid: u32, name: &str) -> i32 {
+    let mut want = name.as_bytes().to_vec();
+    want.push(0);
     for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
         let Ok(text) = std::fs::read_to_string(e.unwrap().path()) else {
             continue;
@@ -95,13 +99,13 @@ fn counters_map_of(pid: u32) -> i32 {
             info_len: std::mem::size_of::<MapInfo>() as u32,
             info: &mut info as *mut MapInfo as u64,
         };
-        if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut ia) == 0 && info.name.starts_with(b"COUNTERS\0") {
+        if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut ia) == 0 && info.name.starts_with(&want) {
             return fd as i32;
         }
         // SAFETY: our own fd.
         unsafe { libc::close(fd as i32) };
     }
-    panic!("tripline (pid {pid}) holds no COUNTERS map");
+    panic!("tripline (pid {pid}) holds no {name} map");
 }
 
 fn possible_cpus() -> usize {
@@ -125,7 +129,7 @@ fn a_rewritten_kernel_counter_is_a_tamper_finding_and_a_metric() {
     let before = ex.sample("tripline_events_total{kind=\"exec\"}");
     assert!(before >= 5.0, "{before}");
 
-    let fd = counters_map_of(ex.child.id());
+    let fd = map_of(ex.child.id(), "COUNTERS");
     let ncpu = possible_cpus();
     let key: u32 = counter::SEEN + u32::from(kind::EXEC);
     let lookup = || {
@@ -195,6 +199,32 @@ fn a_rewritten_kernel_counter_is_a_tamper_finding_and_a_metric() {
     }
     assert!(ex.sample("tripline_last_event_timestamp_seconds") > 1.7e9);
     assert!(ex.sample("tripline_heartbeat_timestamp_seconds") > 1.7e9);
+}
+
+/// Emptying a slot of the raw syscall dispatcher blinds that syscall's probe as surely as detaching a
+/// link: the integrity check reports it.
+#[test]
+fn an_emptied_dispatcher_slot_is_a_tamper_finding() {
+    let ex = Exporter::start(&["events", "--tamper.check-interval", "1s"]);
+    let fd = map_of(ex.child.id(), "SYS_ENTER_PROGS");
+    let nr = tripline_common::x86_64_syscall_nr("openat").unwrap();
+    let mut a = MapElemAttr {
+        map_fd: fd as u32,
+        key: &nr as *const u32 as u64,
+        ..Default::default()
+    };
+    assert_eq!(bpf(BPF_MAP_DELETE_ELEM, &mut a), 0, "delete slot {nr}");
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    let f = ex.wait_events("tamper finding", WAIT, |e| {
+        s(e, "tripline.tamper.reason") == "link_missing"
+    });
+    let detail = s(&f[0], "tripline.tamper.detail");
+    assert!(
+        detail.contains("raw_enter_openat") && detail.contains(&format!("slot {nr}")),
+        "{detail}"
+    );
+    assert!(ex.sample("tripline_tamper_detected_total{reason=\"link_missing\"}") >= 1.0);
 }
 
 #[test]

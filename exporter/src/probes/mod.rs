@@ -4,6 +4,7 @@
 //! refused hook costs that probe only; what attached is logged once and exported as
 //! `tripline_probe_attached{probe}`.
 pub mod btf;
+mod dispatch;
 pub mod inodes;
 pub mod integrity;
 pub mod reader;
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::raw_trace_point::RawTracePointLink;
 use aya::programs::tp_btf::BtfTracePointLink;
 use aya::programs::trace_point::TracePointLink;
 use aya::programs::{BtfTracePoint, TracePoint};
@@ -39,6 +41,12 @@ pub enum Hook {
     BtfTracepoint {
         name: &'static str,
     },
+    /// A slot of the raw `sys_enter`/`sys_exit` dispatcher's program array, at the syscall's number
+    /// (`sensor.syscall_hooks: dispatch`).
+    Dispatch {
+        syscall: &'static str,
+        exit: bool,
+    },
 }
 
 impl std::fmt::Display for Hook {
@@ -46,6 +54,10 @@ impl std::fmt::Display for Hook {
         match self {
             Hook::Tracepoint { category, name } => write!(f, "tracepoint/{category}/{name}"),
             Hook::BtfTracepoint { name } => write!(f, "tp_btf/{name}"),
+            Hook::Dispatch { syscall, exit } => {
+                let tp = if *exit { "sys_exit" } else { "sys_enter" };
+                write!(f, "raw_tracepoint/{tp}/{syscall}")
+            }
         }
     }
 }
@@ -126,11 +138,33 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
     },
     ProbeSpec {
         probe: "connect_enter",
+        program: "raw_enter_connect",
+        hook: Hook::Dispatch {
+            syscall: "connect",
+            exit: false,
+        },
+        format: &[],
+        needs_offsets: true,
+        min_kernel: "4.17",
+    },
+    ProbeSpec {
+        probe: "connect_enter",
         program: "sys_enter_connect",
         hook: syscall_tp("sys_enter_connect"),
         format: &[],
         needs_offsets: false,
         min_kernel: "4.7",
+    },
+    ProbeSpec {
+        probe: "connect_exit",
+        program: "raw_exit_connect",
+        hook: Hook::Dispatch {
+            syscall: "connect",
+            exit: true,
+        },
+        format: &[],
+        needs_offsets: true,
+        min_kernel: "4.17",
     },
     ProbeSpec {
         probe: "connect_exit",
@@ -142,11 +176,33 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
     },
     ProbeSpec {
         probe: "accept",
+        program: "raw_exit_accept",
+        hook: Hook::Dispatch {
+            syscall: "accept",
+            exit: true,
+        },
+        format: &[],
+        needs_offsets: true,
+        min_kernel: "4.17",
+    },
+    ProbeSpec {
+        probe: "accept",
         program: "sys_exit_accept",
         hook: syscall_tp("sys_exit_accept"),
         format: tp::SYS_EXIT.fields,
         needs_offsets: true,
         min_kernel: "4.7",
+    },
+    ProbeSpec {
+        probe: "accept4",
+        program: "raw_exit_accept4",
+        hook: Hook::Dispatch {
+            syscall: "accept4",
+            exit: true,
+        },
+        format: &[],
+        needs_offsets: true,
+        min_kernel: "4.17",
     },
     ProbeSpec {
         probe: "accept4",
@@ -191,8 +247,8 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
 ];
 
 /// Attach rows for every syscall in the ABI table (`tripline_common::SYSCALLS`): `<syscall>` (entry, reads
-/// the arguments; `file_<syscall>` for the file family) and `<label>_exit` (adds the result). Built once;
-/// leaked to get `'static` names.
+/// the arguments; `file_<syscall>` for the file family) and `<label>_exit` (adds the result), each first as
+/// a dispatcher slot, then as its `syscalls:` tracepoint. Built once; leaked to get `'static` names.
 fn syscall_probes() -> &'static [ProbeSpec] {
     static ROWS: std::sync::OnceLock<Vec<ProbeSpec>> = std::sync::OnceLock::new();
     ROWS.get_or_init(|| {
@@ -202,8 +258,23 @@ fn syscall_probes() -> &'static [ProbeSpec] {
             let (sc, fields) = (s.name, s.args);
             let file = EventKind::from_wire(s.kind).map(EventKind::family) == Some(Family::File);
             let label = if file { "file_" } else { "" };
+            let (enter, exit) = (
+                leak(format!("{label}{sc}")),
+                leak(format!("{label}{sc}_exit")),
+            );
             rows.push(ProbeSpec {
-                probe: leak(format!("{label}{sc}")),
+                probe: enter,
+                program: leak(format!("raw_enter_{sc}")),
+                hook: Hook::Dispatch {
+                    syscall: sc,
+                    exit: false,
+                },
+                format: fields,
+                needs_offsets: true,
+                min_kernel: "4.17",
+            });
+            rows.push(ProbeSpec {
+                probe: enter,
                 program: leak(format!("sys_enter_{sc}")),
                 hook: Hook::Tracepoint {
                     category: "syscalls",
@@ -214,7 +285,18 @@ fn syscall_probes() -> &'static [ProbeSpec] {
                 min_kernel: "4.7",
             });
             rows.push(ProbeSpec {
-                probe: leak(format!("{label}{sc}_exit")),
+                probe: exit,
+                program: leak(format!("raw_exit_{sc}")),
+                hook: Hook::Dispatch {
+                    syscall: sc,
+                    exit: true,
+                },
+                format: &[],
+                needs_offsets: true,
+                min_kernel: "4.17",
+            });
+            rows.push(ProbeSpec {
+                probe: exit,
                 program: leak(format!("sys_exit_{sc}")),
                 hook: Hook::Tracepoint {
                     category: "syscalls",
@@ -248,12 +330,14 @@ pub struct SensorOptions<'a> {
     /// See `tripline_common::ProbeConfig::wakeup_bytes`.
     pub wakeup_bytes: u32,
     pub btf_path: &'a Path,
+    pub syscall_hooks: crate::config::SyscallHooks,
 }
 
 /// An attached program; dropping it detaches.
 enum Link {
     Tracepoint(#[allow(dead_code)] TracePointLink),
     Btf(#[allow(dead_code)] BtfTracePointLink),
+    Raw(#[allow(dead_code)] RawTracePointLink),
 }
 
 /// Loaded probes: the ring buffer to read and the counters to sample.
@@ -269,6 +353,8 @@ pub struct Sensor {
     pub status: Vec<ProbeStatus>,
     /// Our programs, links and maps as attached, for [`Sensor::verify_integrity`].
     integrity: integrity::Integrity,
+    /// Dispatcher slots filled at load, for [`Sensor::verify_integrity`].
+    slots: Vec<dispatch::Slot>,
     /// Tamper evidence found while reading counters, taken by [`Sensor::take_tamper`].
     tamper: Vec<crate::tamper::Tamper>,
     /// Per-CPU counter values last read, by counter index: turns absolute kernel counts into
@@ -326,6 +412,7 @@ impl Sensor {
         let config = ProbeConfig {
             self_pid: std::process::id(),
             wakeup_bytes: opts.wakeup_bytes,
+            hooked: dispatch::hooked_slots(opts.syscall_hooks),
         };
 
         let mut ebpf = EbpfLoader::new()
@@ -340,20 +427,26 @@ impl Sensor {
         let kernel_btf = Btf::from_sys_fs().ok();
         let mut status: Vec<ProbeStatus> = Vec::new();
         let mut links = Vec::new();
+        let mut dispatcher = dispatch::Dispatcher::start(&mut ebpf, opts.syscall_hooks, &offsets);
         for spec in ATTACH_TABLE.iter().chain(syscall_probes()) {
             if let Some(s) = status.iter().find(|s| s.probe == spec.probe) {
                 if s.attached {
                     continue; // an earlier alternative attached
                 }
             }
-            let result = attach_one(
-                &mut ebpf,
-                spec,
-                &events_dir,
-                offsets.valid != 0,
-                kernel_btf.as_ref(),
-            )
-            .map(|link| links.push(link));
+            let result = match spec.hook {
+                Hook::Dispatch { .. } if dispatcher.is_off() => continue,
+                Hook::Dispatch { syscall, exit } => check_format(spec, &events_dir)
+                    .and_then(|()| dispatcher.fill(&mut ebpf, spec.program, syscall, exit)),
+                _ => attach_one(
+                    &mut ebpf,
+                    spec,
+                    &events_dir,
+                    offsets.valid != 0,
+                    kernel_btf.as_ref(),
+                )
+                .map(|link| links.push(link)),
+            };
             let entry = match status.iter_mut().find(|s| s.probe == spec.probe) {
                 Some(s) => s,
                 None => {
@@ -372,6 +465,7 @@ impl Sensor {
                 Err(e) => entry.errors.push(format!("{}: {e:#}", spec.hook)),
             }
         }
+        let slots = dispatcher.finish(&mut links);
         if !status.iter().any(|s| s.attached) {
             let why: Vec<String> = status.iter().flat_map(|s| s.errors.clone()).collect();
             anyhow::bail!("no probe could be attached: {}", why.join("; "));
@@ -399,6 +493,7 @@ impl Sensor {
             counters,
             status,
             integrity,
+            slots,
             tamper: Vec::new(),
             last_cpu: std::collections::HashMap::new(),
         })
@@ -496,7 +591,9 @@ impl Sensor {
 
     /// Checks our programs, links and maps are still loaded, attached and unchanged.
     pub fn verify_integrity(&self) -> Vec<crate::tamper::Tamper> {
-        self.integrity.verify(&self._ebpf)
+        let mut out = self.integrity.verify(&self._ebpf);
+        out.extend(dispatch::verify(&self._ebpf, &self.slots));
+        out
     }
 
     // Long on purpose: every kernel counter read once per pass, per CPU slot, as monotonic (a lowered slot
@@ -622,7 +719,8 @@ impl Collector for SensorCollector {
 impl Drop for Sensor {
     /// Detaches every probe, on a few threads at once. Each perf-event tracepoint detach waits for RCU
     /// grace periods in the kernel under a kernel-wide mutex (`event_mutex`), so the waits do not overlap:
-    /// ~33 ms per tracepoint, ~3.6 s for 108 probes on 6.18 (docs/detection.md, life cycle).
+    /// ~33 ms per tracepoint. With the syscall dispatcher only the 8 non-syscall tracepoints pay it
+    /// (~0.3 s); with one tracepoint per syscall ~4 s (docs/detection.md, life cycle).
     fn drop(&mut self) {
         let links = std::mem::take(&mut self.links);
         let per_thread = links.len().div_ceil(16).max(1);
@@ -664,11 +762,7 @@ fn attach_one(
         .with_context(|| format!("program {} missing from the object", spec.program))?;
     match spec.hook {
         Hook::Tracepoint { category, name } => {
-            if !spec.format.is_empty() {
-                tracefs::Format::read(events_dir, category, name)
-                    .and_then(|f| f.check(spec.format))
-                    .map_err(|e| anyhow::anyhow!("tracepoint format mismatch: {e}"))?;
-            }
+            check_format(spec, events_dir)?;
             let p: &mut TracePoint = program.try_into()?;
             p.load().map_err(|e| permission_hint(e.into()))?;
             let id = p.attach(category, name)?;
@@ -681,7 +775,26 @@ fn attach_one(
             let id = p.attach()?;
             Ok(Link::Btf(p.take_link(id)?))
         }
+        Hook::Dispatch { .. } => {
+            anyhow::bail!("dispatcher slots are filled by dispatch::Dispatcher")
+        }
     }
+}
+
+/// Checks the tracepoint record fields a program reads against tracefs. For a dispatcher slot it is the
+/// syscall's `sys_enter_*` format: the argument order the registers are read in.
+fn check_format(spec: &ProbeSpec, events_dir: &Path) -> anyhow::Result<()> {
+    if spec.format.is_empty() {
+        return Ok(());
+    }
+    let (category, name) = match spec.hook {
+        Hook::Tracepoint { category, name } => (category, name.to_string()),
+        Hook::Dispatch { syscall, .. } => ("syscalls", format!("sys_enter_{syscall}")),
+        Hook::BtfTracepoint { .. } => return Ok(()),
+    };
+    tracefs::Format::read(events_dir, category, &name)
+        .and_then(|f| f.check(spec.format))
+        .map_err(|e| anyhow::anyhow!("tracepoint format mismatch: {e}"))
 }
 
 fn permission_hint(e: anyhow::Error) -> anyhow::Error {

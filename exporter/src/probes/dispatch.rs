@@ -1,0 +1,227 @@
+//! The raw syscall dispatcher: one program on the raw `sys_enter` and one on `sys_exit` tracepoint, each
+//! tail-calling the hooked syscall's program from a program array indexed by syscall number
+//! (`exporter-ebpf/src/common.rs`).
+//!
+//! 32-bit calls (`int 0x80`, 32-bit programs) have their own numbers and argument registers: the
+//! dispatcher sends them to the same programs through slots `SYSCALL_SLOTS + number`, and the programs
+//! read the 32-bit registers (`tripline_common::X86_IA32_SYSCALL_NR`). The `syscalls:` tracepoints never
+//! fire for them, so only the dispatcher sees them.
+//!
+//! Why: a `syscalls:sys_*` tracepoint is a perf event, and closing one waits for RCU grace periods under
+//! the kernel's `event_mutex` (~33 ms each on 6.18): 100 syscall tracepoints made every clean stop take
+//! ~3.6 s. Two raw tracepoint links detach at once. The price is one program run per syscall on the host,
+//! hooked or not, which the overhead benchmark measures (docs/performance.md); `sensor.syscall_hooks:
+//! tracepoints` selects the per-syscall tracepoints instead, and every slot falls back to its tracepoint
+//! where the dispatcher cannot attach (no x86-64 register offsets in BTF, raw tracepoints refused).
+use aya::maps::{Map, ProgramArray};
+use aya::programs::RawTracePoint;
+use aya::Ebpf;
+use tripline_common::KernelOffsets;
+
+use super::Link;
+use crate::config::SyscallHooks;
+use crate::tamper::{Reason, Tamper};
+
+const ENTER_MAP: &str = "SYS_ENTER_PROGS";
+const EXIT_MAP: &str = "SYS_EXIT_PROGS";
+
+/// A filled slot: which array, which syscall number, which program (by kernel id).
+#[derive(Debug, Clone)]
+pub struct Slot {
+    exit: bool,
+    nr: u32,
+    program: &'static str,
+    prog_id: u32,
+}
+
+pub struct Dispatcher {
+    /// The two raw tracepoint links, or why the dispatcher is unavailable (`None` inside: switched off).
+    state: Result<Vec<Link>, Option<String>>,
+    slots: Vec<Slot>,
+}
+
+impl Dispatcher {
+    /// Attaches `sys_enter_dispatch` and `sys_exit_dispatch` unless switched off or impossible here.
+    pub fn start(ebpf: &mut Ebpf, mode: SyscallHooks, offsets: &KernelOffsets) -> Dispatcher {
+        let state = match mode {
+            SyscallHooks::Tracepoints => Err(None),
+            SyscallHooks::Dispatch => attach(ebpf, offsets).map_err(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "raw syscall dispatcher unavailable: using one syscalls: tracepoint per hooked syscall");
+                Some(format!("{e:#}"))
+            }),
+        };
+        Dispatcher {
+            state,
+            slots: Vec::new(),
+        }
+    }
+
+    /// Switched off by configuration: dispatcher rows are skipped, not failed.
+    pub fn is_off(&self) -> bool {
+        matches!(self.state, Err(None))
+    }
+
+    /// Loads `program` and puts it in the entry or exit array at `syscall`'s 64-bit number and at each of
+    /// its 32-bit numbers (`SYSCALL_SLOTS` + number).
+    pub fn fill(
+        &mut self,
+        ebpf: &mut Ebpf,
+        program: &'static str,
+        syscall: &'static str,
+        exit: bool,
+    ) -> anyhow::Result<()> {
+        if let Err(why) = &self.state {
+            anyhow::bail!(
+                "dispatcher unavailable: {}",
+                why.as_deref().unwrap_or("switched off")
+            );
+        }
+        let nr = syscall_nr(syscall)?;
+        let compat = tripline_common::x86_ia32_syscall_nrs(syscall)
+            .iter()
+            .map(|n| tripline_common::SYSCALL_SLOTS + n);
+        let p: &mut RawTracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
+            .try_into()?;
+        p.load().map_err(|e| super::permission_hint(e.into()))?;
+        let prog_id = p.info()?.id();
+        let fd = p.fd()?.try_clone()?;
+        let name = if exit { EXIT_MAP } else { ENTER_MAP };
+        let map = ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow::anyhow!("map {name} missing from the object"))?;
+        let mut array = ProgramArray::try_from(map)?;
+        for slot in std::iter::once(nr).chain(compat) {
+            array.set(slot, &fd, 0)?;
+            self.slots.push(Slot {
+                exit,
+                nr: slot,
+                program,
+                prog_id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Hands the dispatcher's links to the sensor when a slot was filled (else detaches them: nothing to
+    /// dispatch to) and returns the slots for integrity checks.
+    pub fn finish(self, links: &mut Vec<Link>) -> Vec<Slot> {
+        if let Ok(own) = self.state {
+            if !self.slots.is_empty() {
+                links.extend(own);
+            }
+        }
+        self.slots
+    }
+}
+
+/// The `ProbeConfig::hooked` bitmap: every slot a dispatcher row may fill (a row that then fails only
+/// costs a failed tail call). Empty when the dispatcher is off.
+pub fn hooked_slots(mode: SyscallHooks) -> [u64; tripline_common::HOOKED_WORDS] {
+    let mut c = tripline_common::ProbeConfig::default();
+    if mode == SyscallHooks::Dispatch && cfg!(target_arch = "x86_64") {
+        for (name, nr) in tripline_common::X86_64_SYSCALL_NR {
+            c.hook_slot(*nr);
+            for n in tripline_common::x86_ia32_syscall_nrs(name) {
+                c.hook_slot(tripline_common::SYSCALL_SLOTS + n);
+            }
+        }
+    }
+    c.hooked
+}
+
+/// The syscall's number on this architecture (the dispatcher is x86-64 only).
+fn syscall_nr(syscall: &str) -> anyhow::Result<u32> {
+    if !cfg!(target_arch = "x86_64") {
+        anyhow::bail!("the raw syscall dispatcher knows x86-64 syscall numbers only");
+    }
+    tripline_common::x86_64_syscall_nr(syscall)
+        .ok_or_else(|| anyhow::anyhow!("no syscall number for {syscall}"))
+}
+
+fn attach(ebpf: &mut Ebpf, offsets: &KernelOffsets) -> anyhow::Result<Vec<Link>> {
+    if !cfg!(target_arch = "x86_64") {
+        anyhow::bail!("the raw syscall dispatcher supports x86-64 only");
+    }
+    if !offsets.have_syscall_regs() {
+        anyhow::bail!("kernel BTF lacks the pt_regs members the dispatcher reads");
+    }
+    let mut links = Vec::new();
+    for (program, tracepoint) in [
+        ("sys_enter_dispatch", "sys_enter"),
+        ("sys_exit_dispatch", "sys_exit"),
+    ] {
+        let p: &mut RawTracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
+            .try_into()?;
+        p.load().map_err(|e| super::permission_hint(e.into()))?;
+        let id = p.attach(tracepoint)?;
+        links.push(Link::Raw(p.take_link(id)?));
+    }
+    Ok(links)
+}
+
+/// Every filled slot still holds the program put there: an emptied or replaced slot blinds that
+/// syscall's probe as surely as a detached link. Reading our own map needs no privilege.
+pub fn verify(ebpf: &Ebpf, slots: &[Slot]) -> Vec<Tamper> {
+    let mut out = Vec::new();
+    for s in slots {
+        let name = if s.exit { EXIT_MAP } else { ENTER_MAP };
+        let Some(Map::ProgramArray(data)) = ebpf.map(name) else {
+            continue;
+        };
+        let now = lookup_prog_id(data.fd(), s.nr);
+        if now != Some(s.prog_id) {
+            out.push(Tamper {
+                reason: Reason::link_missing,
+                detail: match now {
+                    None => format!(
+                        "eBPF program {} (id {}) was removed from the syscall dispatcher's slot {} ({name})",
+                        s.program, s.prog_id, s.nr
+                    ),
+                    Some(other) => format!(
+                        "the syscall dispatcher's slot {} ({name}) now runs program id {other} instead of {} (id {})",
+                        s.nr, s.program, s.prog_id
+                    ),
+                },
+                gap: None,
+            });
+        }
+    }
+    out
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` on a program array: the id of the program in slot `index`, if any.
+fn lookup_prog_id(fd: &aya::maps::MapFd, index: u32) -> Option<u32> {
+    use std::os::fd::{AsFd, AsRawFd};
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    let key = index;
+    let mut value = 0u32;
+    let attr = Attr {
+        map_fd: fd.as_fd().as_raw_fd() as u32,
+        _pad: 0,
+        key: &key as *const u32 as u64,
+        value: &mut value as *mut u32 as u64,
+        flags: 0,
+    };
+    // SAFETY: the attribute points at live locals of the sizes the map declares (u32 key, u32 value).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_ELEM,
+            &attr as *const Attr,
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    (rc == 0).then_some(value)
+}
