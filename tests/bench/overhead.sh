@@ -3,7 +3,8 @@
 # that only counts on the same tracepoints / auditd with exec+network rules and an /etc watch. Each round
 # runs every configuration once (in order), ROUNDS rounds (default 3); the table shows the median µs per
 # operation and the ratio to bare. With HOG=1 (or HOG=both) a CPU hog (one busy loop per CPU) runs during
-# the measurements.
+# the measurements. `tripline-tp` is tripline with `sensor.syscall_hooks: tracepoints` (one `syscalls:`
+# tracepoint per hooked syscall instead of the raw sys_enter/sys_exit dispatcher).
 #   EXECS=3000 CONNECTS=20000 FILES=20000 ROUNDS=3 HOG=0|1|both CONFIGS="bare tripline bpftrace auditd"
 # Usage: tests/bench/overhead.sh   (root; installs bpftrace and auditd with apt-get if missing; leaves
 # auditd as it found it: stopped/started, rules restored)
@@ -66,8 +67,13 @@ start() {
   cfg_pid=
   case $1 in
     bare) ;;
-    tripline)
-      "$TRIPLINE" --web.listen-address "127.0.0.1:$PORT" 2>"$work/tripline.log" &
+    tripline|tripline-tp)
+      conf=()
+      if [ "$1" = tripline-tp ]; then
+        printf 'sensor:\n  syscall_hooks: tracepoints\n' >"$work/tp.yml"
+        conf=(--config.file "$work/tp.yml")
+      fi
+      "$TRIPLINE" "${conf[@]}" --web.listen-address "127.0.0.1:$PORT" 2>"$work/tripline.log" &
       cfg_pid=$!
       for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done ;;
     bpftrace)
