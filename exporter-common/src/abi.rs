@@ -313,6 +313,8 @@ pub const X86_IA32_SYSCALL_NR: &[(&str, &[u32])] = &[
     ("fcntl", &[55, 221]),
     ("connect", &[362, 102]),
     ("accept4", &[364]),
+    ("init_module", &[128]),
+    ("finit_module", &[350]),
 ];
 
 /// The 32-bit numbers of hooked syscall `name` (empty: none).
@@ -378,6 +380,8 @@ pub const X86_64_SYSCALL_NR: &[(&str, u32)] = &[
     ("connect", 42),
     ("accept", 43),
     ("accept4", 288),
+    ("init_module", 175),
+    ("finit_module", 313),
 ];
 
 /// The x86-64 number of hooked syscall `name`.

@@ -108,6 +108,7 @@ kinds! {
     FILE_LINK = 37 => FileLink, "file_link", "tripline.file.link", File, "A hard or symbolic link created to or under a watched path.";
     FILE_XATTR = 38 => FileXattr, "file_xattr", "tripline.file.xattr", File, "An extended attribute set or removed on a watched file, or a `security.capability` (file capability) set anywhere.";
     SENSITIVE_READ = 39 => SensitiveRead, "sensitive_read", "tripline.file.sensitive_read", File, "A credential store or kernel memory/keyring interface opened for reading (matched by inode in the kernel).";
+    MODULE_LOAD = 40 => ModuleLoad, "module_load", "tripline.kernel.module_load", File, "A kernel module load attempt (init_module, finit_module): the module file of finit_module resolved in the kernel, the parameters and the result. Hooked by syscall number, so it is reported even where the kernel has no module support (the call then fails with ENOSYS).";
     PRIV_CHANGE = 48 => PrivChange, "priv_change", "tripline.privilege.change", Privilege, "A setuid-family call: the requested ids and the result.";
     PTRACE = 64 => Ptrace, "ptrace", "tripline.kernel.ptrace", Tamper, "ptrace attach, seize or poke of another process.";
     BPF_LOAD = 65 => BpfLoad, "bpf_load", "tripline.kernel.bpf_load", Tamper, "A BPF program load by a process other than tripline.";
@@ -177,6 +178,9 @@ syscalls! {
     REMOVEXATTR = "removexattr", FILE_XATTR, 59, ["pathname" @ 16, "name" @ 24];
     LREMOVEXATTR = "lremovexattr", FILE_XATTR, 60, ["pathname" @ 16, "name" @ 24];
     FREMOVEXATTR = "fremovexattr", FILE_XATTR, 61, ["fd" @ 16, "name" @ 24];
+    // Kernel module loads (file family: finit_module names a file).
+    INIT_MODULE = "init_module", MODULE_LOAD, 62, ["umod" @ 16, "len" @ 24, "uargs" @ 32];
+    FINIT_MODULE = "finit_module", MODULE_LOAD, 63, ["fd" @ 16, "uargs" @ 24, "flags" @ 32];
     // Privilege (privilege family).
     SETUID = "setuid", PRIV_CHANGE, 1, ["uid" @ 16];
     SETGID = "setgid", PRIV_CHANGE, 2, ["gid" @ 16];

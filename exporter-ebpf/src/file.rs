@@ -74,8 +74,11 @@ struct Spec {
     gid: usize,
     /// fd-based calls: the fd argument (the path is resolved from it).
     fd: usize,
-    /// xattr calls: the attribute name (kept in `path2`, not compared as a path).
+    /// xattr calls: the attribute name (kept in `path2`, not compared as a path); module loads: the
+    /// parameters.
     xattr: usize,
+    /// Kept whatever the path (module loads).
+    always: bool,
 }
 
 const O_WRITE_MASK: i32 = 0o1 | 0o2 | 0o100 | 0o1000;
@@ -244,7 +247,7 @@ fn enter<C: SysArgs>(ctx: &C, s: &Spec) -> Result<(), i32> {
         (*ev).dev = 0;
         (*ev).ino = 0;
         (*ev).class = 0;
-        let mut keep = false;
+        let mut keep = s.always;
         if s.mode != 0 && (*ev).mode & S_ISUID_ISGID != 0 && s.kind == kind::FILE_CHMOD {
             (*ev).resolve |= resolve::SETID_MODE;
             keep = true;
@@ -255,7 +258,7 @@ fn enter<C: SysArgs>(ctx: &C, s: &Spec) -> Result<(), i32> {
             n2 = bpf_probe_read_user_str_bytes(p, &mut (*ev).path2)
                 .map(|b| b.len() + 1)
                 .unwrap_or(0);
-            if is_capability(&(*ev).path2, n2) {
+            if s.kind == kind::FILE_XATTR && is_capability(&(*ev).path2, n2) {
                 (*ev).resolve |= resolve::CAPABILITY;
                 keep = true;
             }
@@ -263,21 +266,34 @@ fn enter<C: SysArgs>(ctx: &C, s: &Spec) -> Result<(), i32> {
         if s.fd != 0 {
             let fd: i32 = ctx.read_at(s.fd)?;
             (*ev).dirfd = fd;
-            let Ok(file) = file_of_fd(fd as u64) else {
-                count(counter::FILE_FILTERED);
-                return Ok(());
-            };
-            let class = resolve_file(ev, file);
             (*ev).path2_len = n2 as u16;
-            let n = (*ev).path_len as usize;
-            if class & inode_class::WATCHED != 0 {
-                (*ev).resolve |= resolve::BY_INODE;
-                keep = true;
+            match file_of_fd(fd as u64) {
+                Ok(file) => {
+                    let class = resolve_file(ev, file);
+                    let n = (*ev).path_len as usize;
+                    if class & inode_class::WATCHED != 0 {
+                        (*ev).resolve |= resolve::BY_INODE;
+                        keep = true;
+                    }
+                    if !keep && !watched((*ev).path.as_ptr(), n) {
+                        count(counter::FILE_FILTERED);
+                        return Ok(());
+                    }
+                }
+                // Not an open fd: the call fails; reported only when kept whatever the path.
+                Err(_) if keep => (*ev).path_len = 0,
+                Err(_) => {
+                    count(counter::FILE_FILTERED);
+                    return Ok(());
+                }
             }
-            if !keep && !watched((*ev).path.as_ptr(), n) {
-                count(counter::FILE_FILTERED);
+        } else if s.path == 0 {
+            // No file (init_module: the image is in memory): kept only when `always`.
+            if !keep {
                 return Ok(());
             }
+            (*ev).path_len = 0;
+            (*ev).path2_len = n2 as u16;
         } else {
             let p: *const u8 = ctx.read_at(s.path)?;
             let n = bpf_probe_read_user_str_bytes(p, &mut (*ev).spelled)
@@ -339,6 +355,7 @@ const fn spec(sc: Syscall, path: &str) -> Spec {
         gid: 0,
         fd: 0,
         xattr: 0,
+        always: false,
         op: sc.op,
     }
 }
@@ -793,5 +810,27 @@ probe_pair!(enter, FILE_PENDING, symlink, {
     Spec {
         path2: s.arg("newname"),
         ..spec(s, "oldname")
+    }
+});
+
+// Kernel module loads, kept whatever the path: finit_module's file is resolved from its fd; init_module
+// has only an image in memory. Both report the parameters.
+probe_pair!(enter, FILE_PENDING, finit_module, {
+    let s = sc::FINIT_MODULE;
+    Spec {
+        fd: s.arg("fd"),
+        xattr: s.arg("uargs"),
+        flags: s.arg("flags"),
+        always: true,
+        ..spec(s, "fd")
+    }
+});
+probe_pair!(enter, FILE_PENDING, init_module, {
+    let s = sc::INIT_MODULE;
+    Spec {
+        path: 0,
+        xattr: s.arg("uargs"),
+        always: true,
+        ..spec(s, "umod")
     }
 });

@@ -1,6 +1,8 @@
 //! A fixed kernel workload for overhead benchmarks (tests/bench/kernel_overhead.sh):
 //! `workload exec N` runs /bin/true N times; `workload tcp N` makes N loopback connect+accept pairs.
 //! `workload file N` creates/truncates, writes and closes $WORKLOAD_FILE N times.
+//! `workload syscall N` makes N getppid calls: a syscall no probe hooks (the raw syscall dispatcher's
+//! cost on everything else the host does).
 //! Prints the elapsed seconds.
 //! Storms (tests/bench/storm.sh): `workload tcp-storm RATE SECONDS THREADS` paces loopback connect+accept
 //! pairs at RATE pairs/s over THREADS threads; `workload exec-storm RATE SECONDS THREADS` paces execs of
@@ -35,6 +37,12 @@ fn main() {
                 let (s, _) = l.accept().expect("accept");
                 drop(c);
                 drop(s);
+            }
+        }
+        "syscall" => {
+            for _ in 0..n {
+                // SAFETY: getppid has no arguments and cannot fail.
+                std::hint::black_box(unsafe { libc::getppid() });
             }
         }
         "file" => {

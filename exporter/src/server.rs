@@ -158,6 +158,8 @@ async fn landing(State(s): State<AppState>) -> Html<String> {
     for p in s.probes.iter() {
         let state = if p.attached {
             "attached"
+        } else if p.unavailable {
+            "not available on this kernel"
         } else {
             "NOT attached"
         };

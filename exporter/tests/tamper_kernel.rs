@@ -172,3 +172,37 @@ fn sockets_duplicated_onto_stdio() {
     });
     accept.join().unwrap();
 }
+
+/// Module loads are hooked by syscall number, so an attempt is seen even on a kernel without module
+/// support (these hosts: the call fails with ENOSYS; elsewhere a file that is not a module fails the ELF
+/// check). finit_module names the file (resolved in the kernel from the fd) and its parameters;
+/// init_module has only an image in memory. Both match `kernel_module_load`.
+#[test]
+fn module_load_attempts_are_seen_where_the_kernel_has_no_module_support() {
+    let ex = Exporter::start(&["events"]);
+    let mine = |pid: i64| move |e: &serde_json::Value| i(e, "process.pid") == pid;
+    let pid = python(
+        "import ctypes,os\nl=ctypes.CDLL(None,use_errno=True)\nfd=os.open('/bin/true',os.O_RDONLY)\n\
+         assert l.syscall(313,fd,b'gameday=1',0)==-1\nos.close(fd)\nimg=ctypes.create_string_buffer(64)\n\
+         assert l.syscall(175,img,64,b'p=2')==-1\nprint(os.getpid())",
+    );
+    let e = ex.wait_events("finit_module", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.module_load"
+            && s(e, "tripline.file.operation") == "finit_module"
+            && mine(pid)(e)
+    });
+    assert_eq!(s(&e[0], "file.path"), "/usr/bin/true");
+    assert_eq!(s(&e[0], "tripline.module.params"), "gameday=1");
+    assert!(i(&e[0], "tripline.file.result") < 0);
+    let e = ex.wait_events("init_module", WAIT, |e| {
+        s(e, "event.name") == "tripline.kernel.module_load"
+            && s(e, "tripline.file.operation") == "init_module"
+            && mine(pid)(e)
+    });
+    assert_eq!(s(&e[0], "file.path"), "");
+    assert_eq!(s(&e[0], "tripline.module.params"), "p=2");
+    let f = ex.wait_events("kernel_module_load rule", WAIT, |e| {
+        s(e, "security_rule.name") == "kernel_module_load" && mine(pid)(e)
+    });
+    assert_eq!(s(&f[0], "severity_text"), "ERROR");
+}

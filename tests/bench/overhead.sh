@@ -5,7 +5,7 @@
 # operation and the ratio to bare. With HOG=1 (or HOG=both) a CPU hog (one busy loop per CPU) runs during
 # the measurements. `tripline-tp` is tripline with `sensor.syscall_hooks: tracepoints` (one `syscalls:`
 # tracepoint per hooked syscall instead of the raw sys_enter/sys_exit dispatcher).
-#   EXECS=3000 CONNECTS=20000 FILES=20000 ROUNDS=3 HOG=0|1|both CONFIGS="bare tripline bpftrace auditd"
+#   EXECS=3000 CONNECTS=20000 FILES=20000 SYSCALLS=2000000 ROUNDS=3 HOG=0|1|both CONFIGS="bare tripline bpftrace auditd"
 # Usage: tests/bench/overhead.sh   (root; installs bpftrace and auditd with apt-get if missing; leaves
 # auditd as it found it: stopped/started, rules restored)
 set -euo pipefail
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/../.."
 EXECS=${EXECS:-3000}
 CONNECTS=${CONNECTS:-20000}
 FILES=${FILES:-20000}
+SYSCALLS=${SYSCALLS:-2000000}
 ROUNDS=${ROUNDS:-3}
 HOG=${HOG:-both}
 CONFIGS=${CONFIGS:-bare tripline bpftrace auditd}
@@ -110,6 +111,7 @@ measure() { # config hog -> lines "config hog workload us_per_op"
   echo "$c $h connect+accept $("$W" tcp "$CONNECTS" | awk -v n="$CONNECTS" '{print $1/n*1e6}')"
   echo "$c $h open/write/close(unwatched) $(WORKLOAD_FILE=/dev/shm/tripline-overhead.tmp "$W" file "$FILES" | awk -v n="$FILES" '{print $1/n*1e6}')"
   echo "$c $h open/write/close(watched) $(WORKLOAD_FILE=$WATCHED "$W" file "$FILES" | awk -v n="$FILES" '{print $1/n*1e6}')"
+  echo "$c $h getppid(unhooked) $("$W" syscall "$SYSCALLS" | awk -v n="$SYSCALLS" '{print $1/n*1e6}')"
   stop "$c"
 }
 
@@ -141,7 +143,7 @@ for h in sorted({k[0] for k in rows}):
     print(f"\n{'CPU hog running' if h == '1' else 'quiet'}: median µs/op (ratio to bare), {len(rows[next(iter(rows))])} rounds")
     print("| workload | " + " | ".join(configs) + " |")
     print("|---|" + "---|" * len(configs))
-    for w in ["fork+exec", "connect+accept", "open/write/close(unwatched)", "open/write/close(watched)"]:
+    for w in ["fork+exec", "connect+accept", "open/write/close(unwatched)", "open/write/close(watched)", "getppid(unhooked)"]:
         base = statistics.median(rows[(h, w, "bare")]) if rows[(h, w, "bare")] else None
         cells = []
         for c in configs:

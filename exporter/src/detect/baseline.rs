@@ -77,7 +77,9 @@ impl Model {
                 Some([class, " -> ", exe].concat())
             }
             (Model::FileWriter, EventData::File(f))
-                if f.resolved && f.succeeded() && ev.kind != EventKind::SensitiveRead =>
+                if f.resolved
+                    && f.succeeded()
+                    && !matches!(ev.kind, EventKind::SensitiveRead | EventKind::ModuleLoad) =>
             {
                 // The name the operation created or changed: a rename's or link's new name.
                 let path = f.new_path.as_deref().unwrap_or(&f.path);

@@ -305,6 +305,11 @@ impl FileWatch {
         let EventData::File(f) = &mut ev.data else {
             return true;
         };
+        // Module loads are kept by the kernel whatever the file (or with none: init_module); the path,
+        // when there is one, is the kernel's.
+        if ev.kind == crate::model::EventKind::ModuleLoad {
+            return true;
+        }
         let base = |dirfd: i32| -> Option<String> {
             let link = if dirfd == -100 {
                 super::proc_path(procfs, pid, "cwd")

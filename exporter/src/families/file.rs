@@ -53,6 +53,8 @@ pub struct FileDetail {
     pub capability: bool,
     /// xattr calls: the attribute name.
     pub xattr_name: Option<String>,
+    /// Module loads: the parameters passed (`uargs`).
+    pub module_params: Option<String>,
     /// (kernel device number, inode) when resolved.
     pub inode: Option<(u32, u64)>,
     /// `sensitive_read`: the class of the file read.
@@ -81,10 +83,10 @@ pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeE
     let path = c_string(&e.path[..usize::from(e.path_len).min(RESOLVED_BUF)]);
     let second =
         (e.path2_len > 0).then(|| c_string(&e.path2[..usize::from(e.path2_len).min(PATH_LEN)]));
-    let (new_path, xattr_name) = if kind == EventKind::FileXattr {
-        (None, second)
-    } else {
-        (second, None)
+    let (new_path, xattr_name, module_params) = match kind {
+        EventKind::FileXattr => (None, second, None),
+        EventKind::ModuleLoad => (None, None, second),
+        _ => (second, None, None),
     };
     let r = e.resolve;
     let via_uring = r & resolve::IO_URING != 0;
@@ -108,6 +110,7 @@ pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeE
         setid_mode: r & resolve::SETID_MODE != 0,
         capability: r & resolve::CAPABILITY != 0,
         xattr_name,
+        module_params,
         inode: (e.ino != 0).then_some((e.dev, e.ino)),
         sensitive: SensitiveClass::from_id(class),
         unjudged: r & resolve::UNJUDGED != 0,
@@ -156,6 +159,9 @@ pub(super) fn attributes(f: &File, a: &mut Attrs) {
     if let Some(n) = &d.xattr_name {
         a.push(("tripline.file.xattr_name", n.clone().into()));
     }
+    if let Some(p) = &d.module_params {
+        a.push(("tripline.module.params", p.clone().into()));
+    }
     if let Some((dev, ino)) = d.inode {
         a.push(("file.inode", ino.to_string().into()));
         a.push((
@@ -192,6 +198,8 @@ pub(super) fn summary(ev: &Event, f: &File, out: &mut String) {
         EventKind::FileLink => "linked",
         EventKind::FileXattr => "changed an extended attribute of",
         EventKind::SensitiveRead => "read",
+        EventKind::ModuleLoad if f.path.is_empty() => "loaded a kernel module from memory",
+        EventKind::ModuleLoad => "loaded the kernel module",
         _ if f.detail.io_uring_op.is_some() => "wrote (io_uring)",
         _ if matches!(f.detail.operation, "truncate" | "ftruncate") => "truncated",
         _ => "opened for writing",

@@ -57,7 +57,6 @@ pub struct Scenario {
     pub spellings: &'static [Spelling],
 }
 
-pub const MODULES: &str = "init_module/finit_module are not hooked: these kernels have no module support (issue 11 item 7)";
 pub const LOOPBACK: &str =
     "the rule leaves loopback peers out on purpose; a real C2 address outside 127.0.0.0/8 matches";
 
@@ -337,8 +336,11 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "kernel_module_load",
         tactic: "persistence",
         technique: "T1547.006",
-        what: "a kernel module load is attempted (finit_module on an empty file; fails)",
-        spellings: &[s("finit_module(2)", Py("import ctypes,os;l=ctypes.CDLL(None,use_errno=True);fd=os.open('/dev/null',os.O_RDONLY);l.syscall(313,fd,b'',0);os.close(fd)"), Gap(MODULES))],
+        what: "a kernel module load is attempted (a file that is not a module, or an empty image: the kernel refuses it)",
+        spellings: &[
+            s("finit_module(2)", Py("import ctypes,os;l=ctypes.CDLL(None,use_errno=True);fd=os.open('/dev/null',os.O_RDONLY);l.syscall(313,fd,b'',0);os.close(fd)"), Rule),
+            s("init_module(2) from memory, renamed loader", PyAs("insmod", "import ctypes;l=ctypes.CDLL(None,use_errno=True);b=ctypes.create_string_buffer(64);l.syscall(175,b,64,b'')"), Rule),
+        ],
     },
     Scenario {
         name: "account_created",

@@ -316,6 +316,9 @@ fn syscall_probes() -> &'static [ProbeSpec] {
 pub struct ProbeStatus {
     pub probe: &'static str,
     pub attached: bool,
+    /// Every alternative's hook is absent from this kernel (a feature compiled out, e.g. the module
+    /// syscalls' tracepoints without module support): reported, not counted as missing.
+    pub unavailable: bool,
     /// The hook that attached, or the last one tried.
     pub hook: String,
     /// Why each alternative failed, in order.
@@ -453,6 +456,7 @@ impl Sensor {
                     status.push(ProbeStatus {
                         probe: spec.probe,
                         attached: false,
+                        unavailable: true,
                         hook: String::new(),
                         errors: Vec::new(),
                     });
@@ -461,8 +465,14 @@ impl Sensor {
             };
             entry.hook = spec.hook.to_string();
             match result {
-                Ok(()) => entry.attached = true,
-                Err(e) => entry.errors.push(format!("{}: {e:#}", spec.hook)),
+                Ok(()) => {
+                    entry.attached = true;
+                    entry.unavailable = false;
+                }
+                Err(e) => {
+                    entry.unavailable &= e.downcast_ref::<NotOnThisKernel>().is_some();
+                    entry.errors.push(format!("{}: {e:#}", spec.hook));
+                }
             }
         }
         let slots = dispatcher.finish(&mut links);
@@ -537,9 +547,13 @@ impl Sensor {
         }
     }
 
-    /// Logs what attached and sets `tripline_probe_attached`.
+    /// Logs what attached and sets `tripline_probe_attached` (not for probes this kernel cannot have).
     pub fn report(&self, metrics: &Metrics) {
         for s in &self.status {
+            if s.unavailable {
+                tracing::info!(probe = s.probe, errors = %s.errors.join("; "), "probe not available on this kernel");
+                continue;
+            }
             metrics
                 .probe_attached
                 .get_or_create(&ProbeLabels {
@@ -559,28 +573,36 @@ impl Sensor {
         }
     }
 
-    /// One line for the log: `8/8 attached; missing: -`.
+    /// One line for the log: `8/8 probes attached; missing: none` (and what this kernel cannot have).
     pub fn summary(&self) -> String {
-        let attached = self.status.iter().filter(|s| s.attached).count();
-        let missing: Vec<&str> = self
-            .status
-            .iter()
-            .filter(|s| !s.attached)
-            .map(|s| s.probe)
-            .collect();
-        format!(
+        let names = |f: &dyn Fn(&ProbeStatus) -> bool| -> Vec<&str> {
+            self.status
+                .iter()
+                .filter(|s| f(s))
+                .map(|s| s.probe)
+                .collect()
+        };
+        let attached = names(&|s| s.attached).len();
+        let missing = names(&|s| !s.attached && !s.unavailable);
+        let unavailable = names(&|s| s.unavailable);
+        let mut line = format!(
             "{attached}/{} probes attached; missing: {}",
-            self.status.len(),
+            self.status.len() - unavailable.len(),
             if missing.is_empty() {
                 "none".to_string()
             } else {
                 missing.join(", ")
             }
-        )
+        );
+        if !unavailable.is_empty() {
+            line.push_str("; not available on this kernel: ");
+            line.push_str(&unavailable.join(", "));
+        }
+        line
     }
 
     pub fn all_attached(&self) -> bool {
-        self.status.iter().all(|s| s.attached)
+        self.status.iter().all(|s| s.attached || s.unavailable)
     }
 
     /// Reads the in-kernel per-CPU counters and moves the matching metrics forward (called at scrape time).
@@ -762,6 +784,9 @@ fn attach_one(
         .with_context(|| format!("program {} missing from the object", spec.program))?;
     match spec.hook {
         Hook::Tracepoint { category, name } => {
+            if !events_dir.join(category).join(name).exists() {
+                return Err(NotOnThisKernel(spec.hook.to_string()).into());
+            }
             check_format(spec, events_dir)?;
             let p: &mut TracePoint = program.try_into()?;
             p.load().map_err(|e| permission_hint(e.into()))?;
@@ -789,13 +814,26 @@ fn check_format(spec: &ProbeSpec, events_dir: &Path) -> anyhow::Result<()> {
     }
     let (category, name) = match spec.hook {
         Hook::Tracepoint { category, name } => (category, name.to_string()),
-        Hook::Dispatch { syscall, .. } => ("syscalls", format!("sys_enter_{syscall}")),
+        Hook::Dispatch { syscall, .. } => {
+            let name = format!("sys_enter_{syscall}");
+            // No description of the syscall here (compiled out, e.g. init_module without module
+            // support): the ABI table is the reference, and the call still reaches the dispatcher.
+            if !events_dir.join("syscalls").join(&name).exists() {
+                return Ok(());
+            }
+            ("syscalls", name)
+        }
         Hook::BtfTracepoint { .. } => return Ok(()),
     };
     tracefs::Format::read(events_dir, category, &name)
         .and_then(|f| f.check(spec.format))
         .map_err(|e| anyhow::anyhow!("tracepoint format mismatch: {e}"))
 }
+
+/// The hook does not exist on this kernel: the probe is unavailable here, not failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} does not exist on this kernel")]
+struct NotOnThisKernel(String);
 
 fn permission_hint(e: anyhow::Error) -> anyhow::Error {
     let text = format!("{e:#}");
