@@ -93,6 +93,25 @@ const fn syscall_tp(name: &'static str) -> Hook {
     }
 }
 
+/// A dispatcher-slot row for `syscall`'s entry or exit program; `format` is the `sys_enter_*` argument
+/// layout it reads (checked against tracefs when the kernel describes the syscall).
+const fn dispatch_row(
+    probe: &'static str,
+    program: &'static str,
+    syscall: &'static str,
+    exit: bool,
+    format: &'static [(&'static str, usize)],
+) -> ProbeSpec {
+    ProbeSpec {
+        probe,
+        program,
+        hook: Hook::Dispatch { syscall, exit },
+        format,
+        needs_offsets: true,
+        min_kernel: "4.17",
+    }
+}
+
 pub const ATTACH_TABLE: &[ProbeSpec] = &[
     ProbeSpec {
         probe: "exec",
@@ -136,17 +155,7 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
         needs_offsets: false,
         min_kernel: "4.16",
     },
-    ProbeSpec {
-        probe: "connect_enter",
-        program: "raw_enter_connect",
-        hook: Hook::Dispatch {
-            syscall: "connect",
-            exit: false,
-        },
-        format: &[],
-        needs_offsets: true,
-        min_kernel: "4.17",
-    },
+    dispatch_row("connect_enter", "raw_enter_connect", "connect", false, &[]),
     ProbeSpec {
         probe: "connect_enter",
         program: "sys_enter_connect",
@@ -155,17 +164,7 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
         needs_offsets: false,
         min_kernel: "4.7",
     },
-    ProbeSpec {
-        probe: "connect_exit",
-        program: "raw_exit_connect",
-        hook: Hook::Dispatch {
-            syscall: "connect",
-            exit: true,
-        },
-        format: &[],
-        needs_offsets: true,
-        min_kernel: "4.17",
-    },
+    dispatch_row("connect_exit", "raw_exit_connect", "connect", true, &[]),
     ProbeSpec {
         probe: "connect_exit",
         program: "sys_exit_connect",
@@ -174,17 +173,7 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
         needs_offsets: false,
         min_kernel: "4.7",
     },
-    ProbeSpec {
-        probe: "accept",
-        program: "raw_exit_accept",
-        hook: Hook::Dispatch {
-            syscall: "accept",
-            exit: true,
-        },
-        format: &[],
-        needs_offsets: true,
-        min_kernel: "4.17",
-    },
+    dispatch_row("accept", "raw_exit_accept", "accept", true, &[]),
     ProbeSpec {
         probe: "accept",
         program: "sys_exit_accept",
@@ -193,17 +182,7 @@ pub const ATTACH_TABLE: &[ProbeSpec] = &[
         needs_offsets: true,
         min_kernel: "4.7",
     },
-    ProbeSpec {
-        probe: "accept4",
-        program: "raw_exit_accept4",
-        hook: Hook::Dispatch {
-            syscall: "accept4",
-            exit: true,
-        },
-        format: &[],
-        needs_offsets: true,
-        min_kernel: "4.17",
-    },
+    dispatch_row("accept4", "raw_exit_accept4", "accept4", true, &[]),
     ProbeSpec {
         probe: "accept4",
         program: "sys_exit_accept4",
@@ -262,17 +241,13 @@ fn syscall_probes() -> &'static [ProbeSpec] {
                 leak(format!("{label}{sc}")),
                 leak(format!("{label}{sc}_exit")),
             );
-            rows.push(ProbeSpec {
-                probe: enter,
-                program: leak(format!("raw_enter_{sc}")),
-                hook: Hook::Dispatch {
-                    syscall: sc,
-                    exit: false,
-                },
-                format: fields,
-                needs_offsets: true,
-                min_kernel: "4.17",
-            });
+            rows.push(dispatch_row(
+                enter,
+                leak(format!("raw_enter_{sc}")),
+                sc,
+                false,
+                fields,
+            ));
             rows.push(ProbeSpec {
                 probe: enter,
                 program: leak(format!("sys_enter_{sc}")),
@@ -284,17 +259,13 @@ fn syscall_probes() -> &'static [ProbeSpec] {
                 needs_offsets: true,
                 min_kernel: "4.7",
             });
-            rows.push(ProbeSpec {
-                probe: exit,
-                program: leak(format!("raw_exit_{sc}")),
-                hook: Hook::Dispatch {
-                    syscall: sc,
-                    exit: true,
-                },
-                format: &[],
-                needs_offsets: true,
-                min_kernel: "4.17",
-            });
+            rows.push(dispatch_row(
+                exit,
+                leak(format!("raw_exit_{sc}")),
+                sc,
+                true,
+                &[],
+            ));
             rows.push(ProbeSpec {
                 probe: exit,
                 program: leak(format!("sys_exit_{sc}")),
