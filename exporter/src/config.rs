@@ -95,19 +95,7 @@ pub struct SensorConfig {
     pub syscall_hooks: SyscallHooks,
 }
 
-/// See [`SensorConfig::syscall_hooks`].
-#[derive(
-    Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum SyscallHooks {
-    /// Raw `sys_enter`/`sys_exit` with an in-kernel dispatch by syscall number; falls back to
-    /// tracepoints where the dispatcher cannot attach.
-    #[default]
-    Dispatch,
-    /// One `syscalls:` tracepoint pair per hooked syscall.
-    Tracepoints,
-}
+pub use crate::probes::SyscallHooks;
 
 impl SensorConfig {
     pub fn watch_list(&self) -> Vec<String> {

@@ -19,7 +19,7 @@ use aya::Ebpf;
 use tripline_common::KernelOffsets;
 
 use super::Link;
-use crate::config::SyscallHooks;
+use super::SyscallHooks;
 use crate::tamper::{Reason, Tamper};
 
 const ENTER_MAP: &str = "SYS_ENTER_PROGS";

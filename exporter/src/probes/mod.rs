@@ -31,6 +31,28 @@ use crate::telemetry::metrics::{
 /// The compiled probes, embedded at build time by `build.rs`.
 static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tripline"));
 
+/// How the syscall probes attach (`sensor.syscall_hooks`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    serde::Deserialize,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallHooks {
+    /// Raw `sys_enter`/`sys_exit` with an in-kernel dispatch by syscall number; falls back to
+    /// tracepoints where the dispatcher cannot attach.
+    #[default]
+    Dispatch,
+    /// One `syscalls:` tracepoint pair per hooked syscall.
+    Tracepoints,
+}
+
 /// How a program attaches.
 #[derive(Debug, Clone, Copy)]
 pub enum Hook {
@@ -304,7 +326,7 @@ pub struct SensorOptions<'a> {
     /// See `tripline_common::ProbeConfig::wakeup_bytes`.
     pub wakeup_bytes: u32,
     pub btf_path: &'a Path,
-    pub syscall_hooks: crate::config::SyscallHooks,
+    pub syscall_hooks: SyscallHooks,
 }
 
 /// An attached program; dropping it detaches.
