@@ -50,7 +50,9 @@ pub struct Endpoints {
     peer_addr: [u8; 16],
 }
 
-/// A connect between SYN_SENT and the syscall's return, per thread (pid_tgid).
+/// A thread inside connect(2) (pid_tgid), with what SYN_SENT told about its socket (`skaddr` 0: nothing
+/// yet). A SYN_SENT without an entry comes from elsewhere (sendto/sendmsg with MSG_FASTOPEN, io_uring
+/// CONNECT): no syscall exit reports it, so the state machine does.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Pending {
@@ -98,12 +100,15 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     if new == TCP_LISTEN {
         emit(kind::LISTEN, &ep, 0);
     } else {
-        let p = Pending {
-            ep,
-            skaddr: unsafe { ctx.read_at(f::SKADDR)? },
-        };
-        if CONNECTS.insert(bpf_get_current_pid_tgid(), p, 0).is_err() {
-            count(counter::PENDING_FULL);
+        let skaddr: u64 = unsafe { ctx.read_at(f::SKADDR)? };
+        match CONNECTS.get_ptr_mut(bpf_get_current_pid_tgid()) {
+            Some(p) => unsafe {
+                (*p).ep = ep;
+                (*p).skaddr = skaddr;
+            },
+            // Not inside connect(2): parked now with the caller's identity and emitted when the
+            // handshake resolves.
+            None => park_inflight(&Pending { ep, skaddr }),
         }
     }
     Ok(())
@@ -157,10 +162,26 @@ fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<()
     Ok(())
 }
 
-/// At entry: a stale entry (SYN_SENT from sendmsg(MSG_FASTOPEN)) must not be blamed on this connect.
+/// At entry: marks the thread as inside connect(2), so its SYN_SENT is reported at the syscall's exit.
 #[inline(always)]
 fn connect_enter<C: SysArgs>(_ctx: &C) -> Result<(), i32> {
-    let _ = CONNECTS.remove(bpf_get_current_pid_tgid());
+    let marker = Pending {
+        ep: Endpoints {
+            family: 0,
+            local_port: 0,
+            peer_port: 0,
+            _pad: 0,
+            local_addr: [0; 16],
+            peer_addr: [0; 16],
+        },
+        skaddr: 0,
+    };
+    if CONNECTS
+        .insert(bpf_get_current_pid_tgid(), marker, 0)
+        .is_err()
+    {
+        count(counter::PENDING_FULL);
+    }
     Ok(())
 }
 
@@ -174,6 +195,9 @@ fn connect_exit<C: SysArgs>(ctx: &C) -> Result<(), i32> {
     };
     let mut p = *p;
     let _ = CONNECTS.remove(key);
+    if p.skaddr == 0 {
+        return Ok(()); // no TCP handshake started (not TCP, or refused before SYN_SENT)
+    }
     let ret = ctx.ret();
     // The local port is assigned after SYN_SENT is set: read it back from the socket.
     if offsets_valid() && p.skaddr != 0 {

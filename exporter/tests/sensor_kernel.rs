@@ -152,6 +152,52 @@ fn tcp_connect_accept_listen_ipv4_and_ipv6() {
     }
 }
 
+/// A TCP connection opened without connect(2) — sendto with MSG_FASTOPEN — is a connect event too: no
+/// syscall exit reports it, so the TCP state machine does (the same path serves io_uring CONNECT).
+#[test]
+fn fastopen_connection_without_connect_is_a_connect_event() {
+    let ex = Exporter::start(&["events"]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tid = gettid();
+    // SAFETY: plain socket calls on a fresh descriptor with a valid sockaddr_in.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0);
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            b"x".as_ptr() as *const libc::c_void,
+            1,
+            libc::MSG_FASTOPEN,
+            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    assert!(
+        sent == 1 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINPROGRESS),
+        "sendto(MSG_FASTOPEN): {}",
+        std::io::Error::last_os_error()
+    );
+    let (_conn, _) = listener.accept().unwrap();
+    let c = ex.wait_events("fastopen connect", WAIT, |e| {
+        s(e, "event.name") == "tripline.network.connect"
+            && i(e, "thread.id") == tid
+            && i(e, "network.peer.port") == i64::from(port)
+    });
+    assert_eq!(i(&c[0], "tripline.network.result"), 0);
+    assert_eq!(i(&c[0], "process.pid"), i64::from(std::process::id()));
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+}
+
 /// `sensor.syscall_hooks: tracepoints`: the same events through one `syscalls:` tracepoint per syscall.
 #[test]
 fn syscall_probes_attach_as_tracepoints_when_configured() {
