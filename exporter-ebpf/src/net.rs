@@ -50,6 +50,17 @@ pub struct Endpoints {
     peer_addr: [u8; 16],
 }
 
+impl Endpoints {
+    const NONE: Endpoints = Endpoints {
+        family: 0,
+        local_port: 0,
+        peer_port: 0,
+        _pad: 0,
+        local_addr: [0; 16],
+        peer_addr: [0; 16],
+    };
+}
+
 /// A thread inside connect(2) (pid_tgid), with what SYN_SENT told about its socket (`skaddr` 0: nothing
 /// yet). A SYN_SENT without an entry comes from elsewhere (sendto/sendmsg with MSG_FASTOPEN, io_uring
 /// CONNECT): no syscall exit reports it, so the state machine does.
@@ -166,14 +177,7 @@ fn resolve_inflight(ctx: &TracePointContext, skaddr: u64, new: i32) -> Result<()
 #[inline(always)]
 fn connect_enter<C: SysArgs>(_ctx: &C) -> Result<(), i32> {
     let marker = Pending {
-        ep: Endpoints {
-            family: 0,
-            local_port: 0,
-            peer_port: 0,
-            _pad: 0,
-            local_addr: [0; 16],
-            peer_addr: [0; 16],
-        },
+        ep: Endpoints::NONE,
         skaddr: 0,
     };
     if CONNECTS
@@ -323,14 +327,7 @@ unsafe fn sock_of_fd(fd: u64) -> Result<*const u8, i32> {
 
 #[inline(always)]
 unsafe fn read_sock(sk: *const u8) -> Result<Endpoints, i32> {
-    let mut ep = Endpoints {
-        family: 0,
-        local_port: 0,
-        peer_port: 0,
-        _pad: 0,
-        local_addr: [0; 16],
-        peer_addr: [0; 16],
-    };
+    let mut ep = Endpoints::NONE;
     unsafe {
         ep.family = read_at(sk, off!(sk_family))?;
         ep.local_port = read_at(sk, off!(sk_num))?;
