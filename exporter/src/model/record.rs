@@ -171,31 +171,12 @@ impl Record {
     }
 }
 
-/// Linux errno names for the results tripline reports.
+/// The Linux errno name of a result (`ECONNREFUSED`, `ENOSYS`), or `errno N` for a number without one.
 pub fn errno_name(errno: i64) -> String {
-    let name = match errno {
-        1 => "EPERM",
-        2 => "ENOENT",
-        4 => "EINTR",
-        9 => "EBADF",
-        11 => "EAGAIN",
-        13 => "EACCES",
-        22 => "EINVAL",
-        24 => "EMFILE",
-        97 => "EAFNOSUPPORT",
-        98 => "EADDRINUSE",
-        99 => "EADDRNOTAVAIL",
-        101 => "ENETUNREACH",
-        103 => "ECONNABORTED",
-        104 => "ECONNRESET",
-        110 => "ETIMEDOUT",
-        111 => "ECONNREFUSED",
-        113 => "EHOSTUNREACH",
-        114 => "EALREADY",
-        115 => "EINPROGRESS",
-        _ => return format!("errno {errno}"),
-    };
-    name.to_string()
+    match i32::try_from(errno).map(nix::errno::Errno::from_raw) {
+        Ok(e) if e != nix::errno::Errno::UnknownErrno => format!("{e:?}"),
+        _ => format!("errno {errno}"),
+    }
 }
 
 /// RFC 3339 with nanoseconds, UTC (`2026-12-06T10:00:00.123456789Z`). A time past 9999 (a broken
@@ -224,7 +205,17 @@ pub fn rfc3339(t: SystemTime) -> String {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::rfc3339;
+    use super::{errno_name, rfc3339};
+
+    #[test]
+    fn errno_names_from_the_c_library_table() {
+        assert_eq!(errno_name(111), "ECONNREFUSED");
+        assert_eq!(errno_name(38), "ENOSYS");
+        assert_eq!(errno_name(8), "ENOEXEC");
+        assert_eq!(errno_name(11), "EAGAIN");
+        assert_eq!(errno_name(4095), "errno 4095");
+        assert_eq!(errno_name(1 << 40), "errno 1099511627776");
+    }
 
     #[test]
     fn rfc3339_in_and_out_of_the_fast_range() {
