@@ -52,22 +52,23 @@ pub struct RawSys {
 
 impl RawSys {
     #[inline(always)]
-    pub fn enter(ctx: &RawTracePointContext) -> RawSys {
+    fn new(ctx: &RawTracePointContext, compat: bool) -> RawSys {
         RawSys {
             regs: ctx.arg::<u64>(0) as *const u8,
             second: ctx.arg::<i64>(1),
-            compat: compat_syscall(),
+            compat,
         }
     }
 
-    /// At exit only the result is read.
+    #[inline(always)]
+    pub fn enter(ctx: &RawTracePointContext) -> RawSys {
+        RawSys::new(ctx, compat_syscall())
+    }
+
+    /// At exit only the result is read: which ABI does not matter.
     #[inline(always)]
     pub fn exit(ctx: &RawTracePointContext) -> RawSys {
-        RawSys {
-            regs: ctx.arg::<u64>(0) as *const u8,
-            second: ctx.arg::<i64>(1),
-            compat: false,
-        }
+        RawSys::new(ctx, false)
     }
 }
 

@@ -204,7 +204,7 @@ fn connect_exit<C: SysArgs>(ctx: &C) -> Result<(), i32> {
     }
     let ret = ctx.ret();
     // The local port is assigned after SYN_SENT is set: read it back from the socket.
-    if offsets_valid() && p.skaddr != 0 {
+    if offsets_valid() {
         let sk = p.skaddr as *const u8;
         if let (Ok(port), Ok(addr)) = unsafe {
             (

@@ -71,7 +71,7 @@ pub struct AccountWatch {
 /// Whether the event writes, renames, links or removes one of the account databases (a read — tripline's
 /// own snapshot, another agent's — changes nothing and never triggers a re-check).
 pub fn touches_databases(ev: &Event) -> bool {
-    ev.kind != crate::model::EventKind::SensitiveRead
+    crate::model::File::changes_file(ev.kind)
         && ev.file().is_some_and(|f| {
             f.succeeded() && f.changed_paths(ev.kind).any(|p| DATABASES.contains(&p))
         })

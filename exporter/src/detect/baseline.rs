@@ -77,9 +77,7 @@ impl Model {
                 Some([class, " -> ", exe].concat())
             }
             (Model::FileWriter, EventData::File(f))
-                if f.resolved
-                    && f.succeeded()
-                    && !matches!(ev.kind, EventKind::SensitiveRead | EventKind::ModuleLoad) =>
+                if f.resolved && f.succeeded() && crate::model::File::changes_file(ev.kind) =>
             {
                 // The name the operation created or changed: a rename's or link's new name.
                 let path = f.new_path.as_deref().unwrap_or(&f.path);

@@ -68,6 +68,12 @@ impl File {
         self.result >= 0
     }
 
+    /// Whether an event of `kind` changes the file it names: every file kind but a read of a sensitive
+    /// file and a module load (the module file is read, not written).
+    pub fn changes_file(kind: EventKind) -> bool {
+        !matches!(kind, EventKind::SensitiveRead | EventKind::ModuleLoad)
+    }
+
     /// The paths the operation changed (what a `file_path` policy condition tests): for a rename both
     /// names; for a link only the new name (linking or symlinking *to* a file does not change it; its
     /// `path` is the source or the symlink's target text); otherwise the path.

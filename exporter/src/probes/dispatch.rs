@@ -76,7 +76,9 @@ impl Dispatcher {
                 why.as_deref().unwrap_or("switched off")
             );
         }
-        let nr = syscall_nr(syscall)?;
+        // Reached only once `attach` succeeded, which checked the architecture.
+        let nr = tripline_common::x86_64_syscall_nr(syscall)
+            .ok_or_else(|| anyhow::anyhow!("no syscall number for {syscall}"))?;
         let compat = tripline_common::x86_ia32_syscall_nrs(syscall)
             .iter()
             .map(|n| tripline_common::SYSCALL_SLOTS + n);
@@ -129,15 +131,6 @@ pub fn hooked_slots(mode: SyscallHooks) -> [u64; tripline_common::HOOKED_WORDS] 
         }
     }
     c.hooked
-}
-
-/// The syscall's number on this architecture (the dispatcher is x86-64 only).
-fn syscall_nr(syscall: &str) -> anyhow::Result<u32> {
-    if !cfg!(target_arch = "x86_64") {
-        anyhow::bail!("the raw syscall dispatcher knows x86-64 syscall numbers only");
-    }
-    tripline_common::x86_64_syscall_nr(syscall)
-        .ok_or_else(|| anyhow::anyhow!("no syscall number for {syscall}"))
 }
 
 fn attach(ebpf: &mut Ebpf, offsets: &KernelOffsets) -> anyhow::Result<Vec<Link>> {
