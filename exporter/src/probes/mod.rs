@@ -733,9 +733,10 @@ impl Collector for SensorCollector {
 
 impl Drop for Sensor {
     /// Detaches every probe, on a few threads at once. Each perf-event tracepoint detach waits for RCU
-    /// grace periods in the kernel under a kernel-wide mutex (`event_mutex`), so the waits do not overlap:
-    /// ~33 ms per tracepoint. With the syscall dispatcher only the 8 non-syscall tracepoints pay it
-    /// (~0.3 s); with one tracepoint per syscall ~4 s (docs/detection.md, life cycle).
+    /// grace periods in the kernel; on several threads the waits partly overlap (measured 2026-12-06,
+    /// `tests/bench/shutdown.sh`, 3 runs: dispatch 326–363 ms threaded against 475–552 ms one after the
+    /// other; 100 syscall tracepoints 4.7–5.2 s against 7.7–8.1 s). With the syscall dispatcher only
+    /// the 8 non-syscall tracepoints pay it (docs/detection.md, life cycle).
     fn drop(&mut self) {
         let links = std::mem::take(&mut self.links);
         let per_thread = links.len().div_ceil(16).max(1);
