@@ -59,6 +59,13 @@ pub mod flags {
     pub const READ_ERROR: u16 = 1 << 2;
     /// The kernel struct offsets were not provided; only helper-derived fields are valid.
     pub const NO_OFFSETS: u16 = 1 << 3;
+    /// The probe looked at the caller's fds 0 and 1 (exec, connect): the two bits below are its answer,
+    /// so userspace need not ask procfs (which may be too late: the process may be gone).
+    pub const STDIO_CHECKED: u16 = 1 << 4;
+    /// fd 0 is a socket (valid with [`STDIO_CHECKED`]).
+    pub const STDIN_SOCKET: u16 = 1 << 5;
+    /// fd 1 is a socket (valid with [`STDIO_CHECKED`]).
+    pub const STDOUT_SOCKET: u16 = 1 << 6;
 }
 
 /// Common part of every record: who did it and when.

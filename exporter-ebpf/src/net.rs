@@ -22,6 +22,7 @@ use crate::common::{
     count, count_lost, count_seen, current_task, fill_header, is_self, off, offsets_valid, read_at,
     read_ptr, submit_flags, syscall_programs, SysArgs, EVENTS,
 };
+use crate::path::stdio_flags;
 
 /// `sock:inet_sock_set_state` fields, from the ABI table userspace checks against tracefs.
 mod f {
@@ -271,6 +272,7 @@ fn park_inflight(p: &Pending) {
             core::mem::size_of::<NetEvent>(),
         );
         set_endpoints(&mut *ev, &p.ep, -EINPROGRESS);
+        (*ev).header.flags |= stdio_flags();
         // By reference on purpose: by value would copy the event onto the 512-byte BPF stack.
         #[allow(clippy::needless_borrows_for_generic_args)]
         let inserted = INFLIGHT.insert(p.skaddr, &*ev, 0);
@@ -367,6 +369,9 @@ fn emit(k: u16, ep: &Endpoints, result: i64) {
     unsafe {
         fill_header(&raw mut (*ev).header, k, core::mem::size_of::<NetEvent>());
         set_endpoints(&mut *ev, ep, result);
+        if k == kind::CONNECT {
+            (*ev).header.flags |= stdio_flags();
+        }
     }
     entry.submit(submit_flags());
 }

@@ -22,7 +22,9 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray},
 };
-use tripline_common::{counter, resolve, InodeKey, RESOLVED_BUF, RESOLVED_PATH_MAX, RESOLVE_DEPTH};
+use tripline_common::{
+    counter, flags, resolve, InodeKey, RESOLVED_BUF, RESOLVED_PATH_MAX, RESOLVE_DEPTH,
+};
 
 use crate::common::{count, current_task, off, offsets_valid, read_at, read_ptr};
 
@@ -71,6 +73,43 @@ pub unsafe fn file_of_fd(fd: u64) -> Result<*const u8, i32> {
         }
         Ok(file)
     }
+}
+
+const S_IFMT: u16 = 0o170000;
+const S_IFSOCK: u16 = 0o140000;
+
+/// Whether `fd` of the caller is a socket (`file->f_inode->i_mode`).
+#[inline(always)]
+pub fn is_socket(fd: u64) -> bool {
+    if !offsets_valid() {
+        return false;
+    }
+    unsafe {
+        let Ok(file) = file_of_fd(fd) else {
+            return false;
+        };
+        let Ok(inode) = read_ptr(file, off!(file_f_inode)) else {
+            return false;
+        };
+        read_at::<u16>(inode, off!(inode_i_mode)).is_ok_and(|m| m & S_IFMT == S_IFSOCK)
+    }
+}
+
+/// The caller's stdin/stdout as header flags (`flags::STDIO_CHECKED` and which of fds 0 and 1 are
+/// sockets); nothing without kernel offsets, so userspace asks procfs instead.
+#[inline(always)]
+pub fn stdio_flags() -> u16 {
+    if !offsets_valid() {
+        return 0;
+    }
+    let mut f = flags::STDIO_CHECKED;
+    if is_socket(0) {
+        f |= flags::STDIN_SOCKET;
+    }
+    if is_socket(1) {
+        f |= flags::STDOUT_SOCKET;
+    }
+    f
 }
 
 /// The open file's `struct path *` (`&file->f_path`).

@@ -67,6 +67,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i32> {
             // Failures are counted by the walk; userspace falls back to procfs.
             let _ = exec_paths(ev);
         }
+        (*ev).header.flags |= path::stdio_flags();
     }
     entry.submit(submit_flags());
     Ok(())

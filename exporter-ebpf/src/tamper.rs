@@ -2,11 +2,8 @@
 //! memfd_create, mount and umount; and a network socket duplicated onto stdin/stdout/stderr.
 use tripline_common::{sc, sysop};
 
-use crate::common::{
-    off, offsets_valid, probe_pair, read_at, read_ptr, self_pid, sys_enter, SysArgs, SysSpec,
-    NO_NAME, SYS_PENDING,
-};
-use crate::path::file_of_fd;
+use crate::common::{probe_pair, self_pid, sys_enter, SysArgs, SysSpec, NO_NAME, SYS_PENDING};
+use crate::path::{file_of_fd, is_socket};
 
 const PTRACE_POKETEXT: u64 = 4;
 const PTRACE_POKEDATA: u64 = 5;
@@ -32,26 +29,6 @@ fn interesting(op: u32, args: &mut [u64; 4]) -> bool {
 
 const F_DUPFD: u64 = 0;
 const F_DUPFD_CLOEXEC: u64 = 1030;
-const S_IFMT: u16 = 0o170000;
-const S_IFSOCK: u16 = 0o140000;
-
-/// Whether `fd` of the caller is a socket (`file->f_inode->i_mode`).
-#[inline(always)]
-fn is_socket(fd: u64) -> bool {
-    if !offsets_valid() {
-        return false;
-    }
-    unsafe {
-        let Ok(file) = file_of_fd(fd) else {
-            return false;
-        };
-        let Ok(inode) = read_ptr(file, off!(file_f_inode)) else {
-            return false;
-        };
-        read_at::<u16>(inode, off!(inode_i_mode)).is_ok_and(|m| m & S_IFMT == S_IFSOCK)
-    }
-}
-
 /// A duplication that puts a socket on fd 0, 1 or 2. The fd it lands on: dup2/dup3's `newfd`; dup's and
 /// F_DUPFD's lowest free fd (at least F_DUPFD's `arg`). Keeps it in `args[3]` and, in `args[2]`, which of
 /// fds 0..2 are sockets once the call succeeds (bit n = fd n): stdin and stdout both on sockets is a

@@ -116,7 +116,7 @@ fn sockets_duplicated_onto_stdio() {
     let accept = std::thread::spawn(move || {
         // Hold every connection open until the shells are done with it.
         let mut held = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..4 {
             held.push(listener.accept().unwrap().0);
         }
         std::thread::sleep(Duration::from_secs(2));
@@ -170,6 +170,34 @@ fn sockets_duplicated_onto_stdio() {
     ex.wait_events("F_DUPFD onto stdout", WAIT, |e| {
         dup(py, "fcntl")(e) && i(e, "tripline.stdio.fd") == 1
     });
+
+    // A program executed with stdin and stdout on a connection (the `nc -e`, `socat exec:` shape),
+    // gone long before procfs could be asked: the exec probe's own look at fds 0 and 1 answers.
+    let py = python(&format!(
+        "import socket,subprocess\ns=socket.create_connection(('127.0.0.1',{port}))\n\
+         subprocess.run(['/bin/true','sock'],stdin=s,stdout=s,check=True)\n\
+         subprocess.run(['/bin/true','pipe'],stdin=subprocess.PIPE,stdout=subprocess.PIPE,check=True)\n"
+    ));
+    let exec_of = |arg: &'static str| {
+        move |e: &serde_json::Value| {
+            s(e, "event.name") == "tripline.process.exec"
+                && i(e, "process.parent_pid") == py
+                && e["process.command_args"][1] == arg
+        }
+    };
+    let e = ex.wait_events("exec on a socket", WAIT, exec_of("sock"));
+    assert_eq!(
+        e[0]["tripline.process.stdio_socket"],
+        serde_json::json!(true),
+        "{}",
+        e[0]
+    );
+    let e = ex.wait_events("exec on pipes", WAIT, exec_of("pipe"));
+    assert!(
+        e[0].get("tripline.process.stdio_socket").is_none(),
+        "{}",
+        e[0]
+    );
     accept.join().unwrap();
 }
 

@@ -122,10 +122,13 @@ pub fn at_exec(
     kernel_exe: Option<&str>,
     args: &[String],
 ) -> Identity {
-    let file = ctx.resolve(spelled);
     if let Some(exe) = kernel_exe {
         // This event's image, whatever happened since. A different file was executed: a `#!` script.
-        let script = file
+        // The kernel's path has no symlink, `.` or `..` in it, so a file spelled exactly so is the
+        // image itself: nothing to resolve (the usual case: shells execute the full path they found).
+        let script = (spelled != exe)
+            .then(|| ctx.resolve(spelled))
+            .flatten()
             .filter(|(f, _)| f != exe && shebang(f).is_some())
             .map(|(f, _)| f)
             .or_else(|| script_argument(ctx, exe, args));
@@ -135,7 +138,7 @@ pub fn at_exec(
             resolution: Resolution::Exact,
         };
     }
-    let (exe, script, resolution) = match (ctx.link(ctx.pid, "exe"), file) {
+    let (exe, script, resolution) = match (ctx.link(ctx.pid, "exe"), ctx.resolve(spelled)) {
         // Alive: the kernel's exe. A different file was executed: it was a `#!` script.
         // The file executed is not what runs now: a `#!` script (its interpreter runs), or the process
         // has executed again since this event (a launcher that re-execs), when this event's image is
@@ -460,6 +463,12 @@ mod tests {
         );
 
         let id = at_exec(&gone, "/bin/sh", Some(&sh), &args(&["sh", "run.sh"]));
+        assert_eq!(id.script.as_deref(), Some(script.as_str()));
+        // Spelled as the kernel's path: the image itself, no script (nothing is resolved).
+        let id = at_exec(&gone, &sh, Some(&sh), &args(&["sh"]));
+        assert_eq!((id.exe.as_str(), id.script), (sh.as_str(), None));
+        // A script by its absolute path is still a script.
+        let id = at_exec(&gone, &script, Some(&sh), &args(&[&script]));
         assert_eq!(id.script.as_deref(), Some(script.as_str()));
 
         // A deleted executable keeps the kernel's marker, like /proc/PID/exe.

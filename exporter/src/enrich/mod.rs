@@ -248,9 +248,9 @@ impl ProcessTree {
             (process_of(&h, entry), entry.map(|e| e.parent_start_ticks))
         };
         match &d.data {
-            EventData::Exec { .. } => process.stdio_socket = self.stdio_is_socket(h.pid),
+            EventData::Exec { .. } => process.stdio_socket = self.stdio_is_socket(&h),
             EventData::Net(n) if d.kind == EventKind::Connect && n.succeeded() => {
-                process.stdio_socket = self.stdio_is_socket(h.pid)
+                process.stdio_socket = self.stdio_is_socket(&h)
             }
             // The probe saw which of fds 0..2 are sockets after the duplication.
             EventData::Sys(x) if d.kind == EventKind::StdioSocket => {
@@ -286,10 +286,15 @@ impl ProcessTree {
         }
     }
 
-    /// Whether fds 0 and 1 of `pid` are both sockets (a shell or interpreter wired to a connection).
-    fn stdio_is_socket(&self, pid: u32) -> bool {
+    /// Whether fds 0 and 1 of the caller are both sockets (a shell or interpreter wired to a
+    /// connection): the probe's answer at the event, or procfs now when the probe could not look.
+    fn stdio_is_socket(&self, h: &Header) -> bool {
+        use tripline_common::flags::{STDIN_SOCKET, STDIO_CHECKED, STDOUT_SOCKET};
+        if h.flags & STDIO_CHECKED != 0 {
+            return h.flags & (STDIN_SOCKET | STDOUT_SOCKET) == STDIN_SOCKET | STDOUT_SOCKET;
+        }
         ["fd/0", "fd/1"].iter().all(|n| {
-            std::fs::read_link(proc_path(&self.procfs, pid, n))
+            std::fs::read_link(proc_path(&self.procfs, h.pid, n))
                 .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
         })
     }
@@ -526,6 +531,28 @@ mod tests {
         let parent = ev.parent.expect("parent known");
         assert_eq!(parent.exe, "/usr/sbin/nginx");
         assert_eq!(ev.ancestors, vec!["/usr/sbin/nginx".to_string()]);
+    }
+
+    /// The exec probe's look at fds 0 and 1 decides; both must be sockets.
+    #[test]
+    fn stdio_sockets_come_from_the_probe() {
+        use tripline_common::flags::{STDIN_SOCKET, STDIO_CHECKED, STDOUT_SOCKET};
+        let mut t = tree();
+        for (flags, want) in [
+            (STDIO_CHECKED | STDIN_SOCKET | STDOUT_SOCKET, true),
+            (STDIO_CHECKED | STDIN_SOCKET, false),
+            (STDIO_CHECKED, false),
+            // Not checked by the probe: procfs (empty here) is asked.
+            (STDIN_SOCKET | STDOUT_SOCKET, false),
+        ] {
+            let mut h = hdr(kind::EXEC, size_of::<ExecEvent>(), 50, 1, 50 * TICK, 0);
+            h.flags = flags;
+            let ev = t.enrich(
+                decode(&encode::exec(h, "/bin/sh", &["sh"])).unwrap(),
+                SystemTime::now(),
+            );
+            assert_eq!(ev.process.stdio_socket, want, "flags {flags:#x}");
+        }
     }
 
     #[test]
