@@ -131,6 +131,10 @@ impl Gen {
         h.ppid = ppid;
         h.start_ns = start;
         h.parent_start_ns = pstart;
+        if k == kind::EXEC || k == kind::CONNECT {
+            // The probes looked at fds 0 and 1 (none is a socket here).
+            h.flags |= tripline_common::flags::STDIO_CHECKED;
+        }
         h.comm = [0; 16];
         let c = comm.as_bytes();
         let n = c.len().min(15);
@@ -180,7 +184,13 @@ pub fn records(processes: u32) -> Vec<Vec<u8>> {
             start_of(*ppid),
             name_of(exe),
         );
-        g.out.push(encode::exec(h, exe, args));
+        g.out.push(encode::exec_resolved(
+            h,
+            exe,
+            args,
+            Some((exe, 0)),
+            Some("/"),
+        ));
     }
     // The services listen.
     for (pid, port) in [(700u32, 22u16), (800, 443), (800, 80), (850, 8000)] {
@@ -234,7 +244,19 @@ pub fn records(processes: u32) -> Vec<Vec<u8>> {
             pstart,
             name_of(exe),
         );
-        g.out.push(encode::exec(h, exe, &args));
+        // As the probe records it: the kernel's executable and working directory.
+        let cwd = match ppid {
+            900 => "/root",
+            850 => "/opt/app",
+            _ => "/",
+        };
+        g.out.push(encode::exec_resolved(
+            h,
+            exe,
+            &args,
+            Some((exe, 0)),
+            Some(cwd),
+        ));
         let comm = name_of(exe);
         // Network: most processes connect once or twice; some are connected to.
         let connects = match n % 5 {
