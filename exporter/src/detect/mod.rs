@@ -199,6 +199,8 @@ pub struct Engine {
     policy: Policy,
     /// Which rules can match each event kind (built from `policy` once).
     rules_by_kind: policy::KindIndex,
+    /// The policy's process-string globs, answered per distinct string (see `policy::Field`).
+    glob_memo: std::cell::RefCell<policy::GlobMemo>,
     shared: Arc<Shared>,
     metrics: Metrics,
     suppression: Duration,
@@ -297,6 +299,7 @@ impl Engine {
         });
         let engine = Engine {
             rules_by_kind: policy::KindIndex::new(&policy),
+            glob_memo: Default::default(),
             policy,
             shared,
             metrics,
@@ -365,7 +368,7 @@ impl Engine {
     /// Every policy rule the event matches.
     fn rule_matches(&mut self, ev: &Event, ctx: &Context) -> Vec<Candidate> {
         let mut out = Vec::new();
-        let strings = policy::EventStrings::new(ev);
+        let strings = policy::EventStrings::with_memo(ev, &self.policy, &self.glob_memo);
         for &idx in self.rules_by_kind.rules(ev.kind) {
             let rule = &self.policy.rules[idx];
             if !rule.matches_strings(&strings, ctx) {

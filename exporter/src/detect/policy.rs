@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::sync::Arc;
 
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 use ipnet::IpNet;
@@ -207,16 +208,16 @@ pub enum ResultCond {
 #[derive(Debug)]
 pub struct Conditions {
     kind: Option<Vec<EventKind>>,
-    exe_path: Option<GlobSet>,
-    exe_name: Option<GlobSet>,
+    exe_path: Option<FieldGlob>,
+    exe_name: Option<FieldGlob>,
     /// On exec events `exe_name` also matches the file name executed: on the matching side only.
     exe_name_as_started: bool,
-    parent_path: Option<GlobSet>,
-    parent_name: Option<GlobSet>,
-    ancestor_path: Option<GlobSet>,
-    ancestor_name: Option<GlobSet>,
+    parent_path: Option<FieldGlob>,
+    parent_name: Option<FieldGlob>,
+    ancestor_path: Option<FieldGlob>,
+    ancestor_name: Option<FieldGlob>,
     parent_network_facing: Option<bool>,
-    script_path: Option<GlobSet>,
+    script_path: Option<FieldGlob>,
     exec_filename: Option<GlobSet>,
     stdio_socket: Option<bool>,
     connected_before: Option<bool>,
@@ -256,6 +257,96 @@ pub struct Rule {
 pub struct Policy {
     pub name: String,
     pub rules: Vec<Rule>,
+    /// How many globs each [`Field`] has across the policy (the slots of [`FieldGlob`]).
+    slots: [usize; Field::ALL.len()],
+}
+
+/// The process strings most glob conditions test. An event's answer for every glob of a field in the
+/// whole policy is worked out at once per distinct string and remembered ([`GlobMemo`]): a host runs
+/// few distinct executables, so a rule's test on them is a bit test, not a glob match per rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    ExePath,
+    ExeName,
+    ParentPath,
+    ParentName,
+    AncestorPath,
+    AncestorName,
+    ScriptPath,
+}
+
+impl Field {
+    pub const ALL: [Field; 7] = [
+        Field::ExePath,
+        Field::ExeName,
+        Field::ParentPath,
+        Field::ParentName,
+        Field::AncestorPath,
+        Field::AncestorName,
+        Field::ScriptPath,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A list of strings (any of them may match) rather than one.
+    fn is_list(self) -> bool {
+        matches!(self, Field::AncestorPath | Field::AncestorName)
+    }
+}
+
+/// A glob condition on a [`Field`]: the set, and its slot among every glob of that field in the policy.
+#[derive(Debug)]
+struct FieldGlob {
+    set: GlobSet,
+    slot: usize,
+}
+
+impl FieldGlob {
+    /// Whether a string whose answers are `bits` matches this glob.
+    fn hit(&self, bits: &[u64]) -> bool {
+        bits.get(self.slot / 64)
+            .is_some_and(|w| w >> (self.slot % 64) & 1 == 1)
+    }
+}
+
+/// Remembered answers: per field, a string → the bit set of the field's globs it matches. Bounded: a
+/// field's map that reaches [`GLOB_MEMO_MAX`] strings starts over (a cost, never a wrong answer).
+#[derive(Debug, Default)]
+pub struct GlobMemo {
+    maps: [foldhash::HashMap<Box<str>, Arc<[u64]>>; Field::ALL.len()],
+}
+
+/// Strings remembered per field.
+pub const GLOB_MEMO_MAX: usize = 4096;
+
+impl GlobMemo {
+    /// `s`'s answers for every glob of `field` in `policy`.
+    fn answer(&mut self, policy: &Policy, field: Field, s: &str) -> Arc<[u64]> {
+        let map = &mut self.maps[field.index()];
+        if let Some(bits) = map.get(s) {
+            return bits.clone();
+        }
+        let mut bits = vec![0u64; policy.slots[field.index()].div_ceil(64)];
+        let c = Candidate::new(s);
+        for g in policy
+            .rules
+            .iter()
+            .flat_map(Rule::blocks)
+            .filter_map(|b| b.glob(field))
+        {
+            if g.set.is_match_candidate(&c) {
+                bits[g.slot / 64] |= 1 << (g.slot % 64);
+            }
+        }
+        if map.len() >= GLOB_MEMO_MAX {
+            map.clear();
+        }
+        let bits: Arc<[u64]> = bits.into();
+        map.insert(s.into(), bits.clone());
+        bits
+    }
 }
 
 /// What the engine knows about an event besides the event itself.
@@ -312,6 +403,7 @@ impl Policy {
         // One pass over the text for every rule's line (a per-rule scan made parsing quadratic).
         let lines = id_lines(text);
         let mut rules = Vec::new();
+        let mut slots = [0; Field::ALL.len()];
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for r in raw.rules {
             let nth = seen.get(&r.id).copied().unwrap_or(0);
@@ -390,12 +482,20 @@ impl Policy {
                         .into(),
                 ));
             }
-            let conditions = compile(&r.matches, "match", Side::Match, &invalid)?;
+            let conditions = compile(&r.matches, "match", Side::Match, &mut slots, &invalid)?;
             let any_of = r
                 .any_of
                 .iter()
                 .enumerate()
-                .map(|(i, c)| compile(c, &format!("any_of[{i}]"), Side::Match, &invalid))
+                .map(|(i, c)| {
+                    compile(
+                        c,
+                        &format!("any_of[{i}]"),
+                        Side::Match,
+                        &mut slots,
+                        &invalid,
+                    )
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             for (i, c) in r.except.iter().enumerate() {
                 if let Some(field) = c.attacker_controlled_only() {
@@ -413,7 +513,15 @@ impl Policy {
                 .except
                 .iter()
                 .enumerate()
-                .map(|(i, c)| compile(c, &format!("except[{i}]"), Side::Except, &invalid))
+                .map(|(i, c)| {
+                    compile(
+                        c,
+                        &format!("except[{i}]"),
+                        Side::Except,
+                        &mut slots,
+                        &invalid,
+                    )
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let threshold = match &r.threshold {
                 None => None,
@@ -444,6 +552,7 @@ impl Policy {
         Ok(Policy {
             name: raw.name,
             rules,
+            slots,
         })
     }
 }
@@ -586,6 +695,24 @@ fn globs(
         .map_err(|e| invalid(field, e.to_string()))
 }
 
+/// [`globs`] for a [`Field`]: the set takes the field's next slot.
+fn field_globs(
+    values: &Option<Vec<String>>,
+    name: &str,
+    field: Field,
+    slots: &mut [usize; Field::ALL.len()],
+    invalid: &dyn Fn(&str, String) -> PolicyError,
+) -> Result<Option<FieldGlob>, PolicyError> {
+    Ok(globs(values, name, invalid)?.map(|set| {
+        let slot = &mut slots[field.index()];
+        *slot += 1;
+        FieldGlob {
+            set,
+            slot: *slot - 1,
+        }
+    }))
+}
+
 // Long on purpose: one line (or small block) per condition field, in the order of `RawConditions`.
 /// Which side of a rule a block is on: what makes it match, or what excuses an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -598,6 +725,7 @@ fn compile(
     raw: &RawConditions,
     block: &str,
     side: Side,
+    slots: &mut [usize; Field::ALL.len()],
     invalid: &dyn Fn(&str, String) -> PolicyError,
 ) -> Result<Conditions, PolicyError> {
     let f = |name: &str| format!("{block}.{name}");
@@ -660,15 +788,57 @@ fn compile(
     }
     Ok(Conditions {
         kind,
-        exe_path: globs(&raw.exe_path, &f("exe_path"), invalid)?,
-        exe_name: globs(&raw.exe_name, &f("exe_name"), invalid)?,
+        exe_path: field_globs(
+            &raw.exe_path,
+            &f("exe_path"),
+            Field::ExePath,
+            slots,
+            invalid,
+        )?,
+        exe_name: field_globs(
+            &raw.exe_name,
+            &f("exe_name"),
+            Field::ExeName,
+            slots,
+            invalid,
+        )?,
         exe_name_as_started: side == Side::Match,
-        parent_path: globs(&raw.parent_path, &f("parent_path"), invalid)?,
-        parent_name: globs(&raw.parent_name, &f("parent_name"), invalid)?,
-        ancestor_path: globs(&raw.ancestor_path, &f("ancestor_path"), invalid)?,
-        ancestor_name: globs(&raw.ancestor_name, &f("ancestor_name"), invalid)?,
+        parent_path: field_globs(
+            &raw.parent_path,
+            &f("parent_path"),
+            Field::ParentPath,
+            slots,
+            invalid,
+        )?,
+        parent_name: field_globs(
+            &raw.parent_name,
+            &f("parent_name"),
+            Field::ParentName,
+            slots,
+            invalid,
+        )?,
+        ancestor_path: field_globs(
+            &raw.ancestor_path,
+            &f("ancestor_path"),
+            Field::AncestorPath,
+            slots,
+            invalid,
+        )?,
+        ancestor_name: field_globs(
+            &raw.ancestor_name,
+            &f("ancestor_name"),
+            Field::AncestorName,
+            slots,
+            invalid,
+        )?,
         parent_network_facing: raw.parent_network_facing,
-        script_path: globs(&raw.script_path, &f("script_path"), invalid)?,
+        script_path: field_globs(
+            &raw.script_path,
+            &f("script_path"),
+            Field::ScriptPath,
+            slots,
+            invalid,
+        )?,
         exec_filename: globs(&raw.exec_filename, &f("exec_filename"), invalid)?,
         stdio_socket: raw.stdio_socket,
         connected_before: raw.connected_before,
@@ -767,6 +937,15 @@ fn name_of(path: &str) -> &str {
 /// every rule tried on it (a candidate costs a path split and a file-name search each time otherwise).
 pub struct EventStrings<'a> {
     pub ev: &'a Event,
+    /// The policy and the engine's memo: [`Field`] globs answered by bit tests. `None`: each glob is
+    /// matched against the string (one rule tried on its own).
+    memo: Option<(&'a Policy, &'a RefCell<GlobMemo>)>,
+    /// Per single-string [`Field`]: the string's answers (`None`: the event has no such string).
+    one: [OnceCell<Option<Arc<[u64]>>>; Field::ALL.len()],
+    /// Per list [`Field`]: every string's answers.
+    many: [OnceCell<Vec<Arc<[u64]>>>; Field::ALL.len()],
+    /// The `exe_name` answers of the file name an exec was started by.
+    started_as: OnceCell<Option<Arc<[u64]>>>,
     exe: OnceCell<Candidate<'a>>,
     exe_name: OnceCell<Candidate<'a>>,
     parent_exe: OnceCell<Option<Candidate<'a>>>,
@@ -784,6 +963,10 @@ impl<'a> EventStrings<'a> {
     pub fn new(ev: &'a Event) -> EventStrings<'a> {
         EventStrings {
             ev,
+            memo: None,
+            one: Default::default(),
+            many: Default::default(),
+            started_as: OnceCell::new(),
             exe: OnceCell::new(),
             exe_name: OnceCell::new(),
             parent_exe: OnceCell::new(),
@@ -796,6 +979,95 @@ impl<'a> EventStrings<'a> {
             exec_filename: OnceCell::new(),
             exec_filename_name: OnceCell::new(),
         }
+    }
+
+    /// [`EventStrings::new`] answering [`Field`] globs from `memo` (filled from `policy`'s globs).
+    pub fn with_memo(
+        ev: &'a Event,
+        policy: &'a Policy,
+        memo: &'a RefCell<GlobMemo>,
+    ) -> EventStrings<'a> {
+        EventStrings {
+            memo: Some((policy, memo)),
+            ..EventStrings::new(ev)
+        }
+    }
+
+    /// The string a single-string field tests (`None`: the event has none).
+    fn field_str(&self, f: Field) -> Option<&'a str> {
+        let p = &self.ev.process;
+        match f {
+            Field::ExePath => Some(p.exe.as_str()),
+            Field::ExeName => Some(p.exe_name()),
+            Field::ParentPath => self.parent_path(),
+            Field::ParentName => self.parent_path().map(name_of),
+            Field::ScriptPath => p.script.as_deref(),
+            Field::AncestorPath | Field::AncestorName => None,
+        }
+    }
+
+    /// The strings a list field tests.
+    fn field_list(&self, f: Field) -> impl Iterator<Item = &'a str> {
+        let names = f == Field::AncestorName;
+        self.ev
+            .ancestors
+            .iter()
+            .map(move |a| if names { name_of(a) } else { a.as_str() })
+    }
+
+    /// Whether the event's `f` string (any of them, for a list) matches `g`.
+    fn field_matches(&self, f: Field, g: &FieldGlob) -> bool {
+        let Some((policy, memo)) = self.memo else {
+            return match f {
+                Field::ExePath => g.set.is_match_candidate(self.exe()),
+                Field::ExeName => g.set.is_match_candidate(self.exe_name()),
+                Field::ParentPath => self
+                    .parent_exe()
+                    .is_some_and(|c| g.set.is_match_candidate(c)),
+                Field::ParentName => self
+                    .parent_name()
+                    .is_some_and(|c| g.set.is_match_candidate(c)),
+                Field::ScriptPath => self.script().is_some_and(|c| g.set.is_match_candidate(c)),
+                Field::AncestorPath => self.ancestors().iter().any(|c| g.set.is_match_candidate(c)),
+                Field::AncestorName => self
+                    .ancestor_names()
+                    .iter()
+                    .any(|c| g.set.is_match_candidate(c)),
+            };
+        };
+        let answer = |s: &str| memo.borrow_mut().answer(policy, f, s);
+        if f.is_list() {
+            self.many[f.index()]
+                .get_or_init(|| self.field_list(f).map(answer).collect())
+                .iter()
+                .any(|b| g.hit(b))
+        } else {
+            self.one[f.index()]
+                .get_or_init(|| self.field_str(f).map(answer))
+                .as_deref()
+                .is_some_and(|b| g.hit(b))
+        }
+    }
+
+    /// Whether the file name an exec was started by matches the `exe_name` glob `g`.
+    fn started_as_matches(&self, g: &FieldGlob) -> bool {
+        let Some((policy, memo)) = self.memo else {
+            return self
+                .exec_filename_name()
+                .is_some_and(|c| g.set.is_match_candidate(c));
+        };
+        self.started_as
+            .get_or_init(|| {
+                let EventData::Exec { filename, .. } = &self.ev.data else {
+                    return None;
+                };
+                Some(
+                    memo.borrow_mut()
+                        .answer(policy, Field::ExeName, name_of(filename)),
+                )
+            })
+            .as_deref()
+            .is_some_and(|b| g.hit(b))
     }
 
     fn script(&self) -> Option<&Candidate<'a>> {
@@ -991,7 +1263,10 @@ impl Conditions {
             }
         }
         // The string conditions last: they are the costly ones (glob and regex matching).
-        if !glob_one(&self.exe_path, || Some(strings.exe())) {
+        let field = |g: &Option<FieldGlob>, f: Field| {
+            g.as_ref().is_none_or(|g| strings.field_matches(f, g))
+        };
+        if !field(&self.exe_path, Field::ExePath) {
             return false;
         }
         // The executable's canonical file name (comm only when the path is unknown): never comm, which
@@ -999,22 +1274,18 @@ impl Conditions {
         // by counts too (`gcc` runs `x86_64-linux-gnu-gcc-12`, `cc` goes through /etc/alternatives):
         // more ways in, never more ways out (exceptions see the canonical name only).
         if let Some(g) = &self.exe_name {
-            let as_started = self
-                .exe_name_as_started
-                .then(|| strings.exec_filename_name())
-                .flatten();
-            if !(g.is_match_candidate(strings.exe_name())
-                || as_started.is_some_and(|n| g.is_match_candidate(n)))
+            if !(strings.field_matches(Field::ExeName, g)
+                || self.exe_name_as_started && strings.started_as_matches(g))
             {
                 return false;
             }
         }
-        if !(glob_one(&self.script_path, || strings.script())
+        if !(field(&self.script_path, Field::ScriptPath)
             && glob_one(&self.exec_filename, || strings.exec_filename())
-            && glob_one(&self.parent_path, || strings.parent_exe())
-            && glob_one(&self.parent_name, || strings.parent_name())
-            && glob_any(&self.ancestor_path, || strings.ancestors())
-            && glob_any(&self.ancestor_name, || strings.ancestor_names()))
+            && field(&self.parent_path, Field::ParentPath)
+            && field(&self.parent_name, Field::ParentName)
+            && field(&self.ancestor_path, Field::AncestorPath)
+            && field(&self.ancestor_name, Field::AncestorName))
         {
             return false;
         }
@@ -1046,6 +1317,13 @@ impl Conditions {
 }
 
 impl Rule {
+    /// Every block of conditions: `match`, `any_of`, `except`.
+    fn blocks(&self) -> impl Iterator<Item = &Conditions> {
+        std::iter::once(&self.conditions)
+            .chain(&self.any_of)
+            .chain(&self.except)
+    }
+
     /// Whether the rule is about account changes (tried once per change found, never otherwise).
     pub fn uses_account_change(&self) -> bool {
         self.conditions.account_change.is_some()
@@ -1064,6 +1342,20 @@ impl Rule {
 }
 
 impl Conditions {
+    /// The glob this block tests `field` with.
+    fn glob(&self, field: Field) -> Option<&FieldGlob> {
+        match field {
+            Field::ExePath => &self.exe_path,
+            Field::ExeName => &self.exe_name,
+            Field::ParentPath => &self.parent_path,
+            Field::ParentName => &self.parent_name,
+            Field::AncestorPath => &self.ancestor_path,
+            Field::AncestorName => &self.ancestor_name,
+            Field::ScriptPath => &self.script_path,
+        }
+        .as_ref()
+    }
+
     /// Whether these conditions can hold for an event of `kind` (its `kind:` list allows it).
     fn allows_kind(&self, kind: EventKind) -> bool {
         self.kind.as_ref().is_none_or(|k| k.contains(&kind))

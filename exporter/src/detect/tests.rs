@@ -1973,3 +1973,95 @@ fn unwritable_baseline_is_an_error_at_start_and_a_metric_later() {
     e.tick(t(122));
     assert_eq!(m.baseline_write_errors.get(), 2);
 }
+
+/// Process-string globs answered from the engine's memo agree with matching each glob, for every rule
+/// of the default policy, on events built from the paths the policy itself names (so that many rules
+/// match), with parents, ancestors, scripts and exec file names varied.
+#[test]
+fn memoised_field_globs_agree_with_matching_each_glob() {
+    let p = Policy::load(None).unwrap();
+    let memo = std::cell::RefCell::new(policy::GlobMemo::default());
+    let mut paths: Vec<String> = regex::Regex::new(r"/[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*")
+        .unwrap()
+        .find_iter(policy::DEFAULT_POLICY)
+        .map(|m| m.as_str().to_string())
+        .chain(["/usr/bin/bash", "/tmp/x", "/dev/shm/.a", "/memfd:x"].map(String::from))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let n = paths.len();
+    let ctxs = [
+        Context::default(),
+        Context {
+            parent_network_facing: true,
+            stdio_socket: true,
+            connected_before: true,
+            ..Context::default()
+        },
+    ];
+    let mut matched = std::collections::BTreeSet::new();
+    for (i, exe) in paths.iter().enumerate() {
+        let pid = 1000 + i as u32;
+        let parent = Some((50, paths[(i * 7 + 3) % n].as_str()));
+        let mut evs = vec![
+            exec(pid, exe, &[exe, "-c", "id"], parent),
+            net(
+                EventKind::Connect,
+                pid,
+                exe,
+                parent,
+                "10.0.0.2:40000",
+                "10.0.0.9:4444",
+                0,
+            ),
+            net(
+                EventKind::Listen,
+                pid,
+                exe,
+                parent,
+                "0.0.0.0:8080",
+                "0.0.0.0:0",
+                0,
+            ),
+            file_ev(
+                EventKind::FileWrite,
+                pid,
+                exe,
+                0,
+                &paths[(i * 11 + 1) % n],
+                None,
+                parent,
+            ),
+        ];
+        for e in &mut evs {
+            let e = Arc::make_mut(e);
+            e.ancestors.push(paths[(i * 13 + 5) % n].as_str().into());
+            if i % 3 == 0 {
+                e.process.script = Some(paths[(i * 5 + 2) % n].as_str().into());
+            }
+            if let EventData::Exec { filename, .. } = &mut e.data {
+                if i % 2 == 0 {
+                    *filename = paths[(i * 17 + 9) % n].as_str().into();
+                }
+            }
+        }
+        for e in &evs {
+            for ctx in &ctxs {
+                let strings = policy::EventStrings::with_memo(e, &p, &memo);
+                for r in &p.rules {
+                    let direct = r.matches(e, ctx);
+                    assert_eq!(
+                        direct,
+                        r.matches_strings(&strings, ctx),
+                        "rule {} on {e:?}",
+                        r.id
+                    );
+                    if direct {
+                        matched.insert(r.id.clone());
+                    }
+                }
+            }
+        }
+    }
+    assert!(matched.len() >= 10, "too few rules exercised: {matched:?}");
+}
