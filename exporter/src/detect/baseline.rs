@@ -20,61 +20,60 @@ pub const SCHEMA: &str = "tripline.baseline/v1";
 impl Model {
     /// The normalised key this event contributes to the model, if any.
     pub fn key(self, ev: &Event) -> Option<String> {
-        self.key_with(ev, &program_key(ev))
+        let mut out = String::new();
+        self.key_into(ev, &program_key(ev), &mut out).then_some(out)
     }
 
-    /// [`Model::key`] with the event's normalised program already computed ([`program_key`]), so the
-    /// engine normalises it once per event rather than once per model.
-    pub fn key_with(self, ev: &Event, exe: &str) -> Option<String> {
-        // Keys are joined with `[..].concat()` (one allocation of the exact size; built per event).
+    /// [`Model::key`] written into `out` (cleared first; `false`: no key), with the event's normalised
+    /// program already computed ([`program_key`]): the engine normalises it once per event and reuses
+    /// one buffer for every model, so a known key costs no allocation.
+    pub fn key_into(self, ev: &Event, exe: &str, out: &mut String) -> bool {
+        out.clear();
         match (self, &ev.data) {
-            (Model::NetworkProcess, EventData::Net(_)) => Some(exe.to_string()),
+            (Model::NetworkProcess, EventData::Net(_)) => out.push_str(exe),
             (Model::ProcessLineage, EventData::Exec { .. }) => {
                 let parent = ev
                     .parent
                     .as_ref()
                     .map(|p| p.program())
-                    .or(ev.ancestors.first().map(Text::as_str))?;
-                if parent.is_empty() {
-                    return None;
-                }
-                Some([&normalize_exe(parent), " -> ", exe].concat())
+                    .or(ev.ancestors.first().map(Text::as_str));
+                let Some(parent) = parent.filter(|p| !p.is_empty()) else {
+                    return false;
+                };
+                normalize_exe_into(parent, out);
+                out.push_str(" -> ");
+                out.push_str(exe);
             }
             (Model::ProcessUser, EventData::Exec { .. }) => {
-                Some([exe, " -> ", &user_name(ev.process.euid)].concat())
+                out.push_str(exe);
+                out.push_str(" -> ");
+                push_user_name(ev.process.euid, out);
             }
-            (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => Some(
-                [
-                    exe,
-                    " -> ",
-                    itoa::Buffer::new().format(n.local.port()),
-                    "/",
-                    n.transport.as_str(),
-                ]
-                .concat(),
-            ),
+            (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => {
+                out.push_str(exe);
+                out.push_str(" -> ");
+                out.push_str(itoa::Buffer::new().format(n.local.port()));
+                out.push('/');
+                out.push_str(n.transport.as_str());
+            }
             (Model::OutboundPort, EventData::Net(n))
                 if ev.kind == EventKind::Connect && n.succeeded() =>
             {
-                Some(
-                    [
-                        exe,
-                        " -> ",
-                        &port_class(n.peer.port()),
-                        "/",
-                        n.transport.as_str(),
-                        " ",
-                        addr_class(n.peer.ip()),
-                    ]
-                    .concat(),
-                )
+                out.push_str(exe);
+                out.push_str(" -> ");
+                push_port_class(n.peer.port(), out);
+                out.push('/');
+                out.push_str(n.transport.as_str());
+                out.push(' ');
+                out.push_str(addr_class(n.peer.ip()));
             }
             (Model::IoUringUser, EventData::Sys(_)) if ev.kind == EventKind::IoUringSetup => {
-                Some(exe.to_string())
+                out.push_str(exe)
             }
             (Model::SensitiveReader, EventData::File(f)) if ev.kind == EventKind::SensitiveRead => {
-                let class = f.detail.sensitive.map(|c| c.as_str()).unwrap_or("unknown");
-                Some([class, " -> ", exe].concat())
+                out.push_str(f.detail.sensitive.map(|c| c.as_str()).unwrap_or("unknown"));
+                out.push_str(" -> ");
+                out.push_str(exe);
             }
             (Model::FileWriter, EventData::File(f))
                 if f.resolved && f.succeeded() && crate::model::File::changes_file(ev.kind) =>
@@ -85,20 +84,16 @@ impl Model {
                     .rsplit_once('/')
                     .map(|(d, _)| if d.is_empty() { "/" } else { d })
                     .unwrap_or("/");
-                Some(
-                    [
-                        &normalize_exe(dir),
-                        " -> ",
-                        exe,
-                        " (",
-                        &user_name(ev.process.euid),
-                        ")",
-                    ]
-                    .concat(),
-                )
+                normalize_exe_into(dir, out);
+                out.push_str(" -> ");
+                out.push_str(exe);
+                out.push_str(" (");
+                push_user_name(ev.process.euid, out);
+                out.push(')');
             }
-            _ => None,
+            _ => return false,
         }
+        true
     }
 }
 
@@ -113,11 +108,11 @@ pub fn program_key(ev: &Event) -> String {
 }
 
 /// Ports in the Linux ephemeral range are one key: they are chosen per connection.
-fn port_class(port: u16) -> String {
+fn push_port_class(port: u16, out: &mut String) {
     if port >= 32768 {
-        "ephemeral".into()
+        out.push_str("ephemeral");
     } else {
-        port.to_string()
+        out.push_str(itoa::Buffer::new().format(port));
     }
 }
 
@@ -146,14 +141,15 @@ pub fn addr_class(ip: IpAddr) -> &'static str {
 }
 
 /// The user name for a uid (`uid:N` when unknown), cached: a passwd lookup reads /etc/passwd.
-fn user_name(uid: u32) -> String {
+fn push_user_name(uid: u32, out: &mut String) {
     thread_local! {
         static CACHE: std::cell::RefCell<std::collections::HashMap<u32, String>> = Default::default();
     }
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if let Some(n) = c.get(&uid) {
-            return n.clone();
+            out.push_str(n);
+            return;
         }
         let name = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
             Ok(Some(u)) => u.name,
@@ -162,8 +158,8 @@ fn user_name(uid: u32) -> String {
         if c.len() >= 4096 {
             c.clear();
         }
-        c.insert(uid, name.clone());
-        name
+        out.push_str(&name);
+        c.insert(uid, name);
     })
 }
 
@@ -171,11 +167,18 @@ fn user_name(uid: u32) -> String {
 /// (`/usr/lib/jvm/java-17.0.2/…`, `/root/.pyenv/versions/3.11.7/…`) and all-digit segments
 /// (`/proc/1234/…`) become `*`.
 pub fn normalize_exe(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    normalize_exe_into(path, &mut out);
+    out
+}
+
+/// [`normalize_exe`] appended to `out`.
+fn normalize_exe_into(path: &str, out: &mut String) {
     // Most paths have no digit at all: nothing to replace.
     if !path.bytes().any(|b| b.is_ascii_digit()) {
-        return path.to_string();
+        out.push_str(path);
+        return;
     }
-    let mut out = String::with_capacity(path.len());
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -184,9 +187,8 @@ pub fn normalize_exe(path: &str) -> String {
             out.push('*');
             continue;
         }
-        replace_versions(seg, &mut out);
+        replace_versions(seg, out);
     }
-    out
 }
 
 /// `java-17.0.2-openjdk` → `java-*-openjdk`: runs of digits joined by dots (at least one dot), appended
@@ -759,8 +761,11 @@ mod tests {
         assert_eq!(normalize_exe("/proc/1234/exe"), "/proc/*/exe");
         assert_eq!(normalize_exe("/usr/bin/python3"), "/usr/bin/python3");
         assert_eq!(normalize_exe("/usr/sbin/php-fpm8.2"), "/usr/sbin/php-fpm*");
-        assert_eq!(port_class(443), "443");
-        assert_eq!(port_class(40000), "ephemeral");
+        for (port, class) in [(443, "443"), (32767, "32767"), (32768, "ephemeral")] {
+            let mut out = String::new();
+            push_port_class(port, &mut out);
+            assert_eq!(out, class);
+        }
         assert_eq!(addr_class("127.0.0.1".parse().unwrap()), "loopback");
         assert_eq!(addr_class("10.1.2.3".parse().unwrap()), "private");
         assert_eq!(addr_class("fd00::1".parse().unwrap()), "private");

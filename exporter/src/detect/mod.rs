@@ -471,10 +471,11 @@ impl Engine {
         }
         let program = baseline::program_key(ev);
         let enabled: Vec<Model> = b.enabled.iter().copied().collect();
+        let mut key = String::with_capacity(128);
         for model in enabled {
-            let Some(key) = model.key_with(ev, &program) else {
+            if !model.key_into(ev, &program, &mut key) {
                 continue;
-            };
+            }
             if b.observe(model, &key, now) == Outcome::Anomaly {
                 out.push(Candidate {
                     summary: format!(
@@ -487,7 +488,7 @@ impl Engine {
                         key: key.clone(),
                     },
                     severity: model.severity(),
-                    subject: key,
+                    subject: key.clone(),
                     account: None,
                 });
             }

@@ -218,7 +218,7 @@ pub struct Conditions {
     ancestor_name: Option<FieldGlob>,
     parent_network_facing: Option<bool>,
     script_path: Option<FieldGlob>,
-    exec_filename: Option<GlobSet>,
+    exec_filename: Option<FieldGlob>,
     stdio_socket: Option<bool>,
     connected_before: Option<bool>,
     lifecycle_signal: Option<bool>,
@@ -229,7 +229,7 @@ pub struct Conditions {
     peer_port: Option<Vec<u16>>,
     local_port: Option<Vec<u16>>,
     peer_cidr: Option<Vec<IpNet>>,
-    file_path: Option<GlobSet>,
+    file_path: Option<FieldGlob>,
     new_euid: Option<Vec<u32>>,
     file_truncated: Option<bool>,
     account_change: Option<Vec<AccountChangeKind>>,
@@ -273,10 +273,12 @@ pub enum Field {
     AncestorPath,
     AncestorName,
     ScriptPath,
+    ExecFilename,
+    FilePath,
 }
 
 impl Field {
-    pub const ALL: [Field; 7] = [
+    pub const ALL: [Field; 9] = [
         Field::ExePath,
         Field::ExeName,
         Field::ParentPath,
@@ -284,6 +286,8 @@ impl Field {
         Field::AncestorPath,
         Field::AncestorName,
         Field::ScriptPath,
+        Field::ExecFilename,
+        Field::FilePath,
     ];
 
     fn index(self) -> usize {
@@ -292,7 +296,10 @@ impl Field {
 
     /// A list of strings (any of them may match) rather than one.
     fn is_list(self) -> bool {
-        matches!(self, Field::AncestorPath | Field::AncestorName)
+        matches!(
+            self,
+            Field::AncestorPath | Field::AncestorName | Field::FilePath
+        )
     }
 }
 
@@ -839,7 +846,13 @@ fn compile(
             slots,
             invalid,
         )?,
-        exec_filename: globs(&raw.exec_filename, &f("exec_filename"), invalid)?,
+        exec_filename: field_globs(
+            &raw.exec_filename,
+            &f("exec_filename"),
+            Field::ExecFilename,
+            slots,
+            invalid,
+        )?,
         stdio_socket: raw.stdio_socket,
         connected_before: raw.connected_before,
         lifecycle_signal: raw.lifecycle_signal,
@@ -850,7 +863,13 @@ fn compile(
         peer_port: raw.peer_port.clone(),
         local_port: raw.local_port.clone(),
         peer_cidr,
-        file_path: globs(&raw.file_path, &f("file_path"), invalid)?,
+        file_path: field_globs(
+            &raw.file_path,
+            &f("file_path"),
+            Field::FilePath,
+            slots,
+            invalid,
+        )?,
         new_euid: raw.new_euid.clone(),
         file_truncated: raw.file_truncated,
         account_change: match &raw.account_change {
@@ -904,21 +923,6 @@ fn compile(
         },
         file_operation: raw.file_operation.clone(),
     })
-}
-
-/// A glob condition on one of the event's strings: unset, or the string exists and matches. The
-/// candidate is built (once per event) only when the condition is set.
-#[inline(always)]
-fn glob_one<'c>(g: &Option<GlobSet>, c: impl FnOnce() -> Option<&'c Candidate<'c>>) -> bool {
-    g.as_ref()
-        .is_none_or(|g| c().is_some_and(|c| g.is_match_candidate(c)))
-}
-
-/// A glob condition on a list of the event's strings: unset, or any of them matches.
-#[inline(always)]
-fn glob_any<'c>(g: &Option<GlobSet>, cs: impl FnOnce() -> &'c [Candidate<'c>]) -> bool {
-    g.as_ref()
-        .is_none_or(|g| cs().iter().any(|c| g.is_match_candidate(c)))
 }
 
 /// A list of candidates, built once on first use.
@@ -1002,17 +1006,27 @@ impl<'a> EventStrings<'a> {
             Field::ParentPath => self.parent_path(),
             Field::ParentName => self.parent_path().map(name_of),
             Field::ScriptPath => p.script.as_deref(),
-            Field::AncestorPath | Field::AncestorName => None,
+            Field::ExecFilename => match &self.ev.data {
+                EventData::Exec { filename, .. } => Some(filename.as_str()),
+                _ => None,
+            },
+            Field::AncestorPath | Field::AncestorName | Field::FilePath => None,
         }
     }
 
     /// The strings a list field tests.
-    fn field_list(&self, f: Field) -> impl Iterator<Item = &'a str> {
-        let names = f == Field::AncestorName;
-        self.ev
-            .ancestors
-            .iter()
-            .map(move |a| if names { name_of(a) } else { a.as_str() })
+    fn field_list(&self, f: Field) -> Vec<&'a str> {
+        let ev = self.ev;
+        match f {
+            Field::AncestorPath => ev.ancestors.iter().map(Text::as_str).collect(),
+            Field::AncestorName => ev.ancestors.iter().map(|a| name_of(a)).collect(),
+            Field::FilePath => ev
+                .file()
+                .into_iter()
+                .flat_map(|x| x.changed_paths(ev.kind))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Whether the event's `f` string (any of them, for a list) matches `g`.
@@ -1033,12 +1047,19 @@ impl<'a> EventStrings<'a> {
                     .ancestor_names()
                     .iter()
                     .any(|c| g.set.is_match_candidate(c)),
+                Field::ExecFilename => self
+                    .exec_filename()
+                    .is_some_and(|c| g.set.is_match_candidate(c)),
+                Field::FilePath => self
+                    .file_paths()
+                    .iter()
+                    .any(|c| g.set.is_match_candidate(c)),
             };
         };
         let answer = |s: &str| memo.borrow_mut().answer(policy, f, s);
         if f.is_list() {
             self.many[f.index()]
-                .get_or_init(|| self.field_list(f).map(answer).collect())
+                .get_or_init(|| self.field_list(f).into_iter().map(answer).collect())
                 .iter()
                 .any(|b| g.hit(b))
         } else {
@@ -1281,7 +1302,7 @@ impl Conditions {
             }
         }
         if !(field(&self.script_path, Field::ScriptPath)
-            && glob_one(&self.exec_filename, || strings.exec_filename())
+            && field(&self.exec_filename, Field::ExecFilename)
             && field(&self.parent_path, Field::ParentPath)
             && field(&self.parent_name, Field::ParentName)
             && field(&self.ancestor_path, Field::AncestorPath)
@@ -1303,7 +1324,7 @@ impl Conditions {
                 return false;
             }
         }
-        if !glob_any(&self.file_path, || strings.file_paths()) {
+        if !field(&self.file_path, Field::FilePath) {
             return false;
         }
         if let Some(g) = &self.xattr_name {
@@ -1352,6 +1373,8 @@ impl Conditions {
             Field::AncestorPath => &self.ancestor_path,
             Field::AncestorName => &self.ancestor_name,
             Field::ScriptPath => &self.script_path,
+            Field::ExecFilename => &self.exec_filename,
+            Field::FilePath => &self.file_path,
         }
         .as_ref()
     }
