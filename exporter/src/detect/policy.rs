@@ -1408,8 +1408,12 @@ impl KindIndex {
             by_kind: EventKind::ALL
                 .iter()
                 .map(|k| {
+                    // `account_change:` rules are tried once per account change found, never here.
                     (0..policy.rules.len())
-                        .filter(|i| policy.rules[*i].can_match_kind(*k))
+                        .filter(|i| {
+                            let r = &policy.rules[*i];
+                            r.can_match_kind(*k) && !r.uses_account_change()
+                        })
                         .collect()
                 })
                 .collect(),
@@ -1435,9 +1439,15 @@ mod kind_index_tests {
     fn index_keeps_exactly_the_rules_whose_kind_allows_the_event() {
         let policy = Policy::load(None).unwrap();
         let index = KindIndex::new(&policy);
+        // Account-change rules name no kind, yet no event's index holds them: without a change in the
+        // context they cannot match (the engine tries them once per change instead).
+        assert!(policy.rules.iter().any(Rule::uses_account_change));
+        assert!(index.rules(EventKind::Fork).is_empty());
         for k in EventKind::ALL {
             let want: Vec<usize> = (0..policy.rules.len())
-                .filter(|i| policy.rules[*i].can_match_kind(*k))
+                .filter(|i| {
+                    policy.rules[*i].can_match_kind(*k) && !policy.rules[*i].uses_account_change()
+                })
                 .collect();
             assert_eq!(index.rules(*k), want.as_slice(), "{k:?}");
         }
