@@ -164,15 +164,19 @@ pub fn attributes(ev: &Event) -> Attrs {
 pub fn summary(ev: &Event) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(160);
-    // Writing into a String cannot fail.
-    let _ = write!(
-        s,
-        "{} (pid {}, ppid {}, uid {})",
-        ev.process.exe_name(),
-        ev.process.pid,
-        ev.process.ppid,
-        ev.process.euid
-    );
+    let p = &ev.process;
+    for (text, n) in [
+        (p.exe_name(), None),
+        (" (pid ", Some(p.pid)),
+        (", ppid ", Some(p.ppid)),
+        (", uid ", Some(p.euid)),
+    ] {
+        s.push_str(text);
+        if let Some(n) = n {
+            s.push_str(itoa::Buffer::new().format(n));
+        }
+    }
+    s.push(')');
     match &ev.data {
         EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
             process::summary(ev, &mut s)
@@ -331,6 +335,45 @@ mod tests {
     use super::*;
     use std::mem::size_of;
     use tripline_common::{kind, sysop, ExecEvent, ExitEvent};
+
+    /// One sentence per event: who (name, pid, ppid, uid), then what.
+    #[test]
+    fn summaries_read_as_sentences() {
+        use std::net::SocketAddr;
+        let who = |mut ev: crate::model::Event| {
+            ev.process.exe = "/usr/bin/python3".into();
+            ev.process.pid = 42;
+            ev.process.ppid = 7;
+            ev.process.euid = 1000;
+            ev
+        };
+        let mut ev = who(bare_event(&exit(
+            header(kind::EXIT, size_of::<ExitEvent>(), 42),
+            256,
+        )));
+        assert_eq!(
+            summary(&ev),
+            "python3 (pid 42, ppid 7, uid 1000) exited with status 256"
+        );
+        ev.data = EventData::Exec {
+            filename: "/opt/app.py".into(),
+            filename_truncated: false,
+        };
+        ev.kind = EventKind::Exec;
+        ev.process.script = Some("/opt/app.py".into());
+        assert_eq!(
+            summary(&ev),
+            "python3 (pid 42, ppid 7, uid 1000) executed /usr/bin/python3 running /opt/app.py"
+        );
+        let h = header(kind::CONNECT, size_of::<tripline_common::NetEvent>(), 42);
+        let peer: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        let local: SocketAddr = "[2001:db8::2]:40000".parse().unwrap();
+        let ev = who(bare_event(&net::encode(h, local, peer, -111)));
+        assert_eq!(
+            summary(&ev),
+            "python3 (pid 42, ppid 7, uid 1000) failed to connect to [2001:db8::1]:443 (ECONNREFUSED)"
+        );
+    }
 
     #[test]
     fn rejects_bad_records() {

@@ -64,10 +64,10 @@ pub(super) fn attributes(ev: &Event, n: &Net, a: &mut Attrs) {
         "network.type",
         if n.local.is_ipv6() { "ipv6" } else { "ipv4" }.into(),
     ));
-    a.push(("network.local.address", n.local.ip().to_string().into()));
+    a.push(("network.local.address", ip_text(n.local.ip()).into()));
     a.push(("network.local.port", n.local.port().into()));
     if ev.kind != EventKind::Listen {
-        a.push(("network.peer.address", n.peer.ip().to_string().into()));
+        a.push(("network.peer.address", ip_text(n.peer.ip()).into()));
         a.push(("network.peer.port", n.peer.port().into()));
     }
     a.push(("tripline.network.result", n.result.into()));
@@ -77,19 +77,75 @@ pub(super) fn attributes(ev: &Event, n: &Net, a: &mut Attrs) {
 }
 
 pub(super) fn summary(ev: &Event, n: &Net, out: &mut String) {
-    use std::fmt::Write;
-    // Writing into a String cannot fail.
-    let _ = match ev.kind {
-        EventKind::Listen => write!(out, " listens on {}", n.local),
-        EventKind::Accept => write!(out, " accepted {} on {}", n.peer, n.local),
-        _ if n.result < 0 => write!(
-            out,
-            " failed to connect to {} ({})",
-            n.peer,
-            errno_name(-n.result)
-        ),
-        _ => write!(out, " connected to {}", n.peer),
-    };
+    match ev.kind {
+        EventKind::Listen => {
+            out.push_str(" listens on ");
+            push_addr(out, n.local);
+        }
+        EventKind::Accept => {
+            out.push_str(" accepted ");
+            push_addr(out, n.peer);
+            out.push_str(" on ");
+            push_addr(out, n.local);
+        }
+        _ if n.result < 0 => {
+            out.push_str(" failed to connect to ");
+            push_addr(out, n.peer);
+            out.push_str(" (");
+            out.push_str(&errno_name(-n.result));
+            out.push(')');
+        }
+        _ => {
+            out.push_str(" connected to ");
+            push_addr(out, n.peer);
+        }
+    }
+}
+
+/// `ip` as `Display` writes it; IPv4 by hand (the formatter's padding machinery cost more than all
+/// of an event's other attributes).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(itoa::Buffer::new().format(*o));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+fn ip_text(ip: IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    push_ip(&mut s, ip);
+    s
+}
+
+/// `addr` as `Display` writes it (`10.0.0.1:443`, `[::1]:443`).
+fn push_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(_) => push_ip(out, addr.ip()),
+        SocketAddr::V6(v6) if v6.scope_id() == 0 => {
+            out.push('[');
+            push_ip(out, addr.ip());
+            out.push(']');
+        }
+        SocketAddr::V6(_) => {
+            use std::fmt::Write;
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{addr}");
+            return;
+        }
+    }
+    out.push(':');
+    out.push_str(itoa::Buffer::new().format(addr.port()));
 }
 
 pub fn encode(
@@ -127,6 +183,32 @@ pub fn encode(
 
 #[cfg(test)]
 mod tests {
+    /// Addresses read as `Display` writes them.
+    #[test]
+    fn addresses_as_display_writes_them() {
+        use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+        for a in [
+            "0.0.0.0:0",
+            "10.0.0.2:40000",
+            "255.255.255.255:65535",
+            "[::1]:443",
+            "[::ffff:10.0.0.1]:80",
+            "[fe80::1]:22",
+            "[2001:db8::8a2e:370:7334]:8080",
+        ] {
+            let addr: SocketAddr = a.parse().unwrap();
+            let mut s = String::new();
+            super::push_addr(&mut s, addr);
+            assert_eq!(s, addr.to_string());
+            let ip: IpAddr = addr.ip();
+            assert_eq!(super::ip_text(ip), ip.to_string());
+        }
+        let scoped = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 22, 0, 3));
+        let mut s = String::new();
+        super::push_addr(&mut s, scoped);
+        assert_eq!(s, scoped.to_string());
+    }
+
     use std::mem::size_of;
 
     use tripline_common::kind;

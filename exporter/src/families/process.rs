@@ -176,16 +176,24 @@ pub(super) fn attributes(ev: &Event, a: &mut Attrs) {
 }
 
 pub(super) fn summary(ev: &Event, out: &mut String) {
-    use std::fmt::Write;
-    // Writing into a String cannot fail.
-    let _ = match &ev.data {
-        EventData::Fork { child_pid, .. } => write!(out, " forked pid {child_pid}"),
-        EventData::Exit { status } => write!(out, " exited with status {status}"),
-        _ => match &ev.process.script {
-            Some(script) => write!(out, " executed {} running {script}", ev.process.exe),
-            None => write!(out, " executed {}", ev.process.exe),
-        },
-    };
+    match &ev.data {
+        EventData::Fork { child_pid, .. } => {
+            out.push_str(" forked pid ");
+            out.push_str(itoa::Buffer::new().format(*child_pid));
+        }
+        EventData::Exit { status } => {
+            out.push_str(" exited with status ");
+            out.push_str(itoa::Buffer::new().format(*status));
+        }
+        _ => {
+            out.push_str(" executed ");
+            out.push_str(&ev.process.exe);
+            if let Some(script) = &ev.process.script {
+                out.push_str(" running ");
+                out.push_str(script);
+            }
+        }
+    }
 }
 
 pub mod encode {
