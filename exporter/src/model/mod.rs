@@ -49,7 +49,7 @@ pub struct Process {
     pub args: Args,
     pub args_truncated: bool,
     pub cgroup_id: u64,
-    /// stdin and stdout are both sockets (looked up at exec and at a successful connect only).
+    /// stdin and stdout are both sockets (judged by the probe at exec and at a successful connect only).
     pub stdio_socket: bool,
 }
 
