@@ -404,6 +404,8 @@ impl Engine {
         changes: Vec<crate::model::account::AccountChange>,
     ) -> Vec<Candidate> {
         let mut out = Vec::new();
+        // The event's strings do not depend on the change: built once, globs from the memo.
+        let strings = policy::EventStrings::with_memo(ev, &self.policy, &self.glob_memo);
         for change in changes {
             let ctx = Context {
                 account: Some(change.clone()),
@@ -413,7 +415,7 @@ impl Engine {
                 .policy
                 .rules
                 .iter()
-                .filter(|r| r.uses_account_change() && r.matches(ev, &ctx))
+                .filter(|r| r.uses_account_change() && r.matches_strings(&strings, &ctx))
             {
                 out.push(Candidate {
                     source: FindingSource::Rule {

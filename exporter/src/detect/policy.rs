@@ -925,20 +925,12 @@ fn compile(
     })
 }
 
-/// A list of candidates, built once on first use.
-fn candidates<'s, 'a, I: Iterator<Item = &'a str>>(
-    cell: &'s OnceCell<Vec<Candidate<'a>>>,
-    paths: impl FnOnce() -> I,
-) -> &'s [Candidate<'a>] {
-    cell.get_or_init(|| paths().map(Candidate::new).collect())
-}
-
 fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// The event's most tested strings as glob candidates, built once per event on first use and shared by
-/// every rule tried on it (a candidate costs a path split and a file-name search each time otherwise).
+/// What the rules tried on one event share, built on first use: each [`Field`]'s answers from the memo
+/// and the argv line. Without a memo (a rule tried on its own) each glob is matched directly.
 pub struct EventStrings<'a> {
     pub ev: &'a Event,
     /// The policy and the engine's memo: [`Field`] globs answered by bit tests. `None`: each glob is
@@ -950,17 +942,7 @@ pub struct EventStrings<'a> {
     many: [OnceCell<Vec<Arc<[u64]>>>; Field::ALL.len()],
     /// The `exe_name` answers of the file name an exec was started by.
     started_as: OnceCell<Option<Arc<[u64]>>>,
-    exe: OnceCell<Candidate<'a>>,
-    exe_name: OnceCell<Candidate<'a>>,
-    parent_exe: OnceCell<Option<Candidate<'a>>>,
-    parent_name: OnceCell<Option<Candidate<'a>>>,
     args_line: OnceCell<String>,
-    ancestors: OnceCell<Vec<Candidate<'a>>>,
-    ancestor_names: OnceCell<Vec<Candidate<'a>>>,
-    file_paths: OnceCell<Vec<Candidate<'a>>>,
-    script: OnceCell<Option<Candidate<'a>>>,
-    exec_filename: OnceCell<Option<Candidate<'a>>>,
-    exec_filename_name: OnceCell<Option<Candidate<'a>>>,
 }
 
 impl<'a> EventStrings<'a> {
@@ -971,17 +953,7 @@ impl<'a> EventStrings<'a> {
             one: Default::default(),
             many: Default::default(),
             started_as: OnceCell::new(),
-            exe: OnceCell::new(),
-            exe_name: OnceCell::new(),
-            parent_exe: OnceCell::new(),
-            parent_name: OnceCell::new(),
             args_line: OnceCell::new(),
-            ancestors: OnceCell::new(),
-            ancestor_names: OnceCell::new(),
-            file_paths: OnceCell::new(),
-            script: OnceCell::new(),
-            exec_filename: OnceCell::new(),
-            exec_filename_name: OnceCell::new(),
         }
     }
 
@@ -1032,28 +1004,12 @@ impl<'a> EventStrings<'a> {
     /// Whether the event's `f` string (any of them, for a list) matches `g`.
     fn field_matches(&self, f: Field, g: &FieldGlob) -> bool {
         let Some((policy, memo)) = self.memo else {
-            return match f {
-                Field::ExePath => g.set.is_match_candidate(self.exe()),
-                Field::ExeName => g.set.is_match_candidate(self.exe_name()),
-                Field::ParentPath => self
-                    .parent_exe()
-                    .is_some_and(|c| g.set.is_match_candidate(c)),
-                Field::ParentName => self
-                    .parent_name()
-                    .is_some_and(|c| g.set.is_match_candidate(c)),
-                Field::ScriptPath => self.script().is_some_and(|c| g.set.is_match_candidate(c)),
-                Field::AncestorPath => self.ancestors().iter().any(|c| g.set.is_match_candidate(c)),
-                Field::AncestorName => self
-                    .ancestor_names()
-                    .iter()
-                    .any(|c| g.set.is_match_candidate(c)),
-                Field::ExecFilename => self
-                    .exec_filename()
-                    .is_some_and(|c| g.set.is_match_candidate(c)),
-                Field::FilePath => self
-                    .file_paths()
-                    .iter()
-                    .any(|c| g.set.is_match_candidate(c)),
+            // Each of the field's strings against this one glob.
+            let matches = |s: &str| g.set.is_match(s);
+            return if f.is_list() {
+                self.field_list(f).into_iter().any(matches)
+            } else {
+                self.field_str(f).is_some_and(matches)
             };
         };
         let answer = |s: &str| memo.borrow_mut().answer(policy, f, s);
@@ -1072,81 +1028,17 @@ impl<'a> EventStrings<'a> {
 
     /// Whether the file name an exec was started by matches the `exe_name` glob `g`.
     fn started_as_matches(&self, g: &FieldGlob) -> bool {
+        let name = || match &self.ev.data {
+            EventData::Exec { filename, .. } => Some(name_of(filename)),
+            _ => None,
+        };
         let Some((policy, memo)) = self.memo else {
-            return self
-                .exec_filename_name()
-                .is_some_and(|c| g.set.is_match_candidate(c));
+            return name().is_some_and(|n| g.set.is_match(n));
         };
         self.started_as
-            .get_or_init(|| {
-                let EventData::Exec { filename, .. } = &self.ev.data else {
-                    return None;
-                };
-                Some(
-                    memo.borrow_mut()
-                        .answer(policy, Field::ExeName, name_of(filename)),
-                )
-            })
+            .get_or_init(|| name().map(|n| memo.borrow_mut().answer(policy, Field::ExeName, n)))
             .as_deref()
             .is_some_and(|b| g.hit(b))
-    }
-
-    fn script(&self) -> Option<&Candidate<'a>> {
-        self.script
-            .get_or_init(|| self.ev.process.script.as_deref().map(Candidate::new))
-            .as_ref()
-    }
-
-    /// The path an exec was asked for, as spelled (exec events only).
-    fn exec_filename(&self) -> Option<&Candidate<'a>> {
-        self.exec_filename
-            .get_or_init(|| match &self.ev.data {
-                EventData::Exec { filename, .. } => Some(Candidate::new(filename.as_str())),
-                _ => None,
-            })
-            .as_ref()
-    }
-
-    /// The file name of the path an exec was asked for (exec events only).
-    fn exec_filename_name(&self) -> Option<&Candidate<'a>> {
-        self.exec_filename_name
-            .get_or_init(|| match &self.ev.data {
-                EventData::Exec { filename, .. } => Some(Candidate::new(name_of(filename))),
-                _ => None,
-            })
-            .as_ref()
-    }
-
-    fn ancestors(&self) -> &[Candidate<'a>] {
-        candidates(&self.ancestors, || {
-            self.ev.ancestors.iter().map(Text::as_str)
-        })
-    }
-
-    fn ancestor_names(&self) -> &[Candidate<'a>] {
-        candidates(&self.ancestor_names, || {
-            self.ev.ancestors.iter().map(|a| name_of(a.as_str()))
-        })
-    }
-
-    /// The paths a file event changes (`File::changed_paths`); empty for other events.
-    fn file_paths(&self) -> &[Candidate<'a>] {
-        candidates(&self.file_paths, || {
-            self.ev
-                .file()
-                .into_iter()
-                .flat_map(|f| f.changed_paths(self.ev.kind))
-        })
-    }
-
-    fn exe(&self) -> &Candidate<'a> {
-        self.exe
-            .get_or_init(|| Candidate::new(self.ev.process.exe.as_str()))
-    }
-
-    fn exe_name(&self) -> &Candidate<'a> {
-        self.exe_name
-            .get_or_init(|| Candidate::new(self.ev.process.exe_name()))
     }
 
     /// The parent's executable (the first ancestor when the parent is not known).
@@ -1156,18 +1048,6 @@ impl<'a> EventStrings<'a> {
             .as_ref()
             .map(|x| x.exe.as_str())
             .or(ev.ancestors.first().map(Text::as_str))
-    }
-
-    fn parent_exe(&self) -> Option<&Candidate<'a>> {
-        self.parent_exe
-            .get_or_init(|| self.parent_path().map(Candidate::new))
-            .as_ref()
-    }
-
-    fn parent_name(&self) -> Option<&Candidate<'a>> {
-        self.parent_name
-            .get_or_init(|| self.parent_path().map(|x| Candidate::new(name_of(x))))
-            .as_ref()
     }
 
     /// argv joined with spaces (what `args_regex` reads).

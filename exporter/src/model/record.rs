@@ -193,6 +193,7 @@ pub fn rfc3339(t: SystemTime) -> String {
         return rfc3339_slow(t);
     };
     let secs = d.as_secs();
+    // Second 0 is the empty slots' key; past 9999 `time` cannot format.
     if secs == 0 || secs >= YEAR_10000 {
         return rfc3339_slow(t);
     }
