@@ -4,7 +4,10 @@
 #   KIND=tcp|exec|file (default tcp)  RATE=operations/s (default 50000 pairs = 100k events/s for tcp;
 #   exec: 3 events per operation; file: 1 file_write per open+write+close of a file in a watched
 #   application directory)  DURATION=30  THREADS=2  PORT=19798
-#   STORM_OUT=/tmp (where the JSON-lines file goes; /dev/shm takes the disk out of the measurement)
+#   STORM_OUT=/tmp (where the JSON-lines file goes; /dev/shm takes the disk out of the measurement;
+#   STORM_OUT=pipe writes to a FIFO read by `workload count`, which counts lines as they come and keeps
+#   nothing: neither a disk nor page-cache growth is measured — on a VM whose fresh memory is slow to
+#   touch, gigabytes of new page cache cost more than tripline does)
 #   TRIPLINE=./target/release/tripline (another binary: compare builds in interleaved runs)
 # Usage: tests/bench/storm.sh   (root; builds release binaries first; prints one summary block)
 set -euo pipefail
@@ -19,7 +22,15 @@ W=./target/release/examples/workload
 if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --bin tripline --example workload >/dev/null
 fi
-out=$(mktemp -d ${STORM_OUT:-/tmp}/tripline-storm.XXXXXX)
+if [ "${STORM_OUT:-}" = pipe ]; then
+  out=$(mktemp -d /tmp/tripline-storm.XXXXXX)
+  mkfifo "$out/events.jsonl"
+  "$W" count <"$out/events.jsonl" >"$out/counts" &
+  counter=$!
+else
+  out=$(mktemp -d ${STORM_OUT:-/tmp}/tripline-storm.XXXXXX)
+  counter=
+fi
 # Every event as a JSON line, no rotation (a rotated-away file would look like loss).
 # The file storm's application directory on tmpfs: the disk's own cost would hide tripline's.
 app=$(mktemp -d /dev/shm/tripline-storm-app.XXXXXX)
@@ -56,9 +67,14 @@ storm_rss=$(cat "$out/rss_max" 2>/dev/null || rss_kib)
 kill $sampler 2>/dev/null || true
 kill -TERM $pid; wait $pid || true
 trap - EXIT
+if [ -n "$counter" ]; then
+  wait "$counter"
+else
+  "$W" count <"$out/events.jsonl" >"$out/counts"
+fi
 
 python3 - "$out" "$wpid" "$KIND" "$SECS" "$idle_rss" "$storm_rss" "$cpu0" "$cpu1" "$(getconf CLK_TCK)" <<PY
-import json, sys, re
+import sys, re
 out, wpid, kind, secs, idle, storm, c0, c1, hz = sys.argv[1:]
 wpid = int(wpid); secs = float(secs)
 made_line = open(f"{out}/made").read().split()
@@ -66,21 +82,19 @@ ops = int(made_line[0].split("=")[1]); elapsed = float(made_line[1].split("=")[1
 per = {"tcp": 2, "exec": 3, "file": 1}[kind]
 made = ops * per
 delivered = 0
-for line in open(f"{out}/events.jsonl"):
-    try:
-        e = json.loads(line)
-    except ValueError:
-        continue
-    name = e.get("event.name", "")
-    if kind == "tcp" and name in ("tripline.network.connect", "tripline.network.accept") and e.get("process.pid") == wpid:
-        delivered += 1
-    elif kind == "file" and name == "tripline.file.write" and e.get("process.pid") == wpid:
-        delivered += 1
+# Rows of `workload count`: event name, pid, parent pid, lines.
+for row in open(f"{out}/counts"):
+    name, pid, ppid, n = row.split()
+    pid, ppid, n = int(pid), int(ppid), int(n)
+    if kind == "tcp" and name in ("tripline.network.connect", "tripline.network.accept") and pid == wpid:
+        delivered += n
+    elif kind == "file" and name == "tripline.file.write" and pid == wpid:
+        delivered += n
     elif kind == "exec":
-        if name == "tripline.process.fork" and e.get("process.pid") == wpid:
-            delivered += 1
-        elif name in ("tripline.process.exec", "tripline.process.exit") and e.get("process.parent_pid") == wpid:
-            delivered += 1
+        if name == "tripline.process.fork" and pid == wpid:
+            delivered += n
+        elif name in ("tripline.process.exec", "tripline.process.exit") and ppid == wpid:
+            delivered += n
 metrics = """$metrics"""
 lost = {m.group(1): float(m.group(2)) for m in re.finditer(r'^tripline_events_lost_total\{stage="(\w+)"\} (\S+)', metrics, re.M)}
 base = {m.group(1): float(m.group(2)) for m in re.finditer(r'^tripline_events_lost_total\{stage="(\w+)"\} (\S+)', """$lost0""", re.M)}
