@@ -138,10 +138,10 @@ pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeE
     }))
 }
 
-pub(super) fn attributes(f: &File, a: &mut Attrs) {
-    a.push(("file.path", f.path.clone().into()));
+pub(super) fn attributes<'a>(f: &'a File, a: &mut Attrs<'a>) {
+    a.push(("file.path", f.path.as_str().into()));
     if let Some(p) = &f.new_path {
-        a.push(("tripline.file.new_path", p.clone().into()));
+        a.push(("tripline.file.new_path", p.as_str().into()));
     }
     a.push(("tripline.file.path_resolved", f.resolved.into()));
     let d = &f.detail;
@@ -151,7 +151,7 @@ pub(super) fn attributes(f: &File, a: &mut Attrs) {
         a.push(("tripline.io_uring.opcode", op.into()));
     }
     if let Some(p) = &d.spelled_path {
-        a.push(("tripline.file.spelled_path", p.clone().into()));
+        a.push(("tripline.file.spelled_path", p.as_str().into()));
     }
     if d.by_inode {
         a.push(("tripline.file.matched_by_inode", true.into()));
@@ -163,10 +163,10 @@ pub(super) fn attributes(f: &File, a: &mut Attrs) {
         a.push(("tripline.file.setid_mode", true.into()));
     }
     if let Some(n) = &d.xattr_name {
-        a.push(("tripline.file.xattr_name", n.clone().into()));
+        a.push(("tripline.file.xattr_name", n.as_str().into()));
     }
     if let Some(p) = &d.module_params {
-        a.push(("tripline.module.params", p.clone().into()));
+        a.push(("tripline.module.params", p.as_str().into()));
     }
     if let Some((dev, ino)) = d.inode {
         a.push(("file.inode", ino.to_string().into()));

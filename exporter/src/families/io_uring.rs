@@ -12,7 +12,7 @@ pub fn opcode(x: &Sys) -> &'static str {
     io_uring_op::name(x.args[0] as u8)
 }
 
-pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
+pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut Attrs<'a>) {
     match ev.kind {
         EventKind::IoUringSetup => {
             a.push(("tripline.io_uring.fd", (x.args[0] as i32 as i64).into()));

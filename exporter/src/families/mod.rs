@@ -132,7 +132,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 }
 
 /// Log attributes of an event: who (process, parent, ancestry), then what (the family's own).
-pub fn attributes(ev: &Event) -> Attrs {
+pub fn attributes(ev: &Event) -> Attrs<'_> {
     let mut a = process::identity_attributes(ev);
     match &ev.data {
         EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {

@@ -58,7 +58,7 @@ pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeE
     }))
 }
 
-pub(super) fn attributes(ev: &Event, n: &Net, a: &mut Attrs) {
+pub(super) fn attributes<'a>(ev: &'a Event, n: &'a Net, a: &mut Attrs<'a>) {
     a.push(("network.transport", n.transport.as_str().into()));
     a.push((
         "network.type",

@@ -18,7 +18,7 @@ pub(super) fn new_euid(x: &Sys, before: u32) -> Option<u32> {
     }
 }
 
-pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
+pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut Attrs<'a>) {
     let names: &[&'static str] = match x.syscall {
         "setuid" | "setgid" => &["tripline.privilege.requested.id"],
         "setreuid" | "setregid" => &[

@@ -79,7 +79,7 @@ pub(super) fn decode(
 }
 
 /// Who acted: the process, its parent and ancestry. Every record starts with these.
-pub(super) fn identity_attributes(ev: &Event) -> Attrs {
+pub(super) fn identity_attributes(ev: &Event) -> Attrs<'_> {
     let p = &ev.process;
     // Room for every attribute a record carries (about 35 with a family's own), so it never grows.
     let mut a: Attrs = Vec::with_capacity(48);
@@ -88,10 +88,10 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
         ("process.pid", p.pid.into()),
         ("thread.id", p.tid.into()),
         ("process.parent_pid", p.ppid.into()),
-        ("process.executable.path", p.exe.clone().into()),
-        ("process.executable.name", p.exe_name().to_string().into()),
-        ("process.command", p.comm.clone().into()),
-        ("process.command_args", p.args.clone().into()),
+        ("process.executable.path", p.exe.as_str().into()),
+        ("process.executable.name", p.exe_name().into()),
+        ("process.command", p.comm.as_str().into()),
+        ("process.command_args", p.args[..].into()),
         ("process.args_count", (p.args.len() as i64).into()),
         ("tripline.process.args_truncated", p.args_truncated.into()),
         ("process.user.id", p.euid.into()),
@@ -106,7 +106,7 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
         a.push(("tripline.process.stdio_socket", true.into()));
     }
     if let Some(script) = &p.script {
-        a.push(("tripline.process.script.path", script.clone().into()));
+        a.push(("tripline.process.script.path", script.as_str().into()));
     }
     if !p.exe_resolution.is_empty() && p.exe_resolution != "exact" {
         a.push((
@@ -123,18 +123,18 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs {
     if let Some(parent) = &ev.parent {
         a.push((
             "tripline.process.parent.executable.path",
-            parent.exe.clone().into(),
+            parent.exe.as_str().into(),
         ));
         if let Some(s) = &parent.script {
-            a.push(("tripline.process.parent.script.path", s.clone().into()));
+            a.push(("tripline.process.parent.script.path", s.as_str().into()));
         }
         a.push((
             "tripline.process.parent.command_args",
-            parent.args.clone().into(),
+            parent.args[..].into(),
         ));
         a.push(("tripline.process.parent.user.id", parent.euid.into()));
     }
-    a.push(("tripline.process.ancestors", ev.ancestors.clone().into()));
+    a.push(("tripline.process.ancestors", ev.ancestors[..].into()));
     a
 }
 
@@ -145,14 +145,14 @@ fn creation_time(ev: &Event) -> String {
     crate::model::record::rfc3339(ev.time.checked_sub(age).unwrap_or(ev.time))
 }
 
-pub(super) fn attributes(ev: &Event, a: &mut Attrs) {
+pub(super) fn attributes<'a>(ev: &'a Event, a: &mut Attrs<'a>) {
     let p = &ev.process;
     match &ev.data {
         EventData::Exec {
             filename,
             filename_truncated,
         } => {
-            a.push(("tripline.exec.filename", filename.clone().into()));
+            a.push(("tripline.exec.filename", filename.as_str().into()));
             // A setuid/setgid binary: the effective ids differ from the real ones after exec.
             if p.uid != p.euid || p.gid != p.egid {
                 a.push(("tripline.exec.setid", true.into()));

@@ -15,7 +15,7 @@ pub fn stdin_and_stdout_on_sockets(x: &Sys) -> bool {
     x.succeeded() && x.args[2] & 0b11 == 0b11
 }
 
-pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
+pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut Attrs<'a>) {
     match ev.kind {
         EventKind::StdioSocket => {
             a.push(("tripline.stdio.fd", stdio_target(x).into()));
@@ -48,10 +48,10 @@ pub(super) fn attributes(ev: &Event, x: &Sys, a: &mut Attrs) {
         // memfd_create, mount, umount: the names they carry.
         _ => {
             if let Some(n) = &x.name {
-                a.push(("tripline.syscall.target", n.clone().into()));
+                a.push(("tripline.syscall.target", n.as_str().into()));
             }
             if let Some(n) = &x.name2 {
-                a.push(("tripline.syscall.source", n.clone().into()));
+                a.push(("tripline.syscall.source", n.as_str().into()));
             }
         }
     }

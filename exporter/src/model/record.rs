@@ -9,19 +9,22 @@ use std::time::SystemTime;
 
 use super::Severity;
 
-/// An attribute's value. Strings come in three forms so that rendering a record copies nothing it can
-/// share: owned (`Str`), shared with the process tree (`Text`, `Args`, `Texts`: a reference count) and
-/// static (`Static`: kind, operation and errno names). They compare by content, whatever the form.
+/// An attribute's value. Strings come in several forms so that rendering a record copies nothing it can
+/// share or borrow: owned (`Str`), shared with the process tree (`Text`, `Args`, `Texts`: a reference
+/// count) and borrowed for the record's lifetime `'a` (`Ref`, `Strs`: from the event being rendered, or
+/// static names). They compare by content, whatever the form. A record that must outlive the event it was
+/// rendered from (queued for another thread) is made [`Record::into_owned`].
 #[derive(Debug, Clone)]
-pub enum Value {
+pub enum Value<'a> {
     Str(String),
     Text(super::Text),
-    Static(&'static str),
+    Ref(&'a str),
     Int(i64),
     Bool(bool),
     StrArray(Vec<String>),
     Args(super::Args),
     Texts(Vec<super::Text>),
+    Strs(Strs<'a>),
 }
 
 /// What a value is, whatever form it is stored in: what renderers and comparisons look at.
@@ -33,23 +36,40 @@ pub enum View<'a> {
     Strs(Strs<'a>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
     pub fn view(&self) -> View<'_> {
         match self {
             Value::Str(s) => View::Str(s),
             Value::Text(t) => View::Str(t),
-            Value::Static(s) => View::Str(s),
+            Value::Ref(s) => View::Str(s),
             Value::Int(i) => View::Int(*i),
             Value::Bool(b) => View::Bool(*b),
             Value::StrArray(a) => View::Strs(Strs::Strings(a)),
             Value::Args(a) => View::Strs(Strs::Strings(a)),
             Value::Texts(t) => View::Strs(Strs::Texts(t)),
+            Value::Strs(a) => View::Strs(*a),
+        }
+    }
+
+    /// The value without borrows: borrowed strings copied, shared ones kept shared.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Str(s) => Value::Str(s),
+            Value::Text(t) => Value::Text(t),
+            Value::Ref(s) => Value::Str(s.to_string()),
+            Value::Int(i) => Value::Int(i),
+            Value::Bool(b) => Value::Bool(b),
+            Value::StrArray(a) => Value::StrArray(a),
+            Value::Args(a) => Value::Args(a),
+            Value::Texts(t) => Value::Texts(t),
+            Value::Strs(Strs::Strings(a)) => Value::StrArray(a.to_vec()),
+            Value::Strs(Strs::Texts(t)) => Value::Texts(t.to_vec()),
         }
     }
 }
 
 /// The strings of an array value, borrowed.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub enum Strs<'a> {
     Strings(&'a [String]),
     Texts(&'a [super::Text]),
@@ -78,8 +98,8 @@ impl<'a> Strs<'a> {
     }
 }
 
-impl PartialEq for Value {
-    fn eq(&self, other: &Value) -> bool {
+impl PartialEq for Value<'_> {
+    fn eq(&self, other: &Value<'_>) -> bool {
         match (self.view(), other.view()) {
             (View::Str(a), View::Str(b)) => a == b,
             (View::Int(a), View::Int(b)) => a == b,
@@ -90,53 +110,63 @@ impl PartialEq for Value {
     }
 }
 
-impl From<&'static str> for Value {
-    fn from(s: &'static str) -> Value {
-        Value::Static(s)
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Value<'a> {
+        Value::Ref(s)
     }
 }
-impl From<String> for Value {
-    fn from(s: String) -> Value {
+impl<'a> From<&'a [String]> for Value<'a> {
+    fn from(s: &'a [String]) -> Value<'a> {
+        Value::Strs(Strs::Strings(s))
+    }
+}
+impl<'a> From<&'a [super::Text]> for Value<'a> {
+    fn from(s: &'a [super::Text]) -> Value<'a> {
+        Value::Strs(Strs::Texts(s))
+    }
+}
+impl From<String> for Value<'_> {
+    fn from(s: String) -> Self {
         Value::Str(s)
     }
 }
-impl From<i64> for Value {
-    fn from(v: i64) -> Value {
+impl From<i64> for Value<'_> {
+    fn from(v: i64) -> Self {
         Value::Int(v)
     }
 }
-impl From<u32> for Value {
-    fn from(v: u32) -> Value {
+impl From<u32> for Value<'_> {
+    fn from(v: u32) -> Self {
         Value::Int(i64::from(v))
     }
 }
-impl From<u16> for Value {
-    fn from(v: u16) -> Value {
+impl From<u16> for Value<'_> {
+    fn from(v: u16) -> Self {
         Value::Int(i64::from(v))
     }
 }
-impl From<bool> for Value {
-    fn from(v: bool) -> Value {
+impl From<bool> for Value<'_> {
+    fn from(v: bool) -> Self {
         Value::Bool(v)
     }
 }
-impl From<Vec<String>> for Value {
-    fn from(v: Vec<String>) -> Value {
+impl From<Vec<String>> for Value<'_> {
+    fn from(v: Vec<String>) -> Self {
         Value::StrArray(v)
     }
 }
-impl From<super::Text> for Value {
-    fn from(v: super::Text) -> Value {
+impl From<super::Text> for Value<'_> {
+    fn from(v: super::Text) -> Self {
         Value::Text(v)
     }
 }
-impl From<super::Args> for Value {
-    fn from(v: super::Args) -> Value {
+impl From<super::Args> for Value<'_> {
+    fn from(v: super::Args) -> Self {
         Value::Args(v)
     }
 }
-impl From<Vec<super::Text>> for Value {
-    fn from(v: Vec<super::Text>) -> Value {
+impl From<Vec<super::Text>> for Value<'_> {
+    fn from(v: Vec<super::Text>) -> Self {
         Value::Texts(v)
     }
 }
@@ -147,7 +177,7 @@ pub fn severity_number(s: Option<Severity>) -> (i32, &'static str) {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
+pub struct Record<'a> {
     /// `tripline.<domain>.<action>`.
     pub event_name: &'static str,
     /// When it happened (kernel time converted to wall clock).
@@ -156,14 +186,30 @@ pub struct Record {
     pub severity_text: &'static str,
     /// A one-line human summary.
     pub body: String,
-    pub attributes: Vec<(&'static str, Value)>,
+    pub attributes: Attrs<'a>,
 }
 
 /// Attributes under construction.
-pub type Attrs = Vec<(&'static str, Value)>;
+pub type Attrs<'a> = Vec<(&'static str, Value<'a>)>;
 
-impl Record {
-    pub fn get(&self, key: &str) -> Option<&Value> {
+impl<'a> Record<'a> {
+    /// The record without borrows (to queue it for another thread).
+    pub fn into_owned(self) -> Record<'static> {
+        Record {
+            event_name: self.event_name,
+            time: self.time,
+            severity_number: self.severity_number,
+            severity_text: self.severity_text,
+            body: self.body,
+            attributes: self
+                .attributes
+                .into_iter()
+                .map(|(k, v)| (k, v.into_owned()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
         self.attributes
             .iter()
             .find(|(k, _)| *k == key)

@@ -161,7 +161,7 @@ impl OtlpConfig {
 }
 
 pub struct OtlpSink {
-    tx: Option<SyncSender<Record>>,
+    tx: Option<SyncSender<Record<'static>>>,
     thread: Option<JoinHandle<()>>,
     pub events: EventLevel,
     dropped: Counter,
@@ -266,10 +266,9 @@ pub fn resource() -> Resource {
     b.build()
 }
 
-fn any_value(v: &Value) -> AnyValue {
+fn any_value(v: &Value<'_>) -> AnyValue {
     match v {
-        // Shared and static strings go to OpenTelemetry without a copy.
-        Value::Static(s) => AnyValue::String((*s).into()),
+        // Shared strings go to OpenTelemetry without a copy.
         Value::Text(t) => AnyValue::String(t.shared().into()),
         v => match v.view() {
             View::Str(s) => AnyValue::String(s.to_string().into()),
@@ -296,7 +295,7 @@ fn severity(n: i32) -> Severity {
 /// The identical schema as JSON lines, as an OTLP log record.
 pub fn to_log_record(
     provider_logger: &opentelemetry_sdk::logs::SdkLogger,
-    r: &Record,
+    r: &Record<'_>,
 ) -> SdkLogRecord {
     let mut lr = provider_logger.create_log_record();
     lr.set_event_name(r.event_name);
@@ -315,7 +314,7 @@ impl OtlpSink {
     pub fn start(cfg: &OtlpConfig, metrics: &Metrics) -> anyhow::Result<OtlpSink> {
         let mut exporter = build_exporter(cfg)?;
         exporter.set_resource(&resource());
-        let (tx, rx) = sync_channel::<Record>(cfg.queue);
+        let (tx, rx) = sync_channel::<Record<'static>>(cfg.queue);
         let label = |result| {
             metrics
                 .otlp_records
@@ -361,10 +360,11 @@ impl OtlpSink {
         })
     }
 
-    /// Queues a record; never blocks. A full queue drops the record and counts it.
-    pub fn send(&self, r: Record) {
+    /// Queues a record (made owned: it outlives the event it was rendered from); never blocks. A full
+    /// queue drops the record and counts it.
+    pub fn send(&self, r: Record<'_>) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(r) {
+        match tx.try_send(r.into_owned()) {
             Ok(()) => {
                 self.queue_len.inc();
             }
@@ -394,7 +394,7 @@ impl OtlpSink {
 }
 
 fn export_loop(
-    rx: Receiver<Record>,
+    rx: Receiver<Record<'static>>,
     exporter: LogExporter,
     c: Counters,
     batch: usize,
