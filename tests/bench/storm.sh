@@ -82,7 +82,7 @@ ops = int(made_line[0].split("=")[1]); elapsed = float(made_line[1].split("=")[1
 per = {"tcp": 2, "exec": 3, "file": 1}[kind]
 made = ops * per
 delivered = 0
-# Rows of `workload count`: event name, pid, parent pid, lines.
+# Rows of "workload count": event name, pid, parent pid, lines.
 for row in open(f"{out}/counts"):
     name, pid, ppid, n = row.split()
     pid, ppid, n = int(pid), int(ppid), int(n)

@@ -169,29 +169,53 @@ pub(super) fn attributes<'a>(f: &'a File, a: &mut Attrs<'a>) {
         a.push(("tripline.module.params", p.as_str().into()));
     }
     if let Some((dev, ino)) = d.inode {
-        a.push(("file.inode", ino.to_string().into()));
         a.push((
-            "tripline.file.device",
-            format!("{}:{}", dev >> 20, dev & 0xfffff).into(),
+            "file.inode",
+            itoa::Buffer::new().format(ino).to_string().into(),
         ));
+        a.push(("tripline.file.device", device_text(dev).into()));
     }
     if let Some(c) = d.sensitive {
         a.push(("tripline.file.sensitive_class", c.as_str().into()));
     }
     a.push(("tripline.file.flags", f.flags.into()));
     if f.mode != 0 {
-        a.push(("file.mode", format!("{:04o}", f.mode & 0o7777).into()));
+        a.push(("file.mode", mode_text(f.mode).into()));
     }
     if let Some(u) = f.owner_uid {
-        a.push(("file.owner.id", u.to_string().into()));
+        a.push((
+            "file.owner.id",
+            itoa::Buffer::new().format(u).to_string().into(),
+        ));
     }
     if let Some(g) = f.owner_gid {
-        a.push(("file.group.id", g.to_string().into()));
+        a.push((
+            "file.group.id",
+            itoa::Buffer::new().format(g).to_string().into(),
+        ));
     }
     a.push(("tripline.file.result", f.result.into()));
     if f.result < 0 {
         a.push(("error.type", errno_name(-f.result).into()));
     }
+}
+
+/// A kernel device number as `major:minor` (the kernel's internal encoding: 12 bits of major above 20
+/// of minor).
+fn device_text(dev: u32) -> String {
+    let mut s = String::with_capacity(12);
+    s.push_str(itoa::Buffer::new().format(dev >> 20));
+    s.push(':');
+    s.push_str(itoa::Buffer::new().format(dev & 0xfffff));
+    s
+}
+
+/// Permission bits as four octal digits (`0644`, `4755`).
+fn mode_text(mode: u32) -> String {
+    (0..4)
+        .rev()
+        .map(|i| char::from(b'0' + ((mode >> (3 * i)) & 7) as u8))
+        .collect()
 }
 
 pub(super) fn summary(ev: &Event, f: &File, out: &mut String) {
@@ -210,12 +234,15 @@ pub(super) fn summary(ev: &Event, f: &File, out: &mut String) {
         _ if matches!(f.detail.operation, "truncate" | "ftruncate") => "truncated",
         _ => "opened for writing",
     };
-    // Writing into a String cannot fail.
-    let _ = write!(out, " {verb} {}", f.path);
+    for part in [" ", verb, " ", &f.path] {
+        out.push_str(part);
+    }
     if let Some(to) = f.new_path.as_ref().or(f.detail.xattr_name.as_ref()) {
-        let _ = write!(out, " -> {to}");
+        out.push_str(" -> ");
+        out.push_str(to);
     }
     if f.result < 0 {
+        // Writing into a String cannot fail.
         let _ = write!(out, " (failed: {})", errno_name(-f.result));
     }
 }
@@ -292,6 +319,16 @@ mod tests {
     use super::super::decode;
     use super::super::encode::header;
     use super::*;
+
+    #[test]
+    fn numbers_as_the_formatter_writes_them() {
+        for dev in [0, 27, (8 << 20) | 1, u32::MAX] {
+            assert_eq!(device_text(dev), format!("{}:{}", dev >> 20, dev & 0xfffff));
+        }
+        for mode in [0o644, 0o4755, 0o7777, 0o100644, 0o1, 0] {
+            assert_eq!(mode_text(mode), format!("{:04o}", mode & 0o7777));
+        }
+    }
 
     #[test]
     fn file_round_trip() {

@@ -33,18 +33,23 @@ pub struct JsonlSink {
 }
 
 /// What waits in the queue: an event to render, or a finding's line (rendered by detection, which
-/// also hands the finding to the other sinks and the API).
+/// also hands the finding to the other sinks and the API), with the bytes it holds (counted once, when
+/// queued: an event's size walks its strings).
 enum Item {
-    Event(Arc<Event>),
+    Event(Arc<Event>, u64),
     Line(String),
 }
 
 impl Item {
+    fn event(ev: &Arc<Event>) -> Item {
+        Item::Event(ev.clone(), ev.held_bytes())
+    }
+
     /// What the item holds in memory.
     fn size(&self) -> u64 {
         match self {
             Item::Line(l) => l.capacity() as u64,
-            Item::Event(ev) => ev.held_bytes(),
+            Item::Event(_, size) => *size,
         }
     }
 }
@@ -141,7 +146,7 @@ impl JsonlSink {
                         }
                         let line = match &item {
                             Item::Line(l) => l.as_bytes(),
-                            Item::Event(ev) => {
+                            Item::Event(ev, _) => {
                                 buf.clear();
                                 json_line_into(&mut buf, &event_record(ev));
                                 &buf
@@ -174,7 +179,7 @@ impl JsonlSink {
 
     /// Queues an event; the writer thread renders it.
     pub fn write_event(&mut self, ev: &Arc<Event>) {
-        self.queue(Item::Event(ev.clone()));
+        self.queue(Item::event(ev));
     }
 
     /// Queues a record rendered here (findings).
@@ -312,7 +317,7 @@ mod tests {
             };
             let mut sink = JsonlSink::open(&config, &fifo, &metrics).unwrap();
             let item_size = if events {
-                Item::Event(ev.clone()).size()
+                Item::event(&ev).size()
             } else {
                 Item::Line(json_line(&record)).size()
             };
