@@ -243,7 +243,7 @@ impl Sys {
 /// Bytes up to the first NUL, lossily as UTF-8.
 pub fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    lossy(&bytes[..end])
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// NUL-separated argv (as in /proc/pid/cmdline) into strings; a trailing NUL ends the last one.
@@ -252,18 +252,10 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
     if bytes.is_empty() {
         return Vec::new();
     }
-    let mut args = Vec::with_capacity(bytes.iter().filter(|&&b| b == 0).count() + 1);
-    args.extend(bytes.split(|&b| b == 0).map(lossy));
-    args
-}
-
-/// Bytes as UTF-8, invalid sequences replaced: valid text (nearly all of it) takes the validator's fast
-/// path instead of the lossy decoder's chunk by chunk walk.
-fn lossy(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 /// Wire encoding, the exact inverse of [`decode`] for the fields the probes fill: for round-trip tests,
