@@ -81,7 +81,7 @@ impl Default for JsonlConfig {
             events: EventLevel::None,
             max_bytes: 100 << 20,
             queue: 16384,
-            queue_bytes: 8 << 20,
+            queue_bytes: 16 << 20,
         }
     }
 }
