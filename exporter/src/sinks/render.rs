@@ -476,6 +476,10 @@ mod json_line_tests {
                     assert!(unique_names(r), "{k:?}: {:?}", r.attributes);
                     let parsed: serde_json::Value = serde_json::from_str(&json_line(r)).unwrap();
                     assert_eq!(parsed, to_json(r));
+                    // The owned copy (what the OTLP thread gets) says the same, value for value.
+                    let owned = r.clone().into_owned();
+                    assert_eq!(&owned, r);
+                    assert_eq!(json_line(&owned), json_line(r));
                     checked += 1;
                 }
             }
