@@ -27,6 +27,13 @@ pub trait SysArgs {
     unsafe fn read_at<T>(&self, offset: usize) -> Result<T, i32>;
     /// The syscall's return value (exit programs only).
     fn ret(&self) -> i64;
+    /// Whether an exit program can read the call's arguments itself: the dispatcher's `pt_regs` still
+    /// hold them at `sys_exit` (entry saved the user registers and only the return value is written back);
+    /// a `syscalls:sys_exit_*` record has the result alone. Where it can, an entry program need not park
+    /// the arguments in a map for the exit.
+    const ARGS_AT_EXIT: bool;
+    /// At exit, the context that reads the arguments in the call's ABI (see [`Self::ARGS_AT_EXIT`]).
+    fn with_abi(&self) -> Self;
 }
 
 impl SysArgs for TracePointContext {
@@ -38,6 +45,13 @@ impl SysArgs for TracePointContext {
     #[inline(always)]
     fn ret(&self) -> i64 {
         unsafe { TracePointContext::read_at::<i64>(self, SYS_EXIT_RET) }.unwrap_or(0)
+    }
+
+    const ARGS_AT_EXIT: bool = false;
+
+    #[inline(always)]
+    fn with_abi(&self) -> Self {
+        TracePointContext::new(aya_ebpf::EbpfContext::as_ptr(self))
     }
 }
 
@@ -65,7 +79,8 @@ impl RawSys {
         RawSys::new(ctx, compat_syscall())
     }
 
-    /// At exit only the result is read: which ABI does not matter.
+    /// At exit most programs read only the result: which ABI does not matter (the arguments are read
+    /// through [`SysArgs::with_abi`]).
     #[inline(always)]
     pub fn exit(ctx: &RawTracePointContext) -> RawSys {
         RawSys::new(ctx, false)
@@ -106,6 +121,17 @@ impl SysArgs for RawSys {
     #[inline(always)]
     fn ret(&self) -> i64 {
         self.second
+    }
+
+    const ARGS_AT_EXIT: bool = true;
+
+    #[inline(always)]
+    fn with_abi(&self) -> Self {
+        RawSys {
+            regs: self.regs,
+            second: self.second,
+            compat: compat_syscall(),
+        }
     }
 }
 

@@ -387,11 +387,9 @@ const fn open_spec(sc: Syscall) -> OpenSpec {
     }
 }
 
+/// Reads an open's arguments into `a`; whether it opens for writing (only those are judged by path).
 #[inline(always)]
-fn open_enter<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
-    if is_self() {
-        return Ok(());
-    }
+fn open_args<C: SysArgs>(ctx: &C, s: &OpenSpec, a: &mut OpenArgs) -> Result<bool, i32> {
     let (flags, mode) = if s.how != 0 {
         let how: *const u64 = unsafe { ctx.read_at(s.how)? };
         let f = unsafe { bpf_probe_read_user(how)? };
@@ -411,23 +409,40 @@ fn open_enter<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
         (f, m)
     };
     if !s.always_write && flags & O_WRITE_MASK as u32 == 0 {
+        return Ok(false);
+    }
+    a.path = if s.path != 0 {
+        unsafe { ctx.read_at::<u64>(s.path)? }
+    } else {
+        0
+    };
+    a.flags = flags;
+    a.mode = mode;
+    a.dirfd = if s.dfd != 0 {
+        unsafe { ctx.read_at::<i32>(s.dfd)? }
+    } else {
+        AT_FDCWD
+    };
+    a.op = s.sc.op;
+    Ok(true)
+}
+
+/// Entry: parks a write open's arguments for the exit, unless the exit can read them itself.
+#[inline(always)]
+fn open_enter<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
+    if C::ARGS_AT_EXIT || is_self() {
         return Ok(());
     }
-    let args = OpenArgs {
-        path: if s.path != 0 {
-            unsafe { ctx.read_at::<u64>(s.path)? }
-        } else {
-            0
-        },
-        flags,
-        mode,
-        dirfd: if s.dfd != 0 {
-            unsafe { ctx.read_at::<i32>(s.dfd)? }
-        } else {
-            AT_FDCWD
-        },
-        op: s.sc.op,
+    let mut args = OpenArgs {
+        path: 0,
+        flags: 0,
+        mode: 0,
+        dirfd: AT_FDCWD,
+        op: 0,
     };
+    if !open_args(ctx, s, &mut args)? {
+        return Ok(());
+    }
     if OPEN_PENDING
         .insert(bpf_get_current_pid_tgid(), args, 0)
         .is_err()
@@ -438,8 +453,7 @@ fn open_enter<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
 }
 
 #[inline(always)]
-fn open_exit<C: SysArgs>(ctx: &C) -> Result<(), i32> {
-    let key = bpf_get_current_pid_tgid();
+fn open_exit<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
     // Built field by field: an `Option<OpenArgs>` copy leaves uninitialised registers the verifier refuses.
     let mut a = OpenArgs {
         path: 0,
@@ -449,14 +463,23 @@ fn open_exit<C: SysArgs>(ctx: &C) -> Result<(), i32> {
         op: 0,
     };
     let mut parked = false;
-    if let Some(p) = unsafe { OPEN_PENDING.get(key) } {
-        a.path = p.path;
-        a.flags = p.flags;
-        a.mode = p.mode;
-        a.dirfd = p.dirfd;
-        a.op = p.op;
-        parked = true;
-        let _ = OPEN_PENDING.remove(key);
+    if C::ARGS_AT_EXIT {
+        // The dispatcher's registers: the arguments as the call used them, no map round trip.
+        if is_self() {
+            return Ok(());
+        }
+        parked = open_args(&ctx.with_abi(), s, &mut a)?;
+    } else {
+        let key = bpf_get_current_pid_tgid();
+        if let Some(p) = unsafe { OPEN_PENDING.get(key) } {
+            a.path = p.path;
+            a.flags = p.flags;
+            a.mode = p.mode;
+            a.dirfd = p.dirfd;
+            a.op = p.op;
+            parked = true;
+            let _ = OPEN_PENDING.remove(key);
+        }
     }
     let ret = ctx.ret();
     if ret < 0 && !parked {
@@ -573,7 +596,9 @@ pub unsafe fn output(ev: *const FileEvent, kind: u16) {
 
 macro_rules! open_probe {
     ($name:ident, $spec:expr) => {
-        crate::common::syscall_programs!($name, |ctx| open_enter(ctx, &const { $spec }), open_exit);
+        crate::common::syscall_programs!($name, |ctx| open_enter(ctx, &const { $spec }), |ctx| {
+            open_exit(ctx, &const { $spec })
+        });
     };
 }
 

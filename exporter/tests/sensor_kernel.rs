@@ -202,8 +202,9 @@ fn fastopen_connection_without_connect_is_a_connect_event() {
 #[test]
 fn syscall_probes_attach_as_tracepoints_when_configured() {
     let dir = common::test_dir("syscall-tracepoints");
-    let config = dir.join("tripline.yml");
-    std::fs::write(&config, "sensor:\n  syscall_hooks: tracepoints\n").unwrap();
+    let (app, config) = common::app_dir_config(&dir);
+    let yml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{yml}  syscall_hooks: tracepoints\n")).unwrap();
     let ex = Exporter::start(&["events", "--config.file", config.to_str().unwrap()]);
     let log = ex.stderr.lock().unwrap().clone();
     assert!(
@@ -225,6 +226,34 @@ fn syscall_probes_attach_as_tracepoints_when_configured() {
         s(e, "event.name") == "tripline.process.memfd_create" && i(e, "process.pid") == pid
     });
     assert_eq!(s(&e[0], "tripline.syscall.target"), "tripline-tp-memfd");
+    // An open for writing: its arguments are parked at entry and judged with the file at exit.
+    let path = app.join("tp-open.txt");
+    let spelled = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe {
+        libc::open(
+            spelled.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+            0o640,
+        )
+    };
+    assert!(fd >= 0);
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    let tid = gettid();
+    let e = ex.wait_events("open for writing", WAIT, |e| {
+        s(e, "event.name") == "tripline.file.write" && i(e, "thread.id") == tid
+    });
+    assert_eq!(s(&e[0], "file.path"), path.display().to_string());
+    assert_eq!(
+        i(&e[0], "tripline.file.flags"),
+        i64::from(libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND)
+    );
+    assert_eq!(s(&e[0], "file.mode"), "0640");
+    assert_eq!(
+        s(&e[0], "tripline.file.spelled_path"),
+        path.display().to_string()
+    );
 }
 
 /// A 32-bit syscall through `int 0x80` from this 64-bit test: number `nr`, arguments in ebx, ecx, edx,
@@ -295,6 +324,14 @@ fn compat_syscalls_are_seen_with_their_own_numbers_and_registers() {
         s(e, "event.name") == "tripline.file.write" && i(e, "thread.id") == tid
     });
     assert_eq!(s(&e[0], "file.path"), path.display().to_string());
+    // The path comes from the kernel's objects; flags, mode and the spelling from the call's arguments,
+    // read in the 32-bit ABI.
+    assert_eq!(i(&e[0], "tripline.file.flags"), 0o101, "{:?}", e[0]);
+    assert_eq!(s(&e[0], "file.mode"), "0600");
+    assert_eq!(
+        s(&e[0], "tripline.file.spelled_path"),
+        path.display().to_string()
+    );
 
     assert!(int80(IA32_USTAT, 0, 0, 0, me as u64) < 0);
     // Positive control from the same thread: a real 64-bit kill(tripline, 0).
