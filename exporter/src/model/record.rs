@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use super::Severity;
 
 /// An attribute's value. Strings come in several forms so that rendering a record copies nothing it can
-/// share or borrow: owned (`Str`), shared with the process tree (`Text`, `Args`, `Texts`: a reference
+/// share or borrow: owned (`Str`, `StrArray`), shared with the process tree (`Text`, `Texts`: a reference
 /// count) and borrowed for the record's lifetime `'a` (`Ref`, `Strs`: from the event being rendered, or
 /// static names). They compare by content, whatever the form. A record that must outlive the event it was
 /// rendered from (queued for another thread) is made [`Record::into_owned`].
@@ -22,7 +22,6 @@ pub enum Value<'a> {
     Int(i64),
     Bool(bool),
     StrArray(Vec<String>),
-    Args(super::Args),
     Texts(Vec<super::Text>),
     Strs(Strs<'a>),
 }
@@ -45,7 +44,6 @@ impl<'a> Value<'a> {
             Value::Int(i) => View::Int(*i),
             Value::Bool(b) => View::Bool(*b),
             Value::StrArray(a) => View::Strs(Strs::Strings(a)),
-            Value::Args(a) => View::Strs(Strs::Strings(a)),
             Value::Texts(t) => View::Strs(Strs::Texts(t)),
             Value::Strs(a) => View::Strs(*a),
         }
@@ -60,7 +58,6 @@ impl<'a> Value<'a> {
             Value::Int(i) => Value::Int(i),
             Value::Bool(b) => Value::Bool(b),
             Value::StrArray(a) => Value::StrArray(a),
-            Value::Args(a) => Value::Args(a),
             Value::Texts(t) => Value::Texts(t),
             Value::Strs(Strs::Strings(a)) => Value::StrArray(a.to_vec()),
             Value::Strs(Strs::Texts(t)) => Value::Texts(t.to_vec()),
@@ -158,11 +155,6 @@ impl From<Vec<String>> for Value<'_> {
 impl From<super::Text> for Value<'_> {
     fn from(v: super::Text) -> Self {
         Value::Text(v)
-    }
-}
-impl From<super::Args> for Value<'_> {
-    fn from(v: super::Args) -> Self {
-        Value::Args(v)
     }
 }
 impl From<Vec<super::Text>> for Value<'_> {

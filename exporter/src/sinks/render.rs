@@ -288,9 +288,9 @@ mod json_line_tests {
 
     use super::*;
     use crate::model::record::Value;
-    use crate::model::{Args, Text};
+    use crate::model::Text;
 
-    fn record(attributes: Attrs<'static>, body: &str) -> Record<'static> {
+    fn record<'a>(attributes: Attrs<'a>, body: &str) -> Record<'a> {
         Record {
             event_name: "tripline.process.exec",
             time: SystemTime::UNIX_EPOCH + Duration::from_nanos(1_764_000_000_123_456_789),
@@ -303,6 +303,8 @@ mod json_line_tests {
 
     #[test]
     fn json_line_is_the_value_form_in_schema_order() {
+        // Borrowed argv, as an event's record carries it.
+        let parent_args = ["x".to_string()];
         let cases = vec![
             record(vec![], ""),
             record(
@@ -327,7 +329,7 @@ mod json_line_tests {
                     ),
                     (
                         "tripline.process.parent.command_args",
-                        Args::from(vec!["x".to_string()]).into(),
+                        parent_args[..].into(),
                     ),
                     ("tripline.event.kind", "exec".into()),
                     ("tripline.process.args_truncated", false.into()),
