@@ -46,7 +46,7 @@ YML
 "$TRIPLINE" --config.file "$out/config.yml" --web.listen-address "127.0.0.1:$PORT" \
   --baseline.mode monitor ${TRIPLINE_ARGS:-} 2>"$out/tripline.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+trap 'kill $pid $counter 2>/dev/null || true' EXIT
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 sleep 2
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
@@ -68,6 +68,10 @@ kill $sampler 2>/dev/null || true
 kill -TERM $pid; wait $pid || true
 trap - EXIT
 if [ -n "$counter" ]; then
+  # Open and close the FIFO once (read-write: never blocks) so that the counter sees its end even when
+  # tripline never opened it.
+  exec 3<>"$out/events.jsonl"
+  exec 3>&-
   wait "$counter"
 else
   "$W" count <"$out/events.jsonl" >"$out/counts"
