@@ -427,10 +427,19 @@ fn open_args<C: SysArgs>(ctx: &C, s: &OpenSpec, a: &mut OpenArgs) -> Result<bool
     Ok(true)
 }
 
-/// Entry: parks a write open's arguments for the exit, unless the exit can read them itself.
+/// Whether the exit reads the open's arguments itself (from the dispatcher's registers) instead of taking
+/// them from entry. Not for openat2: its flags are in user memory (`struct open_how`), which another
+/// thread can rewrite while the call runs; read at entry, next to the kernel's own copy, they say how
+/// the file was opened.
+#[inline(always)]
+const fn args_at_exit<C: SysArgs>(s: &OpenSpec) -> bool {
+    C::ARGS_AT_EXIT && s.how == 0
+}
+
+/// Entry: parks a write open's arguments for the exit, unless the exit reads them itself.
 #[inline(always)]
 fn open_enter<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
-    if C::ARGS_AT_EXIT || is_self() {
+    if args_at_exit::<C>(s) || is_self() {
         return Ok(());
     }
     let mut args = OpenArgs {
@@ -463,7 +472,7 @@ fn open_exit<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
         op: 0,
     };
     let mut parked = false;
-    if C::ARGS_AT_EXIT {
+    if args_at_exit::<C>(s) {
         // The dispatcher's registers: the arguments as the call used them, no map round trip. (The
         // dispatcher never runs this for tripline's own calls.)
         parked = open_args(&ctx.with_abi(), s, &mut a)?;
