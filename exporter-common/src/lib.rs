@@ -423,19 +423,30 @@ pub struct SysEvent {
 /// Watched prefixes, written into `.rodata` before load. Each prefix is also given as 8-byte words with
 /// masks (`words[i][w] == path_word[w] & masks[i][w]` for all `w` means "path starts with prefix i"): the
 /// probes compare words without branching, which keeps the verifier's work small.
+///
+/// `tops` is the same list cut after each prefix's first component (`/etc/cron.d/` → `/etc/`, at most
+/// [`WATCH_TOP_LEN`] bytes; duplicates once): a path's first component, known before the rest of it is
+/// written, rules out every prefix it does not start (each top is a prefix of its prefix, so a path that
+/// matches no top matches no prefix).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct WatchList {
     pub count: u32,
     pub lens: [u32; WATCH_MAX],
-    pub _pad: u32,
+    /// Entries of `tops` in use.
+    pub top_count: u32,
     pub prefixes: [[u8; WATCH_PREFIX_LEN]; WATCH_MAX],
     pub words: [[u64; WATCH_WORDS]; WATCH_MAX],
     pub masks: [[u64; WATCH_WORDS]; WATCH_MAX],
+    pub tops: [[u64; WATCH_TOP_WORDS]; WATCH_MAX],
+    pub top_masks: [[u64; WATCH_TOP_WORDS]; WATCH_MAX],
 }
 
 /// 8-byte words per watched prefix.
 pub const WATCH_WORDS: usize = WATCH_PREFIX_LEN / 8;
+/// Bytes of a prefix's first component compared before a resolved path is written out.
+pub const WATCH_TOP_LEN: usize = 32;
+pub const WATCH_TOP_WORDS: usize = WATCH_TOP_LEN / 8;
 
 impl WatchList {
     /// A list of `prefixes` (each shorter than [`WATCH_PREFIX_LEN`]; at most [`WATCH_MAX`]).
@@ -443,23 +454,49 @@ impl WatchList {
         let mut w = WatchList {
             count: 0,
             lens: [0; WATCH_MAX],
-            _pad: 0,
+            top_count: 0,
             prefixes: [[0; WATCH_PREFIX_LEN]; WATCH_MAX],
             words: [[0; WATCH_WORDS]; WATCH_MAX],
             masks: [[0; WATCH_WORDS]; WATCH_MAX],
+            tops: [[0; WATCH_TOP_WORDS]; WATCH_MAX],
+            top_masks: [[0; WATCH_TOP_WORDS]; WATCH_MAX],
         };
         for (i, p) in prefixes.into_iter().take(WATCH_MAX).enumerate() {
             let p = &p[..p.len().min(WATCH_PREFIX_LEN)];
             w.count += 1;
             w.lens[i] = p.len() as u32;
             w.prefixes[i][..p.len()].copy_from_slice(p);
-            for (j, b) in p.iter().enumerate() {
-                let shift = 8 * (j % 8);
-                w.words[i][j / 8] |= u64::from(*b) << shift;
-                w.masks[i][j / 8] |= 0xff << shift;
+            pack(p, &mut w.words[i], &mut w.masks[i]);
+            // The first component with its slash: "/etc/cron.d/" → "/etc/", "/et" → "/et".
+            let end = p
+                .iter()
+                .skip(1)
+                .position(|b| *b == b'/')
+                .map_or(p.len(), |k| k + 2);
+            let top = &p[..end.min(WATCH_TOP_LEN)];
+            let (mut words, mut masks) = ([0; WATCH_TOP_WORDS], [0; WATCH_TOP_WORDS]);
+            pack(top, &mut words, &mut masks);
+            let used = w.top_count as usize;
+            if !w.tops[..used]
+                .iter()
+                .zip(&w.top_masks[..used])
+                .any(|t| t == (&words, &masks))
+            {
+                w.tops[used] = words;
+                w.top_masks[used] = masks;
+                w.top_count += 1;
             }
         }
         w
+    }
+}
+
+/// `bytes` as little-endian 8-byte words with masks of the bytes given.
+fn pack(bytes: &[u8], words: &mut [u64], masks: &mut [u64]) {
+    for (j, b) in bytes.iter().enumerate() {
+        let shift = 8 * (j % 8);
+        words[j / 8] |= u64::from(*b) << shift;
+        masks[j / 8] |= 0xff << shift;
     }
 }
 
@@ -510,7 +547,8 @@ const _: () = assert!(ARGS_LEN.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 96 + 56 + RESOLVED_BUF + 2 * PATH_LEN);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
 const _: () = assert!(
-    core::mem::size_of::<WatchList>() == 8 + 4 * WATCH_MAX + 3 * WATCH_PREFIX_LEN * WATCH_MAX
+    core::mem::size_of::<WatchList>()
+        == 8 + 4 * WATCH_MAX + 3 * WATCH_PREFIX_LEN * WATCH_MAX + 2 * WATCH_TOP_LEN * WATCH_MAX
 );
 
 #[cfg(feature = "user")]
@@ -521,4 +559,114 @@ mod pod {
     unsafe impl aya::Pod for super::ProbeConfig {}
     unsafe impl aya::Pod for super::WatchList {}
     unsafe impl aya::Pod for super::InodeKey {}
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+
+    /// The probes' compare: the first `W` little-endian words of `path` (zero-padded) against entry `i`.
+    fn hit<const W: usize>(path: &[u8], words: &[u64; W], masks: &[u64; W]) -> bool {
+        let mut buf = [0u8; 64];
+        let n = path.len().min(8 * W);
+        buf[..n].copy_from_slice(&path[..n]);
+        (0..W).all(|k| {
+            let have = u64::from_le_bytes(buf[8 * k..8 * k + 8].try_into().unwrap());
+            have & masks[k] == words[k]
+        })
+    }
+
+    fn watched(w: &WatchList, path: &[u8]) -> bool {
+        (0..w.count as usize).any(|i| hit(path, &w.words[i], &w.masks[i]))
+    }
+
+    /// What the walk has written when it asks: `/`, the first component, `/` (paths of two or more
+    /// components; a one-component path goes straight to the full compare).
+    fn top_watched(w: &WatchList, path: &[u8]) -> bool {
+        let end = path[1..].iter().position(|b| *b == b'/').unwrap() + 2;
+        (0..w.top_count as usize).any(|i| hit(&path[..end], &w.tops[i], &w.top_masks[i]))
+    }
+
+    #[test]
+    fn a_path_the_first_component_rules_out_is_never_watched() {
+        let long = format!("/{}/x", "c".repeat(40));
+        let lists: [&[&str]; 4] = [
+            &[
+                "/etc",
+                "/root/.ssh/",
+                "/home/",
+                "/var/spool/cron",
+                "/var/log/au",
+                "/usr/lib/systemd",
+            ],
+            &["/et", "/e", "/lib/x86_64-linux-gnu/security"],
+            &["/"],
+            &[long.as_str(), "/v"],
+        ];
+        let firsts = [
+            "etc",
+            "et",
+            "e",
+            "etcetera",
+            "root",
+            "roo",
+            "home",
+            "var",
+            "usr",
+            "lib",
+            "tmp",
+            "dev",
+            "v",
+            "x",
+            "",
+            &"c".repeat(40),
+            &"c".repeat(31),
+            &"c".repeat(32),
+            &"c".repeat(33),
+        ];
+        let rests = [
+            "x",
+            "spool/cron/crontabs/root",
+            ".ssh/id_rsa",
+            "log/audit/audit.log",
+            "a/b",
+        ];
+        let mut ruled_out = 0;
+        for list in lists {
+            let w = WatchList::new(list.iter().map(|p| p.as_bytes()));
+            assert_eq!(w.count as usize, list.len());
+            for first in firsts {
+                for rest in rests {
+                    let path = format!("/{first}/{rest}");
+                    let (full, top) = (
+                        watched(&w, path.as_bytes()),
+                        top_watched(&w, path.as_bytes()),
+                    );
+                    assert!(
+                        !full || top,
+                        "{list:?}: {path} is watched but its first component ruled it out"
+                    );
+                    ruled_out += usize::from(!top);
+                }
+            }
+        }
+        // The filter does rule paths out (it is not always "maybe").
+        assert!(ruled_out > 100, "{ruled_out}");
+    }
+
+    #[test]
+    fn tops_are_first_components_once() {
+        let w = WatchList::new(["/etc/cron.d/", "/etc/ssh", "/etc", "/et", "/"].map(str::as_bytes));
+        let tops: Vec<Vec<u8>> = (0..w.top_count as usize)
+            .map(|i| {
+                let bytes: Vec<u8> = w.tops[i].iter().flat_map(|t| t.to_le_bytes()).collect();
+                let len = w.top_masks[i]
+                    .iter()
+                    .map(|m| m.count_ones() as usize / 8)
+                    .sum();
+                bytes[..len].to_vec()
+            })
+            .collect();
+        assert_eq!(tops, [&b"/etc/"[..], b"/etc", b"/et", b"/"]);
+    }
 }

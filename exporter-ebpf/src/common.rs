@@ -285,6 +285,54 @@ pub unsafe fn read_at<T>(base: *const u8, offset: usize) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(base.add(offset) as *const T) }
 }
 
+/// Bytes [`read_pair`] reads with one helper call.
+const PAIR_WINDOW: usize = 32;
+
+/// Two fields of one kernel object, `A` at `off_a` and `B` at `off_b`: with one helper call when both lie
+/// within [`PAIR_WINDOW`] bytes (exactly the bytes spanned, nothing outside the two fields' span), else
+/// with two. A helper call is most of the cost of a read; the offsets come from `.rodata`, which the
+/// verifier reads as constants, so the span and the fields' places in the copy are constants too.
+#[inline(always)]
+pub unsafe fn read_pair<A, B>(base: *const u8, off_a: usize, off_b: usize) -> Result<(A, B), i32> {
+    let (size_a, size_b) = (core::mem::size_of::<A>(), core::mem::size_of::<B>());
+    let lo = if off_a < off_b { off_a } else { off_b };
+    let end = if off_a + size_a > off_b + size_b {
+        off_a + size_a
+    } else {
+        off_b + size_b
+    };
+    if end - lo > PAIR_WINDOW {
+        return unsafe { Ok((read_at::<A>(base, off_a)?, read_at::<B>(base, off_b)?)) };
+    }
+    // Written by the helper before any read (the verifier checks): no need to clear it first.
+    let mut buf = core::mem::MaybeUninit::<[u64; PAIR_WINDOW / 8]>::uninit();
+    let copy = buf.as_mut_ptr() as *mut u8;
+    let r = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            copy as *mut _,
+            (end - lo) as u32,
+            base.add(lo) as *const _,
+        )
+    };
+    if r < 0 {
+        return Err(r as i32);
+    }
+    unsafe { Ok((field(copy, off_a - lo), field(copy, off_b - lo))) }
+}
+
+/// The `T` at byte `at` of an 8-aligned copy: one load when `at` is aligned for `T` (kernel fields are),
+/// bytes otherwise (the BPF instruction set has no unaligned loads).
+#[inline(always)]
+unsafe fn field<T>(copy: *const u8, at: usize) -> T {
+    unsafe {
+        if at.is_multiple_of(core::mem::align_of::<T>()) {
+            core::ptr::read(copy.add(at) as *const T)
+        } else {
+            core::ptr::read_unaligned(copy.add(at) as *const T)
+        }
+    }
+}
+
 #[inline(always)]
 pub unsafe fn read_ptr(base: *const u8, offset: usize) -> Result<*const u8, i32> {
     unsafe { read_at::<*const u8>(base, offset) }

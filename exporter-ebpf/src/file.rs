@@ -28,14 +28,13 @@ use aya_ebpf::{
 };
 use tripline_common::{
     counter, inode_class, kind, resolve, sc, FileEvent, Syscall, WatchList, PATH_LEN, WATCH_MAX,
-    WATCH_WORDS,
 };
 
 use crate::common::{
     count, count_lost, count_seen, fill_header, is_self, park, probe_pair, submit_flags, SysArgs,
     EVENTS,
 };
-use crate::path::{class_of, f_path, file_of_fd, identity};
+use crate::path::{class_of, f_path, file_of_fd, identity, Unresolved};
 
 /// Filled by userspace before load.
 #[unsafe(no_mangle)]
@@ -85,26 +84,50 @@ const O_WRITE_MASK: i32 = 0o1 | 0o2 | 0o100 | 0o1000;
 const AT_FDCWD: i32 = -100;
 
 /// Compares an absolute path (`len` bytes with the NUL, in a buffer of at least `WATCH_PREFIX_LEN` bytes)
-/// with the watched prefixes, eight bytes at a time and without branches inside a prefix.
+/// with the watched prefixes.
 #[inline(always)]
 fn watched(path: *const u8, len: usize) -> bool {
     if len == 0 {
         return false;
     }
-    let mut words = [0u64; WATCH_WORDS];
-    for (w, word) in words.iter_mut().enumerate() {
+    let n = unsafe { read_volatile(addr_of!(WATCH.count)) } as usize;
+    any_prefix(path, n, &WATCH.words, &WATCH.masks)
+}
+
+/// Whether a resolved path whose first bytes (`/`, its first component, `/`) are at `head` can still
+/// start with a watched prefix (see `WatchList::tops`): checked before the rest of the path is written.
+#[inline(always)]
+fn top_watched(head: *const u8) -> bool {
+    let n = unsafe { read_volatile(addr_of!(WATCH.top_count)) } as usize;
+    any_prefix(head, n, &WATCH.tops, &WATCH.top_masks)
+}
+
+/// Whether the `W` words at `path` start with one of the first `n` prefixes of a table (`words[i][w] ==
+/// path_word[w] & masks[i][w]` for every `w`). The first word settles most prefixes (they differ early),
+/// so the others are compared only when it matches, together and without branches.
+#[inline(always)]
+fn any_prefix<const W: usize>(
+    path: *const u8,
+    n: usize,
+    words: &[[u64; W]; WATCH_MAX],
+    masks: &[[u64; W]; WATCH_MAX],
+) -> bool {
+    let mut have = [0u64; W];
+    for (w, word) in have.iter_mut().enumerate() {
         *word = unsafe { core::ptr::read_unaligned(path.add(w * 8) as *const u64) };
     }
-    let n = unsafe { read_volatile(addr_of!(WATCH.count)) } as usize;
     for i in 0..WATCH_MAX {
         if i >= n {
             break;
         }
+        let want = |w: usize| unsafe { read_volatile(&words[i][w]) };
+        let mask = |w: usize| unsafe { read_volatile(&masks[i][w]) };
+        if (have[0] & mask(0)) ^ want(0) != 0 {
+            continue;
+        }
         let mut diff = 0u64;
-        for (w, word) in words.iter().enumerate() {
-            let want = unsafe { read_volatile(addr_of!(WATCH.words[i][w])) };
-            let mask = unsafe { read_volatile(addr_of!(WATCH.masks[i][w])) };
-            diff |= (*word & mask) ^ want;
+        for (w, word) in have.iter().enumerate().skip(1) {
+            diff |= (*word & mask(w)) ^ want(w);
         }
         if diff == 0 {
             return true;
@@ -181,8 +204,12 @@ fn is_capability(name: &[u8; PATH_LEN], len: usize) -> bool {
 }
 
 /// Resolves `file` into the event: canonical path, identity, inode class. Returns the class.
+///
+/// `judge`: the caller keeps the event only for a watched inode or path, so a path whose first component
+/// starts no watched prefix is not written out (`path_len` 0, neither `KERNEL` nor `FAILED` set): the
+/// caller's [`watched`] test of it fails as it would on the whole path.
 #[inline(always)]
-unsafe fn resolve_file(ev: *mut FileEvent, file: *const u8) -> u32 {
+unsafe fn resolve_file(ev: *mut FileEvent, file: *const u8, judge: bool) -> u32 {
     unsafe {
         let mut class = 0;
         if let Ok(key) = identity(file) {
@@ -191,15 +218,17 @@ unsafe fn resolve_file(ev: *mut FileEvent, file: *const u8) -> u32 {
             class = class_of(&key);
         }
         (*ev).class = class;
-        match crate::path::resolve(f_path(file), (*ev).path.as_mut_ptr()) {
+        let filter = judge && class & inode_class::WATCHED == 0;
+        let out = (*ev).path.as_mut_ptr();
+        let r = crate::path::resolve_if(f_path(file), out, |head| !filter || top_watched(head));
+        (*ev).path_len = 0;
+        match r {
             Ok((len, flags)) => {
                 (*ev).path_len = len;
                 (*ev).resolve |= resolve::KERNEL | flags;
             }
-            Err(()) => {
-                (*ev).path_len = 0;
-                (*ev).resolve |= resolve::FAILED;
-            }
+            Err(Unresolved::Unwatched) => {}
+            Err(Unresolved::Failed) => (*ev).resolve |= resolve::FAILED,
         }
         class
     }
@@ -269,7 +298,7 @@ fn enter<C: SysArgs>(ctx: &C, s: &Spec) -> Result<(), i32> {
             (*ev).path2_len = n2 as u16;
             match file_of_fd(fd as u64) {
                 Ok(file) => {
-                    let class = resolve_file(ev, file);
+                    let class = resolve_file(ev, file, !keep);
                     let n = (*ev).path_len as usize;
                     if class & inode_class::WATCHED != 0 {
                         (*ev).resolve |= resolve::BY_INODE;
@@ -526,7 +555,7 @@ fn open_exit<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
                 return Ok(());
             };
             if parked {
-                let class = resolve_file(ev, file);
+                let class = resolve_file(ev, file, true);
                 let mut keep = class & inode_class::WATCHED != 0;
                 if keep {
                     (*ev).resolve |= resolve::BY_INODE;
@@ -549,7 +578,7 @@ fn open_exit<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
                 if class & inode_class::SENSITIVE_MASK == 0 {
                     return Ok(());
                 }
-                resolve_file(ev, file);
+                resolve_file(ev, file, false);
                 (*ev).flags = 0;
                 (*ev).mode = 0;
                 (*ev).dirfd = AT_FDCWD;

@@ -26,7 +26,7 @@ use tripline_common::{
     counter, flags, resolve, InodeKey, RESOLVED_BUF, RESOLVED_PATH_MAX, RESOLVE_DEPTH,
 };
 
-use crate::common::{count, current_task, off, offsets_valid, read_at, read_ptr};
+use crate::common::{count, current_task, off, offsets_valid, read_at, read_pair, read_ptr};
 
 /// Dentry names collected bottom-up by the walk, written top-down afterwards, and the walk's counters.
 /// The counters live here, not in registers, on purpose: a value loaded from a map is unknown to the
@@ -62,11 +62,11 @@ pub unsafe fn file_of_fd(fd: u64) -> Result<*const u8, i32> {
     unsafe {
         let files = read_ptr(current_task(), off!(task_files))?;
         let fdt = read_ptr(files, off!(files_fdt))?;
-        let max_fds: u32 = read_at(fdt, off!(fdtable_max_fds))?;
+        let (max_fds, fds) =
+            read_pair::<u32, *const u8>(fdt, off!(fdtable_max_fds), off!(fdtable_fd))?;
         if fd >= max_fds as u64 {
             return Err(-1);
         }
-        let fds = read_ptr(fdt, off!(fdtable_fd))?;
         let file = read_ptr(fds, (fd as usize) * 8)?;
         if file.is_null() {
             return Err(-1);
@@ -129,8 +129,7 @@ pub unsafe fn f_mode(file: *const u8) -> Result<u32, i32> {
 pub unsafe fn identity(file: *const u8) -> Result<InodeKey, i32> {
     unsafe {
         let inode = read_ptr(file, off!(file_f_inode))?;
-        let ino = read_at::<u64>(inode, off!(inode_i_ino))?;
-        let sb = read_ptr(inode, off!(inode_i_sb))?;
+        let (ino, sb) = read_pair::<u64, *const u8>(inode, off!(inode_i_ino), off!(inode_i_sb))?;
         let dev = read_at::<u32>(sb, off!(sb_s_dev))?;
         Ok(InodeKey { dev, _pad: 0, ino })
     }
@@ -162,34 +161,61 @@ unsafe fn top_root(mnt: *const u8) -> Result<*const u8, i32> {
     unsafe { read_ptr(m, off!(mount_mnt) + off!(vfsmount_mnt_root)) }
 }
 
+/// Why [`resolve_if`] wrote no path.
+pub enum Unresolved {
+    /// A kernel read failed or the walk was too deep (both counted).
+    Failed,
+    /// The path's first component ruled it out (not counted: the caller counts what it filters).
+    Unwatched,
+}
+
 /// Writes the canonical path of `path` (a `struct path *`) into `out` (`RESOLVED_BUF` bytes,
 /// NUL-terminated). Returns the length with the NUL and the `resolve::*` flags to add; `Err` when a
 /// kernel read failed or the walk was too deep (both counted).
 #[inline(always)]
 pub unsafe fn resolve(path: *const u8, out: *mut u8) -> Result<(u16, u16), ()> {
+    unsafe { resolve_if(path, out, |_| true) }.map_err(|_| ())
+}
+
+/// [`resolve`], but stops once the first component is written when `keep(out)` says the path cannot be
+/// one the caller wants (`out` then holds `/`, that component and `/`; bytes after them are stale). The
+/// walk runs bottom-up, so the first component is known only at the top; what is saved is writing out
+/// (and then comparing) the rest.
+#[inline(always)]
+pub unsafe fn resolve_if(
+    path: *const u8,
+    out: *mut u8,
+    keep: impl Fn(*const u8) -> bool,
+) -> Result<(u16, u16), Unresolved> {
     if !offsets_valid() {
-        return Err(());
+        return Err(Unresolved::Failed);
     }
-    match unsafe { walk(path, out) } {
+    match unsafe { walk(path, out, keep) } {
         Ok(r) => Ok(r),
+        Err(UNWATCHED) => Err(Unresolved::Unwatched),
         Err(e) => {
             count(if e == TOO_DEEP {
                 counter::RESOLVE_TOO_DEEP
             } else {
                 counter::RESOLVE_FAILED
             });
-            Err(())
+            Err(Unresolved::Failed)
         }
     }
 }
 
 const TOO_DEEP: i32 = -1000;
+const UNWATCHED: i32 = -1001;
 
 #[inline(always)]
-unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
+unsafe fn walk(
+    path: *const u8,
+    out: *mut u8,
+    keep: impl Fn(*const u8) -> bool,
+) -> Result<(u16, u16), i32> {
     let w = WALK.get_ptr_mut(0).ok_or(-1)?;
-    let mut dentry = unsafe { read_ptr(path, off!(path_dentry))? };
-    let vfsmnt = unsafe { read_ptr(path, off!(path_mnt))? };
+    let (mut dentry, vfsmnt) =
+        unsafe { read_pair::<*const u8, *const u8>(path, off!(path_dentry), off!(path_mnt))? };
     let mut mnt = mount_of(vfsmnt);
     let mut mnt_root = unsafe { read_ptr(vfsmnt, off!(vfsmount_mnt_root))? };
     // The caller's root directory (`current->fs->root`) and the namespace's root dentry: a walk that
@@ -214,11 +240,18 @@ unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
         if dentry == mnt_root && unsafe { read_volatile(&raw const (*w).at_mnt_root) } == u32::MAX {
             unsafe { write_volatile(&raw mut (*w).at_mnt_root, n) };
         }
-        let parent = unsafe { read_ptr(dentry, off!(dentry_d_parent))? };
+        let (parent, name) =
+            unsafe { read_pair::<*const u8, u64>(dentry, off!(dentry_d_parent), name_off)? };
         if parent == dentry {
             // The root of this filesystem, not the namespace's: cross to the mount point. Above the root of
             // a bind mount of a subtree of another filesystem, first drop the names collected above it.
-            let mparent = unsafe { read_ptr(mnt, off!(mount_mnt_parent))? };
+            let (mparent, mountpoint) = unsafe {
+                read_pair::<*const u8, *const u8>(
+                    mnt,
+                    off!(mount_mnt_parent),
+                    off!(mount_mnt_mountpoint),
+                )?
+            };
             if mparent == mnt {
                 done = true;
                 break;
@@ -227,7 +260,7 @@ unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
             if mnt_root != dentry && at != u32::MAX {
                 unsafe { write_volatile(&raw mut (*w).n, at) };
             }
-            dentry = unsafe { read_ptr(mnt, off!(mount_mnt_mountpoint))? };
+            dentry = mountpoint;
             mnt = mparent;
             mnt_root = unsafe { read_ptr(mnt, off!(mount_mnt) + off!(vfsmount_mnt_root))? };
             unsafe { write_volatile(&raw mut (*w).at_mnt_root, u32::MAX) };
@@ -236,9 +269,8 @@ unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
         if n as usize >= RESOLVE_DEPTH {
             break;
         }
-        let name = unsafe { read_ptr(dentry, name_off)? };
         unsafe {
-            (*w).names[n as usize & (RESOLVE_DEPTH - 1)] = name as u64;
+            (*w).names[n as usize & (RESOLVE_DEPTH - 1)] = name;
             write_volatile(&raw mut (*w).n, n + 1);
         }
         dentry = parent;
@@ -269,6 +301,9 @@ unsafe fn walk(path: *const u8, out: *mut u8) -> Result<(u16, u16), i32> {
         let name = unsafe { (*w).names[(n - 1 - i) & (RESOLVE_DEPTH - 1)] };
         let slash = pos & (RESOLVED_PATH_MAX - 1);
         unsafe { *out.add(slash) = b'/' };
+        if i == 1 && !keep(out) {
+            return Err(UNWATCHED);
+        }
         let at = slash + 1;
         let r = unsafe {
             bpf_probe_read_kernel_str(

@@ -101,6 +101,19 @@ fn every_spelling_and_alias_resolves_to_the_canonical_path() {
         .status()
         .unwrap()
         .success());
+    // Another filesystem mounted inside the watched directory (its files resolve through the mount
+    // point), and one mounted outside every watched path (the walk rules its files out by their first
+    // component before writing the rest of the path).
+    let inner = w.join("tmpfs");
+    let outer = PathBuf::from(format!("/tmp/tripline-tmpfs-{tag}"));
+    for d in [&inner, &outer] {
+        std::fs::create_dir_all(d).unwrap();
+        assert!(Command::new("mount")
+            .args(["-t", "tmpfs", "tripline-test", d.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success());
+    }
     let cfg = config(&w, "");
     let ex = Exporter::start(&["events", "--config.file", cfg.to_str().unwrap()]);
 
@@ -110,6 +123,10 @@ fn every_spelling_and_alias_resolves_to_the_canonical_path() {
 import os, ctypes, struct
 libc = ctypes.CDLL(None, use_errno=True)
 def w(p): open(p, "w").write("x")
+os.makedirs("{outer}/deep/er", exist_ok=True)
+w("{outer}/deep/er/unwatched")
+w("/tmp/tripline-unwatched-{tag}")
+w("{wd}/tmpfs/mounted")
 w("{wd}/./dot")
 w("/tmp/../{rel}/dotdot")
 w("/proc/self/root/{rel}/procroot")
@@ -145,6 +162,7 @@ os.close(r)
         sym = sym.display(),
         bind = bind.display(),
         hard = hard.display(),
+        outer = outer.display(),
     ));
 
     let write = "tripline.file.write";
@@ -164,6 +182,7 @@ os.close(r)
             "{e}"
         );
     }
+    expect(&ex, pid, write, &format!("{wd}/tmpfs/mounted"), "openat");
     // The hard link: reported under the name used, matched by the watched file's inode.
     let e = expect(&ex, pid, write, &hard.display().to_string(), "openat");
     assert_eq!(e["tripline.file.matched_by_inode"], Value::Bool(true));
@@ -187,13 +206,22 @@ os.close(r)
         "open_by_handle_at",
     );
 
+    // Written before every event above, outside the watched paths: filtered, never sent.
+    let unwatched = ex.events_where(|e| {
+        from(e, pid) && s(e, "file.path").contains(&format!("tripline-unwatched-{tag}"))
+            || s(e, "file.path").starts_with(&outer.display().to_string())
+    });
+    assert!(unwatched.is_empty(), "{unwatched:?}");
+    assert!(ex.sample("tripline_file_events_filtered_total") >= 2.0);
     // Resolution never failed on these.
     assert_eq!(
         ex.sample("tripline_file_path_resolution_failures_total{reason=\"too_deep\"}"),
         0.0
     );
-    let _ = Command::new("umount").arg(&bind).status();
-    let _ = std::fs::remove_dir(&bind);
+    for d in [&bind, &inner, &outer] {
+        let _ = Command::new("umount").arg(d).status();
+        let _ = std::fs::remove_dir(d);
+    }
     let _ = std::fs::remove_file(&sym);
     let _ = std::fs::remove_file(&hard);
     let _ = std::fs::remove_dir_all(&w);
