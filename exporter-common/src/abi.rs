@@ -138,7 +138,31 @@ impl Syscall {
     pub const fn nth(&self, n: usize) -> usize {
         self.args[n].1
     }
+
+    /// Whether this call's exit program, reached through the raw dispatcher, reads the call's arguments
+    /// itself (from the user registers saved at entry, which still hold them at exit), so its entry
+    /// program has nothing to do there and the dispatcher does not run it. The opens whose arguments are
+    /// all registers; not openat2, whose flags are in user memory (another thread could rewrite them while
+    /// the call runs: they are read at entry, next to the kernel's own copy).
+    pub const fn exit_reads_args(&self) -> bool {
+        let mut i = 0;
+        while i < EXIT_READS_ARGS.len() {
+            if EXIT_READS_ARGS[i] == self.op {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
 }
+
+/// Operation ids of the syscalls [`Syscall::exit_reads_args`] is true for.
+const EXIT_READS_ARGS: [u32; 4] = [
+    crate::sysop::OPENAT,
+    crate::sysop::OPEN,
+    crate::sysop::CREAT,
+    crate::sysop::OPEN_BY_HANDLE_AT,
+];
 
 /// The syscall with operation id `op`.
 pub fn syscall_by_op(op: u32) -> Option<&'static Syscall> {

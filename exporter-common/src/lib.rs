@@ -509,19 +509,27 @@ pub struct ProbeConfig {
     /// Wake userspace only once this many bytes wait in the ring buffer (0: wake on every event).
     /// Userspace also drains on a short timer, so a quiet host still sees events promptly.
     pub wakeup_bytes: u32,
-    /// The raw syscall dispatcher's slots that may hold a program (bit `slot`: 64-bit syscall numbers,
-    /// then `SYSCALL_SLOTS` + 32-bit numbers): every other syscall leaves the dispatcher at once, without
-    /// a helper call or a tail call.
-    pub hooked: [u64; HOOKED_WORDS],
+    /// The raw syscall dispatcher's entry slots to run (bit `slot`: 64-bit syscall numbers, then
+    /// `SYSCALL_SLOTS` + 32-bit numbers): every other syscall leaves the entry dispatcher at once, without
+    /// a helper call or a tail call. Syscalls whose exit reads the arguments itself
+    /// ([`Syscall::exit_reads_args`]) are left out: their entry programs have nothing to do there.
+    pub hooked_enter: [u64; HOOKED_WORDS],
+    /// The same for the exit dispatcher: every slot a program may fill.
+    pub hooked_exit: [u64; HOOKED_WORDS],
 }
 
-/// Words of [`ProbeConfig::hooked`].
+/// Words of [`ProbeConfig::hooked_enter`] and [`ProbeConfig::hooked_exit`].
 pub const HOOKED_WORDS: usize = (2 * abi::SYSCALL_SLOTS as usize) / 64;
 
 impl ProbeConfig {
-    /// Marks dispatcher slot `slot` as possibly filled.
-    pub fn hook_slot(&mut self, slot: u32) {
-        if let Some(w) = self.hooked.get_mut(slot as usize / 64) {
+    /// Marks dispatcher slot `slot` of the entry or the exit array as one to run.
+    pub fn hook_slot(&mut self, slot: u32, exit: bool) {
+        let bits = if exit {
+            &mut self.hooked_exit
+        } else {
+            &mut self.hooked_enter
+        };
+        if let Some(w) = bits.get_mut(slot as usize / 64) {
             *w |= 1 << (slot % 64);
         }
     }

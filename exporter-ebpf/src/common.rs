@@ -157,14 +157,13 @@ fn compat_syscall() -> bool {
 /// `TS_COMPAT` in x86's `thread_info.status`.
 const TS_COMPAT: u32 = 0x0002;
 
-/// The program-array slot of syscall `id`, or none: out of range, hooked in neither ABI (most syscalls:
-/// decided from `.rodata` without a helper call), or ours.
+/// The program-array slot of syscall `id`, or none: out of range, to be run in neither ABI (`hooked`:
+/// the entry or exit bitmap; most syscalls are decided from `.rodata` without a helper call), or ours.
 #[inline(always)]
-fn dispatch_slot(id: i64) -> Option<u32> {
+fn dispatch_slot(id: i64, hooked: &[u64; HOOKED_WORDS]) -> Option<u32> {
     if id < 0 || id >= SYSCALL_SLOTS as i64 {
         return None;
     }
-    let hooked = unsafe { &*addr_of!(CONFIG.hooked) };
     let (native, compat) = (id as u32, SYSCALL_SLOTS + id as u32);
     let word =
         |slot: u32| unsafe { read_volatile(&hooked[(slot as usize / 64) & (HOOKED_WORDS - 1)]) };
@@ -182,7 +181,8 @@ fn dispatch_slot(id: i64) -> Option<u32> {
 /// program. Our own calls stop here.
 #[aya_ebpf::macros::raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter_dispatch(ctx: RawTracePointContext) -> i32 {
-    if let Some(slot) = dispatch_slot(ctx.arg::<i64>(1)) {
+    let hooked = unsafe { &*addr_of!(CONFIG.hooked_enter) };
+    if let Some(slot) = dispatch_slot(ctx.arg::<i64>(1), hooked) {
         unsafe { SYS_ENTER_PROGS.tail_call(&ctx, slot) };
     }
     0
@@ -195,7 +195,8 @@ pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
     let Ok(id) = (unsafe { read_at::<i64>(regs, off!(regs_nr)) }) else {
         return 0;
     };
-    if let Some(slot) = dispatch_slot(id) {
+    let hooked = unsafe { &*addr_of!(CONFIG.hooked_exit) };
+    if let Some(slot) = dispatch_slot(id, hooked) {
         unsafe { SYS_EXIT_PROGS.tail_call(&ctx, slot) };
     }
     0
@@ -218,7 +219,8 @@ pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
 pub static CONFIG: ProbeConfig = ProbeConfig {
     self_pid: 0,
     wakeup_bytes: 0,
-    hooked: [0; tripline_common::HOOKED_WORDS],
+    hooked_enter: [0; tripline_common::HOOKED_WORDS],
+    hooked_exit: [0; tripline_common::HOOKED_WORDS],
 };
 
 /// Reads one offset from `.rodata` without letting the compiler fold the zero it was compiled with.

@@ -457,15 +457,15 @@ fn open_args<C: SysArgs>(ctx: &C, s: &OpenSpec, a: &mut OpenArgs) -> Result<bool
 }
 
 /// Whether the exit reads the open's arguments itself (from the dispatcher's registers) instead of taking
-/// them from entry. Not for openat2: its flags are in user memory (`struct open_how`), which another
-/// thread can rewrite while the call runs; read at entry, next to the kernel's own copy, they say how
-/// the file was opened.
+/// them from entry (`Syscall::exit_reads_args`, which the dispatcher also reads: it does not run these
+/// entries at all). Not openat2: its flags are in user memory (`struct open_how`).
 #[inline(always)]
 const fn args_at_exit<C: SysArgs>(s: &OpenSpec) -> bool {
-    C::ARGS_AT_EXIT && s.how == 0
+    C::ARGS_AT_EXIT && s.sc.exit_reads_args()
 }
 
-/// Entry: parks a write open's arguments for the exit, unless the exit reads them itself.
+/// Entry: parks a write open's arguments for the exit, unless the exit reads them itself (then the
+/// dispatcher does not come here).
 #[inline(always)]
 fn open_enter<C: SysArgs>(ctx: &C, s: &OpenSpec) -> Result<(), i32> {
     if args_at_exit::<C>(s) || is_self() {
@@ -632,6 +632,8 @@ pub unsafe fn output(ev: *const FileEvent, kind: u16) {
 
 macro_rules! open_probe {
     ($name:ident, $spec:expr) => {
+        // Arguments in user memory are read at entry (see `args_at_exit`).
+        const _: () = assert!($spec.how == 0 || !$spec.sc.exit_reads_args());
         crate::common::syscall_programs!($name, |ctx| open_enter(ctx, &const { $spec }), |ctx| {
             open_exit(ctx, &const { $spec })
         });

@@ -118,19 +118,27 @@ impl Dispatcher {
     }
 }
 
-/// The `ProbeConfig::hooked` bitmap: every slot a dispatcher row may fill (a row that then fails only
-/// costs a failed tail call). Empty when the dispatcher is off.
-pub fn hooked_slots(mode: SyscallHooks) -> [u64; tripline_common::HOOKED_WORDS] {
-    let mut c = tripline_common::ProbeConfig::default();
-    if mode == SyscallHooks::Dispatch && cfg!(target_arch = "x86_64") {
-        for (name, nr) in tripline_common::X86_64_SYSCALL_NR {
-            c.hook_slot(*nr);
-            for n in tripline_common::x86_ia32_syscall_nrs(name) {
-                c.hook_slot(tripline_common::SYSCALL_SLOTS + n);
+/// The `ProbeConfig::hooked_enter` and `hooked_exit` bitmaps in `config`: every slot a dispatcher row
+/// may fill (a row that then fails only costs a failed tail call), but not the entries of syscalls whose
+/// exit reads the arguments itself (`Syscall::exit_reads_args`). Empty when the dispatcher is off.
+pub fn hook_slots(mode: SyscallHooks, config: &mut tripline_common::ProbeConfig) {
+    if mode != SyscallHooks::Dispatch || !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    for (name, nr) in tripline_common::X86_64_SYSCALL_NR {
+        let entry = !tripline_common::SYSCALLS
+            .iter()
+            .any(|s| s.name == *name && s.exit_reads_args());
+        let compat = tripline_common::x86_ia32_syscall_nrs(name)
+            .iter()
+            .map(|n| tripline_common::SYSCALL_SLOTS + n);
+        for slot in std::iter::once(*nr).chain(compat) {
+            config.hook_slot(slot, true);
+            if entry {
+                config.hook_slot(slot, false);
             }
         }
     }
-    c.hooked
 }
 
 fn attach(ebpf: &mut Ebpf, offsets: &KernelOffsets) -> anyhow::Result<Vec<Link>> {
@@ -217,4 +225,47 @@ fn lookup_prog_id(fd: &aya::maps::MapFd, index: u32) -> Option<u32> {
         )
     };
     (rc == 0).then_some(value)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use tripline_common::{x86_64_syscall_nr, x86_ia32_syscall_nrs, ProbeConfig, SYSCALL_SLOTS};
+
+    fn on(bits: &[u64], slot: u32) -> bool {
+        bits[slot as usize / 64] & (1 << (slot % 64)) != 0
+    }
+
+    /// Every slot of `name`: its 64-bit number and its 32-bit ones.
+    fn slots(name: &str) -> Vec<u32> {
+        let compat = x86_ia32_syscall_nrs(name).iter().map(|n| SYSCALL_SLOTS + n);
+        std::iter::once(x86_64_syscall_nr(name).unwrap())
+            .chain(compat)
+            .collect()
+    }
+
+    #[test]
+    fn entries_are_skipped_only_where_the_exit_reads_the_arguments() {
+        let mut c = ProbeConfig::default();
+        hook_slots(SyscallHooks::Dispatch, &mut c);
+        for name in ["openat", "open", "creat", "open_by_handle_at"] {
+            assert!(slots(name).len() > 1 || name == "openat", "{name}");
+            for slot in slots(name) {
+                assert!(on(&c.hooked_exit, slot), "{name} exit {slot}");
+                assert!(!on(&c.hooked_enter, slot), "{name} entry {slot}");
+            }
+        }
+        for name in ["openat2", "connect", "unlinkat", "ftruncate", "setuid"] {
+            for slot in slots(name) {
+                assert!(on(&c.hooked_exit, slot), "{name} exit {slot}");
+                assert!(on(&c.hooked_enter, slot), "{name} entry {slot}");
+            }
+        }
+        let getppid = 110;
+        assert!(!on(&c.hooked_enter, getppid) && !on(&c.hooked_exit, getppid));
+
+        let mut off = ProbeConfig::default();
+        hook_slots(SyscallHooks::Tracepoints, &mut off);
+        assert_eq!(off, ProbeConfig::default());
+    }
 }

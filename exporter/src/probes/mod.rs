@@ -405,11 +405,12 @@ impl Sensor {
                 KernelOffsets::default()
             }
         };
-        let config = ProbeConfig {
+        let mut config = ProbeConfig {
             self_pid: std::process::id(),
             wakeup_bytes: opts.wakeup_bytes,
-            hooked: dispatch::hooked_slots(opts.syscall_hooks),
+            ..ProbeConfig::default()
         };
+        dispatch::hook_slots(opts.syscall_hooks, &mut config);
 
         let mut ebpf = EbpfLoader::new()
             .override_global("OFFSETS", &offsets, true)
