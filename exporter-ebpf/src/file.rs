@@ -218,7 +218,17 @@ unsafe fn resolve_file(ev: *mut FileEvent, file: *const u8, judge: bool) -> u32 
             class = class_of(&key);
         }
         (*ev).class = class;
-        let filter = judge && class & inode_class::WATCHED == 0;
+        resolve_path(ev, file, judge && class & inode_class::WATCHED == 0);
+        class
+    }
+}
+
+/// The path part of [`resolve_file`] (callers that looked the inode up already): `path`, `path_len` and
+/// the `KERNEL`/`FAILED` flags. `filter`: a path whose first component starts no watched prefix is not
+/// written out (`path_len` 0, neither flag set).
+#[inline(always)]
+pub unsafe fn resolve_path(ev: *mut FileEvent, file: *const u8, filter: bool) {
+    unsafe {
         let out = (*ev).path.as_mut_ptr();
         let r = crate::path::resolve_if(f_path(file), out, |head| !filter || top_watched(head));
         (*ev).path_len = 0;
@@ -230,7 +240,6 @@ unsafe fn resolve_file(ev: *mut FileEvent, file: *const u8, judge: bool) -> u32 
             Err(Unresolved::Unwatched) => {}
             Err(Unresolved::Failed) => (*ev).resolve |= resolve::FAILED,
         }
-        class
     }
 }
 

@@ -22,7 +22,7 @@ use tripline_common::{counter, inode_class, io_uring_op, kind, resolve, tp, File
 use crate::common::{
     count, count_lost, count_seen, fill_header, is_self, off, offsets_valid, submit_flags, EVENTS,
 };
-use crate::file::{output, watched_resolved};
+use crate::file::{output, resolve_path, watched_resolved};
 use crate::path::{class_of, f_mode, file_of_fd, identity, FMODE_WRITE};
 
 /// (pid << 8 | opcode) → start time of the process that submitted it first.
@@ -208,16 +208,8 @@ fn judge(file: *const u8, op: u8, fd: i32, result: i64, write: bool) -> Result<(
         (*ev).dev = id.dev;
         (*ev).ino = id.ino;
         (*ev).class = class;
-        match crate::path::resolve(crate::path::f_path(file), (*ev).path.as_mut_ptr()) {
-            Ok((len, flags)) => {
-                (*ev).path_len = len;
-                (*ev).resolve |= resolve::KERNEL | flags;
-            }
-            Err(()) => {
-                (*ev).path_len = 0;
-                (*ev).resolve |= resolve::FAILED;
-            }
-        }
+        // A write is kept only for a watched inode or path: the path may stop at its first component.
+        resolve_path(ev, file, write && class & inode_class::WATCHED == 0);
         let k = if write {
             if class & inode_class::WATCHED != 0 {
                 (*ev).resolve |= resolve::BY_INODE;

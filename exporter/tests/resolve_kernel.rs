@@ -206,7 +206,9 @@ os.close(r)
         "open_by_handle_at",
     );
 
-    // Written before every event above, outside the watched paths: filtered, never sent.
+    // Written before every event above, outside the watched paths: never sent (dropped in the kernel, and
+    // again by userspace's exact match: this checks the outcome; what the kernel filter must not drop is
+    // checked by the writes above).
     let unwatched = ex.events_where(|e| {
         from(e, pid) && s(e, "file.path").contains(&format!("tripline-unwatched-{tag}"))
             || s(e, "file.path").starts_with(&outer.display().to_string())
@@ -289,6 +291,12 @@ fn io_uring_open_and_write_of_a_watched_file() {
     assert!(cc.success(), "cc failed");
     let cfg = config(&w, "");
     let ex = Exporter::start(&["events", "--config.file", cfg.to_str().unwrap()]);
+    // First the same writes outside every watched path: never sent (the probe drops them by their first
+    // component, and userspace matches paths exactly again, so this checks the outcome, not the layer).
+    let outside = format!("/tmp/tripline-uring-unwatched-{}", std::process::id());
+    let mut c = Command::new(&bin).arg(&outside).spawn().unwrap();
+    let outside_pid = i64::from(c.id());
+    assert!(c.wait().unwrap().success(), "io_uring helper failed");
     let target = format!("{}/ring", w.display());
     let mut c = Command::new(&bin).arg(&target).spawn().unwrap();
     let pid = i64::from(c.id());
@@ -323,7 +331,11 @@ fn io_uring_open_and_write_of_a_watched_file() {
         "{}",
         f[0]
     );
+    let unwatched =
+        ex.events_where(|e| from(e, outside_pid) && s(e, "event.name") == "tripline.file.write");
+    assert!(unwatched.is_empty(), "{unwatched:?}");
     let _ = std::fs::remove_dir_all(&w);
+    let _ = std::fs::remove_file(&outside);
     for f in [src, bin, cfg] {
         let _ = std::fs::remove_file(f);
     }
