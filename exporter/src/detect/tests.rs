@@ -39,7 +39,8 @@ fn proc(pid: u32, exe: &str, args: &[&str], euid: u32) -> Process {
             .unwrap_or("")
             .chars()
             .take(15)
-            .collect(),
+            .collect::<String>()
+            .into(),
         ..Process::default()
     }
 }

@@ -31,7 +31,7 @@ struct Entry {
     start_ns: u64,
     ppid: u32,
     parent_start_ticks: Option<u64>,
-    comm: String,
+    comm: Text,
     /// Canonical executable (see `identity`).
     exe: Text,
     /// The script an interpreter runs, canonical.
@@ -131,7 +131,7 @@ impl ProcessTree {
             start_ns: p.start_ticks * self.ns_per_tick,
             ppid: p.ppid,
             parent_start_ticks: None,
-            comm: p.comm,
+            comm: p.comm.into(),
             exe: id.exe.into(),
             script: id.script.map(Text::from),
             resolution: id.resolution,
@@ -333,7 +333,7 @@ impl ProcessTree {
             start_ns: h.start_ns,
             ppid,
             parent_start_ticks,
-            comm: crate::families::c_string(&h.comm),
+            comm: comm_of(h, None),
             exe: id.exe.into(),
             script: id.script.map(Text::from),
             resolution: id.resolution,
@@ -367,7 +367,7 @@ impl ProcessTree {
                 start_ns: child_start_ns,
                 ppid: h.pid,
                 parent_start_ticks: start_ticks,
-                comm: crate::families::c_string(&h.comm),
+                comm: comm_of(h, Some(&parent.comm)),
                 exited: false,
                 ..parent
             };
@@ -395,7 +395,7 @@ impl ProcessTree {
             }
             out.push(match (&e.script, e.exe.is_empty()) {
                 (Some(s), _) => s.clone(),
-                (None, true) => e.comm.as_str().into(),
+                (None, true) => e.comm.clone(),
                 (None, false) => e.exe.clone(),
             });
             if e.ppid == pid {
@@ -410,7 +410,7 @@ impl ProcessTree {
 
 /// The acting process: identity from the kernel header, image (exe, argv) from the tree when known.
 fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
-    let comm = crate::families::c_string(&h.comm);
+    let comm = comm_of(h, entry.map(|e| &e.comm));
     let auid = (h.auid != u32::MAX).then_some(h.auid);
     let base = Process {
         pid: h.pid,
@@ -446,6 +446,16 @@ fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
             ..base
         },
         None => base,
+    }
+}
+
+/// The header's `comm`: the `known` one shared when it says the same (nearly every event of a process
+/// after its exec), else a new string.
+fn comm_of(h: &Header, known: Option<&Text>) -> Text {
+    let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
+    match known {
+        Some(k) if k.as_bytes() == &h.comm[..end] => k.clone(),
+        _ => crate::families::c_string(&h.comm).into(),
     }
 }
 
@@ -531,6 +541,32 @@ mod tests {
         let parent = ev.parent.expect("parent known");
         assert_eq!(parent.exe, "/usr/sbin/nginx");
         assert_eq!(ev.ancestors, vec!["/usr/sbin/nginx".to_string()]);
+    }
+
+    /// An event's `comm` is the header's: shared with the tree's copy while they say the same, its
+    /// own when the process renamed itself (prctl PR_SET_NAME, a thread name).
+    #[test]
+    fn comm_is_the_headers_and_shared_while_unchanged() {
+        let mut t = tree();
+        exec(&mut t, 100, 1, 100 * TICK, 0, "/usr/sbin/nginx");
+        let exit = |comm: &[u8]| {
+            let mut h = hdr(kind::EXIT, size_of::<ExitEvent>(), 100, 1, 100 * TICK, 0);
+            h.comm = [0; 16];
+            h.comm[..comm.len()].copy_from_slice(comm);
+            decode(&encode::exit(h, 0)).unwrap()
+        };
+        // The exec's header (`encode::header`) says "true".
+        let a = t.enrich(exit(b"true"), SystemTime::now());
+        let b = t.enrich(exit(b"true"), SystemTime::now());
+        assert_eq!(a.process.comm, "true");
+        assert!(std::ptr::eq(
+            a.process.comm.as_str(),
+            b.process.comm.as_str()
+        ));
+        let renamed = t.enrich(exit(b"nginx: worker"), SystemTime::now());
+        assert_eq!(renamed.process.comm, "nginx: worker");
+        let full = t.enrich(exit(b"0123456789abcdef"), SystemTime::now());
+        assert_eq!(full.process.comm, "0123456789abcdef");
     }
 
     /// The exec probe's look at fds 0 and 1 decides; both must be sockets.

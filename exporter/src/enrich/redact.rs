@@ -6,6 +6,7 @@
 use prometheus_client::metrics::counter::Counter;
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
+use std::sync::LazyLock;
 
 use crate::telemetry::metrics::{Bounded, Metrics, PatternLabels};
 
@@ -136,23 +137,18 @@ const MAX_DEPTH: usize = 4;
 /// Redaction passes over one argv at most (see [`Redactor::redact`]).
 const MAX_PASSES: usize = 8;
 
-/// Flags whose NEXT argument is a secret, for every program.
+/// Flags whose NEXT argument is a secret, for every program. ASCII case does not matter.
 fn is_secret_flag(arg: &str) -> bool {
-    if !arg.starts_with('-') {
-        return false;
-    }
-    let a = arg.to_ascii_lowercase();
-    let Some(name) = a
+    let Some(name) = arg
         .strip_prefix("--")
-        .or_else(|| a.strip_prefix('-').filter(|n| n.len() > 1))
+        .or_else(|| arg.strip_prefix('-').filter(|n| n.len() > 1))
     else {
         return false;
     };
     if name.contains('=')
-        || name.ends_with("-file")
-        || name.ends_with("_file")
-        || name.ends_with("-path")
-        || name.ends_with("-stdin")
+        || ["-file", "_file", "-path", "-stdin"]
+            .iter()
+            .any(|s| ends_with_ignore_case(name, s))
     {
         return false;
     }
@@ -176,9 +172,17 @@ fn is_secret_flag(arg: &str) -> bool {
     ];
     // `name` is the word, or ends with `-word` / `_word`.
     WORDS.iter().any(|w| {
-        name.strip_suffix(w)
-            .is_some_and(|rest| rest.is_empty() || rest.ends_with(['-', '_']))
+        ends_with_ignore_case(name, w) && {
+            let rest = &name.as_bytes()[..name.len() - w.len()];
+            rest.is_empty() || matches!(rest.last(), Some(b'-' | b'_'))
+        }
     })
+}
+
+/// `s` ends with the lowercase ASCII `suffix`, in any ASCII case.
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 /// Short flags whose value is a secret, per program: (programs, flag, value may be attached).
@@ -329,17 +333,20 @@ impl Redactor {
         if args.is_empty() {
             return 0;
         }
-        let mut prog = basename(&args[0]).to_string();
+        // The tool named so far, as its table entry (`None`: no tool whose flags the redactor knows).
+        let mut prog = tool(basename(&args[0]));
         let is_login = args.iter().any(|a| a == "login");
         let mut n = 0;
         let mut i = 0;
         while i < args.len() {
             // A known tool later in argv (`sudo mysql …`, `env X=1 mysql …`, `docker exec c mysql …`)
             // decides what the flags after it mean.
-            if i > 0 && is_tool(basename(&args[i])) {
-                prog = basename(&args[i]).to_string();
-                i += 1;
-                continue;
+            if i > 0 {
+                if let Some(t) = tool(basename(&args[i])) {
+                    prog = Some(t);
+                    i += 1;
+                    continue;
+                }
             }
             // Flags whose next argument is the secret.
             if i > 0 && i + 1 < args.len() && is_secret_flag(&args[i]) {
@@ -351,65 +358,67 @@ impl Redactor {
                 i += 2;
                 continue;
             }
-            // Program-specific short flags.
-            let login_only = LOGIN_TOOLS.contains(&prog.as_str());
-            if let Some((_, flag, attached)) = TOOL_FLAGS.iter().find(|(progs, flag, _)| {
-                progs.contains(&prog.as_str())
-                    && (args[i] == *flag || args[i].starts_with(flag))
-                    && (!login_only || is_login)
-            }) {
-                if args[i] == *flag {
-                    if (!attached || (*flag == "-p" && prog == "sshpass")) && i + 1 < args.len() {
-                        if args[i + 1] != MASK {
-                            args[i + 1] = MASK.into();
-                            self.tool_flag.inc();
-                            n += 1;
+            if let Some(prog) = prog {
+                // Program-specific short flags.
+                let login_only = LOGIN_TOOLS.contains(&prog);
+                if let Some((_, flag, attached)) = TOOL_FLAGS.iter().find(|(progs, flag, _)| {
+                    progs.contains(&prog)
+                        && (args[i] == *flag || args[i].starts_with(flag))
+                        && (!login_only || is_login)
+                }) {
+                    if args[i] == *flag {
+                        if (!attached || (*flag == "-p" && prog == "sshpass")) && i + 1 < args.len()
+                        {
+                            if args[i + 1] != MASK {
+                                args[i + 1] = MASK.into();
+                                self.tool_flag.inc();
+                                n += 1;
+                            }
+                            i += 2;
+                            continue;
                         }
-                        i += 2;
+                    } else if *attached
+                        && args[i].len() > flag.len()
+                        && !args[i].starts_with("--")
+                        && args[i][flag.len()..] != *MASK
+                    {
+                        args[i] = format!("{flag}{MASK}");
+                        self.tool_flag.inc();
+                        n += 1;
+                        i += 1;
                         continue;
                     }
-                } else if *attached
-                    && args[i].len() > flag.len()
-                    && !args[i].starts_with("--")
-                    && args[i][flag.len()..] != *MASK
+                }
+                // curl/wget -u USER:PASS.
+                if USER_PASS_TOOLS.contains(&prog)
+                    && (args[i] == "-u" || args[i] == "--user")
+                    && i + 1 < args.len()
                 {
-                    args[i] = format!("{flag}{MASK}");
-                    self.tool_flag.inc();
-                    n += 1;
-                    i += 1;
+                    if let Some((user, pass)) = args[i + 1].split_once(':') {
+                        if pass != MASK {
+                            args[i + 1] = format!("{user}:{MASK}");
+                            self.count("user_password");
+                            n += 1;
+                        }
+                    }
+                    i += 2;
                     continue;
                 }
             }
-            // curl/wget -u USER:PASS.
-            if USER_PASS_TOOLS.contains(&prog.as_str())
-                && (args[i] == "-u" || args[i] == "--user")
-                && i + 1 < args.len()
-            {
-                if let Some((user, pass)) = args[i + 1].split_once(':') {
-                    if pass != MASK {
-                        args[i + 1] = format!("{user}:{MASK}");
-                        self.count("user_password");
-                        n += 1;
-                    }
-                }
-                i += 2;
-                continue;
-            }
+            let spaced = has_whitespace(&args[i]);
             let command_string = i > 0
                 && depth < MAX_DEPTH
-                && args[i].contains(char::is_whitespace)
-                && ((SHELLS.contains(&prog.as_str()) && is_command_flag(&args[i - 1]))
-                    || prog == "ssh"
+                && spaced
+                && ((prog.is_some_and(|p| SHELLS.contains(&p)) && is_command_flag(&args[i - 1]))
+                    || prog == Some("ssh")
                     || args[i]
                         .split_whitespace()
                         .next()
-                        .is_some_and(|w| is_tool(basename(w))));
+                        .is_some_and(|w| tool(basename(w)).is_some()));
             if command_string {
                 n += self.redact_command_string(&mut args[i], depth + 1);
-            } else if args[i].contains(char::is_whitespace) {
-                n += self.redact_patterns(&mut args[i], false);
             } else {
-                n += self.redact_patterns(&mut args[i], true);
+                n += self.redact_patterns(&mut args[i], !spaced);
             }
             i += 1;
         }
@@ -527,16 +536,43 @@ impl Redactor {
 }
 
 fn basename(p: &str) -> &str {
-    p.rsplit('/').next().unwrap_or(p)
+    match p.as_bytes().iter().rposition(|&b| b == b'/') {
+        Some(slash) => &p[slash + 1..],
+        None => p,
+    }
 }
 
-/// A program whose flags the redactor knows (including shells and ssh, whose arguments can be
-/// command lines).
-fn is_tool(name: &str) -> bool {
-    TOOL_FLAGS.iter().any(|(progs, _, _)| progs.contains(&name))
-        || USER_PASS_TOOLS.contains(&name)
-        || SHELLS.contains(&name)
-        || name == "ssh"
+/// The programs known besides those of [`TOOL_FLAGS`]: shells and ssh, whose arguments can be
+/// command lines, and the `-u USER:PASS` tools.
+const OTHER_TOOLS: [&[&str]; 3] = [USER_PASS_TOOLS, SHELLS, &["ssh"]];
+
+/// Every program whose flags the redactor knows, as the tables spell it: looked up for every argument.
+static TOOLS: LazyLock<foldhash::HashSet<&'static str>> = LazyLock::new(|| {
+    TOOL_FLAGS
+        .iter()
+        .map(|(progs, _, _)| *progs)
+        .chain(OTHER_TOOLS)
+        .flatten()
+        .copied()
+        .collect()
+});
+
+/// The known program called `name`, if any (see [`TOOLS`]).
+fn tool(name: &str) -> Option<&'static str> {
+    TOOLS.get(name).copied()
+}
+
+/// Whether `s` holds whitespace (`char::is_whitespace`), settled byte by byte while it is ASCII.
+fn has_whitespace(s: &str) -> bool {
+    for &b in s.as_bytes() {
+        if matches!(b, b' ' | b'\t'..=b'\r') {
+            return true;
+        }
+        if !b.is_ascii() {
+            return s.contains(char::is_whitespace);
+        }
+    }
+    false
 }
 
 /// `-c`, `-lc`, `-ec`, `--command`: the next argument is a command line.
@@ -1004,6 +1040,58 @@ mod tests {
         let once = v.clone();
         assert_eq!(r.redact(&mut v), 0);
         assert_eq!(v, once);
+    }
+
+    /// The per-argument checks that skip work (no lowercase copy, a byte scan for whitespace, one
+    /// table lookup for the tool) answer as the plain definitions do.
+    #[test]
+    fn fast_checks_agree_with_their_definitions() {
+        for s in [
+            "",
+            "a",
+            "a b",
+            "a\tb",
+            "a\u{0b}b",
+            "a\rb",
+            "é",
+            "a\u{a0}b",
+            "x\u{2003}y",
+            "\u{85}",
+            "ab\u{1680}",
+            "--token",
+            "é\x1f",
+        ] {
+            assert_eq!(has_whitespace(s), s.contains(char::is_whitespace), "{s:?}");
+        }
+        for (flag, secret) in [
+            ("--PASSWORD", true),
+            ("--Api-Key", true),
+            ("-Db-Pass", true),
+            ("--db_TOKEN", true),
+            ("--TOKEN-FILE", false),
+            ("--Password=x", false),
+            ("--passwordx", false),
+            ("-P", false),
+            ("PASSWORD", false),
+            ("--bypass", false),
+        ] {
+            assert_eq!(is_secret_flag(flag), secret, "{flag}");
+        }
+        let all: Vec<&str> = TOOL_FLAGS
+            .iter()
+            .flat_map(|(progs, _, _)| progs.iter())
+            .chain(OTHER_TOOLS.iter().flat_map(|l| l.iter()))
+            .copied()
+            .collect();
+        for name in &all {
+            assert_eq!(tool(name), Some(*name));
+        }
+        for name in ["", "mysq", "mysqlx", "MYSQL", "/usr/bin/mysql", "curl "] {
+            assert_eq!(tool(name), None, "{name:?}");
+        }
+        assert_eq!(basename("/usr/bin/mysql"), "mysql");
+        assert_eq!(basename("mysql"), "mysql");
+        assert_eq!(basename("/usr/bin/"), "");
     }
 
     #[test]

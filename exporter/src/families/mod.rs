@@ -243,7 +243,16 @@ impl Sys {
 /// Bytes up to the first NUL, lossily as UTF-8.
 pub fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    lossy(&bytes[..end])
+}
+
+/// Bytes as text, invalid UTF-8 replaced. Valid text (nearly all of it) takes `from_utf8`'s
+/// word-at-a-time check rather than the replacing decoder's byte-at-a-time one.
+fn lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// NUL-separated argv (as in /proc/pid/cmdline) into strings; a trailing NUL ends the last one.
@@ -252,10 +261,7 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
     if bytes.is_empty() {
         return Vec::new();
     }
-    bytes
-        .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect()
+    bytes.split(|&b| b == 0).map(lossy).collect()
 }
 
 /// Wire encoding, the exact inverse of [`decode`] for the fields the probes fill: for round-trip tests,

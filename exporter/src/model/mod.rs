@@ -37,8 +37,8 @@ pub struct Process {
     pub egid: u32,
     /// Audit login uid: the user who logged in, kept across sudo/su. `None` when unset.
     pub auid: Option<u32>,
-    /// Kernel `comm` (16 bytes at most).
-    pub comm: String,
+    /// Kernel `comm` (16 bytes at most); shared with the process tree's copy while they agree.
+    pub comm: Text,
     /// Canonical executable path (`enrich::identity`); empty when unknown (process started before
     /// tripline and /proc had no answer).
     pub exe: Text,
