@@ -100,11 +100,22 @@ impl Model {
 /// The program part of every model's key: the script for an interpreter running one, else the canonical
 /// executable (`comm` when unknown), normalised.
 pub fn program_key(ev: &Event) -> String {
-    normalize_exe(if ev.process.exe.is_empty() {
-        &ev.process.comm
-    } else {
-        ev.process.program()
-    })
+    let mut out = String::new();
+    program_key_into(ev, &mut out);
+    out
+}
+
+/// [`program_key`] written into `out` (cleared first).
+pub fn program_key_into(ev: &Event, out: &mut String) {
+    out.clear();
+    normalize_exe_into(
+        if ev.process.exe.is_empty() {
+            &ev.process.comm
+        } else {
+            ev.process.program()
+        },
+        out,
+    )
 }
 
 /// Ports in the Linux ephemeral range are one key: they are chosen per connection.
@@ -143,7 +154,7 @@ pub fn addr_class(ip: IpAddr) -> &'static str {
 /// The user name for a uid (`uid:N` when unknown), cached: a passwd lookup reads /etc/passwd.
 fn push_user_name(uid: u32, out: &mut String) {
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<u32, String>> = Default::default();
+        static CACHE: std::cell::RefCell<foldhash::HashMap<u32, String>> = Default::default();
     }
     CACHE.with(|c| {
         let mut c = c.borrow_mut();

@@ -3,9 +3,10 @@
 //! binary, connects out, forks and writes a file is one story, told once.
 //!
 //! Bounded: at most `MAX_OPEN` incidents are open; a new one beyond that closes the oldest early.
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use foldhash::HashMap;
 
 use crate::model::{Event, Part};
 

@@ -223,6 +223,10 @@ pub struct Engine {
     seq: u64,
     /// Snapshot of the account databases, diffed when they are written.
     accounts: accounts::AccountWatch,
+    /// The event's normalised program and one model's key, rebuilt per event in place: a key the
+    /// baseline knows costs no allocation.
+    program_buf: String,
+    key_buf: String,
 }
 
 impl Engine {
@@ -316,6 +320,8 @@ impl Engine {
             last_persist: now,
             seq: 0,
             accounts: accounts::AccountWatch::new(std::path::Path::new("/")),
+            program_buf: String::with_capacity(256),
+            key_buf: String::with_capacity(256),
         };
         engine.update_gauges();
         Ok(engine)
@@ -456,7 +462,7 @@ impl Engine {
     }
 
     /// Every baseline key of the event that is new to its model.
-    fn anomalies(&self, ev: &Event, now: SystemTime) -> Vec<Candidate> {
+    fn anomalies(&mut self, ev: &Event, now: SystemTime) -> Vec<Candidate> {
         let mut b = self
             .shared
             .baselines
@@ -471,14 +477,20 @@ impl Engine {
         ) {
             return out;
         }
-        let program = baseline::program_key(ev);
-        let enabled: Vec<Model> = b.enabled.iter().copied().collect();
-        let mut key = String::with_capacity(128);
-        for model in enabled {
-            if !model.key_into(ev, &program, &mut key) {
+        let (program, key) = (&mut self.program_buf, &mut self.key_buf);
+        baseline::program_key_into(ev, program);
+        // The enabled models, copied out of the baselines (which `observe` borrows) onto the stack.
+        let mut models = [Model::ALL[0]; Model::ALL.len()];
+        let mut enabled = 0;
+        for (slot, m) in models.iter_mut().zip(&b.enabled) {
+            *slot = *m;
+            enabled += 1;
+        }
+        for &model in &models[..enabled] {
+            if !model.key_into(ev, program, key) {
                 continue;
             }
-            if b.observe(model, &key, now) == Outcome::Anomaly {
+            if b.observe(model, key, now) == Outcome::Anomaly {
                 out.push(Candidate {
                     summary: format!(
                         "new {} behaviour: {key} ({})",

@@ -1,8 +1,10 @@
 //! Counting windows for rules with a `threshold:` (scans, brute force): per rule and process, the matching
 //! events (or distinct values of one field) inside a sliding window. Bounded: beyond `MAX_WINDOWS` open
 //! windows the oldest state is dropped wholesale (a burst of new processes can delay, never fake, a match).
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+
+use foldhash::HashMap;
 
 use super::policy::{DistinctField, Threshold};
 use crate::model::Event;

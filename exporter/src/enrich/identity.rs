@@ -20,6 +20,8 @@
 //! file name alone (anyone can copy a binary under any name into a writable directory).
 use std::path::{Component, Path, PathBuf};
 
+use crate::model::Text;
+
 /// How a path was resolved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Resolution {
@@ -44,7 +46,8 @@ impl Resolution {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
-    pub exe: String,
+    /// Shared as it is stored (the process tree keeps it): built once, not copied again.
+    pub exe: Text,
     pub script: Option<String>,
     pub resolution: Resolution,
 }
@@ -133,7 +136,7 @@ pub fn at_exec(
             .map(|(f, _)| f)
             .or_else(|| script_argument(ctx, exe, args));
         return Identity {
-            exe: exe.to_string(),
+            exe: Text::from(exe),
             script,
             resolution: Resolution::Exact,
         };
@@ -161,7 +164,7 @@ pub fn at_exec(
     };
     let script = script.or_else(|| script_argument(ctx, &exe, args));
     Identity {
-        exe,
+        exe: exe.into(),
         script,
         resolution,
     }
@@ -170,7 +173,7 @@ pub fn at_exec(
 /// The identity of a process found in procfs (`exe` is `/proc/PID/exe`).
 pub fn from_procfs(ctx: &Context<'_>, exe: &str, args: &[String]) -> Identity {
     Identity {
-        exe: exe.to_string(),
+        exe: Text::from(exe),
         script: script_argument(ctx, exe, args),
         resolution: Resolution::Exact,
     }

@@ -132,7 +132,7 @@ impl ProcessTree {
             ppid: p.ppid,
             parent_start_ticks: None,
             comm: p.comm.into(),
-            exe: id.exe.into(),
+            exe: id.exe,
             script: id.script.map(Text::from),
             resolution: id.resolution,
             args: p.args.into(),
@@ -334,7 +334,7 @@ impl ProcessTree {
             ppid,
             parent_start_ticks,
             comm: comm_of(h, None),
-            exe: id.exe.into(),
+            exe: id.exe,
             script: id.script.map(Text::from),
             resolution: id.resolution,
             args: args.into(),
@@ -452,10 +452,10 @@ fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
 /// The header's `comm`: the `known` one shared when it says the same (nearly every event of a process
 /// after its exec), else a new string.
 fn comm_of(h: &Header, known: Option<&Text>) -> Text {
-    let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
+    let comm = crate::families::c_str(&h.comm);
     match known {
-        Some(k) if k.as_bytes() == &h.comm[..end] => k.clone(),
-        _ => crate::families::c_string(&h.comm).into(),
+        Some(k) if *k == *comm => k.clone(),
+        _ => Text::from(&*comm),
     }
 }
 

@@ -14,6 +14,8 @@ pub mod privilege;
 pub mod process;
 pub mod tamper;
 
+use std::borrow::Cow;
+
 use tripline_common::{flags, syscall_by_op, Header, SysEvent, SYS_NAME_LEN, WIRE_VERSION};
 
 use crate::model::record::{errno_name, Attrs};
@@ -242,16 +244,21 @@ impl Sys {
 
 /// Bytes up to the first NUL, lossily as UTF-8.
 pub fn c_string(bytes: &[u8]) -> String {
+    c_str(bytes).into_owned()
+}
+
+/// [`c_string`], borrowed unless invalid UTF-8 was replaced.
+pub fn c_str(bytes: &[u8]) -> Cow<'_, str> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     lossy(&bytes[..end])
 }
 
 /// Bytes as text, invalid UTF-8 replaced. Valid text (nearly all of it) takes `from_utf8`'s
 /// word-at-a-time check rather than the replacing decoder's byte-at-a-time one.
-fn lossy(bytes: &[u8]) -> String {
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -261,7 +268,9 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
     if bytes.is_empty() {
         return Vec::new();
     }
-    bytes.split(|&b| b == 0).map(lossy).collect()
+    let mut args = Vec::with_capacity(bytes.iter().filter(|&&b| b == 0).count() + 1);
+    args.extend(bytes.split(|&b| b == 0).map(|a| lossy(a).into_owned()));
+    args
 }
 
 /// Wire encoding, the exact inverse of [`decode`] for the fields the probes fill: for round-trip tests,

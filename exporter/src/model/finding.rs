@@ -167,6 +167,8 @@ mod tests {
             assert_eq!(Model::parse(m.as_str()), Some(*m));
         }
         assert!(Model::ALL.contains(&Model::FileWriter));
+        // The engine walks `ALL` for the enabled models in a set's (`Ord`) order.
+        assert!(Model::ALL.windows(2).all(|w| w[0] < w[1]), "ordered");
     }
 
     #[test]
