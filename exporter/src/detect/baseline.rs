@@ -236,9 +236,84 @@ fn replace_versions(seg: &str, out: &mut String) {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelKeys {
-    pub learned: BTreeSet<String>,
-    pub seen_in_monitor: BTreeSet<String>,
-    pub accepted: BTreeSet<String>,
+    pub learned: KeySet,
+    pub seen_in_monitor: KeySet,
+    pub accepted: KeySet,
+}
+
+/// The keys of one model in one state. Looked up for every event, so hashed (one hash of the key, not
+/// a string comparison per tree level); listed, written and iterated in sorted order, so the file
+/// stays reviewable and its diffs stable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySet(foldhash::HashSet<Box<str>>);
+
+impl KeySet {
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains(key)
+    }
+
+    /// Adds `key`; false when it was there.
+    pub fn insert(&mut self, key: impl Into<Box<str>>) -> bool {
+        self.0.insert(key.into())
+    }
+
+    /// Removes `key`; false when it was not there.
+    pub fn remove(&mut self, key: &str) -> bool {
+        self.0.remove(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The keys, sorted.
+    pub fn iter(&self) -> std::vec::IntoIter<&str> {
+        let mut keys: Vec<&str> = self.0.iter().map(|k| &**k).collect();
+        keys.sort_unstable();
+        keys.into_iter()
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|k| keep(k));
+    }
+}
+
+impl<'a> IntoIterator for &'a KeySet {
+    type Item = &'a str;
+    type IntoIter = std::vec::IntoIter<&'a str>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<K: Into<Box<str>>> Extend<K> for KeySet {
+    fn extend<I: IntoIterator<Item = K>>(&mut self, keys: I) {
+        self.0.extend(keys.into_iter().map(Into::into));
+    }
+}
+
+impl<K: Into<Box<str>>> FromIterator<K> for KeySet {
+    fn from_iter<I: IntoIterator<Item = K>>(keys: I) -> KeySet {
+        let mut set = KeySet::default();
+        set.extend(keys);
+        set
+    }
+}
+
+impl Serialize for KeySet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeySet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeySet, D::Error> {
+        Ok(Vec::<String>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 impl ModelKeys {
@@ -248,7 +323,7 @@ impl ModelKeys {
             || self.seen_in_monitor.contains(key)
     }
 
-    pub fn all(&self) -> BTreeSet<&String> {
+    pub fn all(&self) -> BTreeSet<&str> {
         self.learned
             .iter()
             .chain(&self.accepted)
@@ -485,10 +560,9 @@ impl Baseline {
             out.provenance.sources.push(source.clone());
             for (m, keys) in &b.models {
                 let o = out.model(*m);
-                o.learned.extend(keys.learned.iter().cloned());
-                o.accepted.extend(keys.accepted.iter().cloned());
-                o.seen_in_monitor
-                    .extend(keys.seen_in_monitor.iter().cloned());
+                o.learned.extend(keys.learned.iter());
+                o.accepted.extend(keys.accepted.iter());
+                o.seen_in_monitor.extend(keys.seen_in_monitor.iter());
             }
             let from = b.provenance.learned_from.clone();
             if from.is_some()
@@ -502,8 +576,9 @@ impl Baseline {
             }
         }
         for keys in out.models.values_mut() {
-            let known: BTreeSet<String> = keys.learned.union(&keys.accepted).cloned().collect();
-            keys.seen_in_monitor.retain(|k| !known.contains(k));
+            let (learned, accepted) = (&keys.learned, &keys.accepted);
+            keys.seen_in_monitor
+                .retain(|k| !learned.contains(k) && !accepted.contains(k));
         }
         out
     }
@@ -516,10 +591,10 @@ impl Baseline {
             let o = old.models.get(m).unwrap_or(&empty).all();
             let n = new.models.get(m).unwrap_or(&empty).all();
             for k in n.difference(&o) {
-                out.push((*m, '+', (*k).clone()));
+                out.push((*m, '+', k.to_string()));
             }
             for k in o.difference(&n) {
-                out.push((*m, '-', (*k).clone()));
+                out.push((*m, '-', k.to_string()));
             }
         }
         out
@@ -534,12 +609,12 @@ impl Baseline {
             let ours = self.model(*m);
             for k in &theirs.accepted {
                 ours.seen_in_monitor.remove(k);
-                n += usize::from(ours.accepted.insert(k.clone()));
+                n += usize::from(ours.accepted.insert(k));
             }
             for k in &theirs.learned {
                 if !ours.knows(k) {
                     ours.seen_in_monitor.remove(k);
-                    n += usize::from(ours.learned.insert(k.clone()));
+                    n += usize::from(ours.learned.insert(k));
                 }
             }
         }
@@ -570,8 +645,8 @@ impl Baseline {
             let take: Vec<String> = keys
                 .seen_in_monitor
                 .iter()
-                .filter(|k| key.is_none_or(|want| want == k.as_str()))
-                .cloned()
+                .filter(|k| key.is_none_or(|want| want == *k))
+                .map(str::to_string)
                 .collect();
             for k in take {
                 keys.seen_in_monitor.remove(&k);
@@ -680,14 +755,14 @@ impl Baselines {
         }
         self.dirty = true;
         if learning {
-            keys.learned.insert(key.to_string());
+            keys.learned.insert(key);
             self.last_new_key = now;
             if self.baseline.provenance.learned_from.is_none() {
                 self.baseline.provenance.learned_from = Some(crate::model::record::rfc3339(now));
             }
             Outcome::Learned
         } else {
-            keys.seen_in_monitor.insert(key.to_string());
+            keys.seen_in_monitor.insert(key);
             Outcome::Anomaly
         }
     }
@@ -758,6 +833,46 @@ pub fn fetch(url: &str) -> Result<Baseline, BaselineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys are hashed in memory but written, listed and iterated sorted, whatever order they came in;
+    /// a key listed twice in a file is one key.
+    #[test]
+    fn key_sets_are_written_and_listed_sorted() {
+        let mut keys = ModelKeys::default();
+        for k in [
+            "/usr/bin/zsh",
+            "/usr/bin/curl",
+            "/opt/app/bin/api",
+            "/usr/bin/git",
+        ] {
+            assert!(keys.learned.insert(k));
+        }
+        assert!(!keys.learned.insert("/usr/bin/git"), "already there");
+        assert!(keys.learned.contains("/usr/bin/curl") && !keys.learned.contains("/usr/bin/cur"));
+        let sorted = [
+            "/opt/app/bin/api",
+            "/usr/bin/curl",
+            "/usr/bin/git",
+            "/usr/bin/zsh",
+        ];
+        assert_eq!(keys.learned.iter().collect::<Vec<_>>(), sorted);
+        let yaml = serde_yaml_ng::to_string(&keys).unwrap();
+        assert!(
+            yaml.starts_with(
+                "learned:\n- /opt/app/bin/api\n- /usr/bin/curl\n- /usr/bin/git\n- /usr/bin/zsh\n"
+            ),
+            "{yaml}"
+        );
+        let back: ModelKeys =
+            serde_yaml_ng::from_str("learned: [/usr/bin/zsh, /usr/bin/curl, /usr/bin/zsh]")
+                .unwrap();
+        assert_eq!(
+            back.learned.iter().collect::<Vec<_>>(),
+            ["/usr/bin/curl", "/usr/bin/zsh"]
+        );
+        assert!(keys.learned.remove("/usr/bin/zsh") && !keys.learned.remove("/usr/bin/zsh"));
+        assert_eq!(keys.len(), 3);
+    }
 
     #[test]
     fn normalisation() {
@@ -878,13 +993,13 @@ mod tests {
         let mut b = Baseline::new();
         b.model(Model::ProcessLineage)
             .learned
-            .insert("/usr/sbin/nginx -> /usr/sbin/nginx".into());
+            .insert("/usr/sbin/nginx -> /usr/sbin/nginx");
         b.model(Model::ProcessLineage)
             .learned
-            .insert("/usr/lib/systemd/systemd -> /usr/sbin/nginx".into());
+            .insert("/usr/lib/systemd/systemd -> /usr/sbin/nginx");
         b.model(Model::OutboundPort)
             .seen_in_monitor
-            .insert("/usr/bin/curl -> 443/tcp public".into());
+            .insert("/usr/bin/curl -> 443/tcp public");
         b.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let a = text.find("/usr/lib/systemd").unwrap();
@@ -941,17 +1056,17 @@ mod tests {
         let mut a = Baseline::new();
         a.model(Model::NetworkProcess)
             .learned
-            .insert("/usr/bin/curl".into());
+            .insert("/usr/bin/curl");
         let mut b = Baseline::new();
         b.model(Model::NetworkProcess)
             .learned
-            .insert("/usr/bin/wget".into());
+            .insert("/usr/bin/wget");
         b.model(Model::NetworkProcess)
             .seen_in_monitor
-            .insert("/usr/bin/curl".into());
+            .insert("/usr/bin/curl");
         b.model(Model::NetworkProcess)
             .seen_in_monitor
-            .insert("/tmp/evil".into());
+            .insert("/tmp/evil");
         let m = Baseline::merge(&[("a".into(), a.clone()), ("b".into(), b.clone())]);
         let keys = &m.models[&Model::NetworkProcess];
         assert_eq!(keys.learned.len(), 2);

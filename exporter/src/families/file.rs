@@ -7,7 +7,7 @@ use tripline_common::{
     RESOLVED_BUF,
 };
 
-use super::{c_string, checked, DecodeError};
+use super::{c_string, checked_ref, DecodeError};
 use crate::model::record::{errno_name, Attrs};
 use crate::model::{Event, EventData, EventKind};
 
@@ -85,7 +85,8 @@ impl File {
 }
 
 pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeError> {
-    let e: FileEvent = checked(bytes, kind)?;
+    let mut spare = std::mem::MaybeUninit::uninit();
+    let e: &FileEvent = checked_ref(bytes, kind, &mut spare)?;
     let path = c_string(&e.path[..usize::from(e.path_len).min(RESOLVED_BUF)]);
     let second =
         (e.path2_len > 0).then(|| c_string(&e.path2[..usize::from(e.path2_len).min(PATH_LEN)]));

@@ -15,6 +15,7 @@ pub mod process;
 pub mod tamper;
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use tripline_common::{flags, syscall_by_op, Header, SysEvent, SYS_NAME_LEN, WIRE_VERSION};
 
@@ -92,6 +93,32 @@ pub struct Decoded {
 /// Copies a `T` from the front of `bytes`, or says how long it should have been.
 /// `T` must be a `#[repr(C)]` wire struct made of integers and byte arrays (every bit pattern valid).
 pub(crate) fn checked<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
+    fits::<T>(bytes, kind)?;
+    // SAFETY: length checked; T is a plain-old-data wire type (integers and byte arrays only).
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+/// [`checked`] without the copy when `bytes` is aligned for `T` (ring-buffer records are, at 8
+/// bytes): the large records (exec: several KiB) are read in place; otherwise they are copied into
+/// `spare`. (A `Cow` would not do: moving one moves all of `T`'s bytes whichever variant it holds.)
+pub(crate) fn checked_ref<'a, T: Copy>(
+    bytes: &'a [u8],
+    kind: EventKind,
+    spare: &'a mut MaybeUninit<T>,
+) -> Result<&'a T, DecodeError> {
+    fits::<T>(bytes, kind)?;
+    let at = bytes.as_ptr() as *const T;
+    // SAFETY: length checked; T is a plain-old-data wire type (integers and byte arrays only), so any
+    // bytes are a valid T; a reference into `bytes` is taken only when the address is aligned for T.
+    Ok(if at.is_aligned() {
+        unsafe { &*at }
+    } else {
+        spare.write(unsafe { std::ptr::read_unaligned(at) })
+    })
+}
+
+/// Whether `bytes` holds a whole `T`; if not, how long it should have been.
+fn fits<T>(bytes: &[u8], kind: EventKind) -> Result<(), DecodeError> {
     let want = std::mem::size_of::<T>();
     if bytes.len() < want {
         return Err(DecodeError::Length {
@@ -100,8 +127,7 @@ pub(crate) fn checked<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, Decod
             want,
         });
     }
-    // SAFETY: length checked above; T is a plain-old-data wire type (integers and byte arrays only).
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+    Ok(())
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
@@ -446,6 +472,44 @@ mod tests {
             };
             let d = decode(&bytes).unwrap_or_else(|e| panic!("{k:?}: {e}"));
             assert_eq!(d.kind, *k);
+        }
+    }
+
+    /// A record decodes the same read in place (aligned) or copied (at an odd address).
+    #[test]
+    fn records_decode_alike_aligned_or_not() {
+        let exec = encode::exec_resolved(
+            encode::header(tripline_common::kind::EXEC, 0, 42),
+            "/usr/bin/curl",
+            &["curl", "-fsS", "https://example.com"],
+            Some(("/usr/bin/curl", 0)),
+            Some("/srv"),
+        );
+        let file = encode::file(
+            encode::header(tripline_common::kind::FILE_RENAME, 0, 42),
+            "/etc/app.conf.tmp",
+            Some("/etc/app.conf"),
+            0o644,
+            0,
+        );
+        for record in [exec, file] {
+            // u64 words: 8-aligned; one byte in: not.
+            let mut words = vec![0u64; record.len() / 8 + 2];
+            let buf: &mut [u8] = bytemuck_bytes(&mut words);
+            buf[..record.len()].copy_from_slice(&record);
+            let aligned = decode(&buf[..record.len()]).unwrap();
+            assert_eq!(aligned, decode(&record).unwrap());
+            buf[1..=record.len()].copy_from_slice(&record);
+            let odd = &buf[1..=record.len()];
+            assert!(!(odd.as_ptr() as *const tripline_common::ExecEvent).is_aligned());
+            assert_eq!(aligned, decode(odd).unwrap());
+        }
+
+        fn bytemuck_bytes(words: &mut [u64]) -> &mut [u8] {
+            // SAFETY: u64 has no padding; the byte view covers exactly the words' memory.
+            unsafe {
+                std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
+            }
         }
     }
 

@@ -4,7 +4,7 @@ use tripline_common::{
     flags, resolve, ExecEvent, ExitEvent, ForkEvent, ARGS_LEN, FILENAME_LEN, RESOLVED_BUF,
 };
 
-use super::{c_string, checked, split_args, DecodeError};
+use super::{c_string, checked, checked_ref, split_args, DecodeError};
 use crate::model::record::Attrs;
 use crate::model::{Event, EventData, EventKind};
 
@@ -65,11 +65,12 @@ pub(super) fn decode(
             }
         }
         _ => {
-            let e: ExecEvent = checked(bytes, kind)?;
+            let mut spare = std::mem::MaybeUninit::uninit();
+            let e: &ExecEvent = checked_ref(bytes, kind, &mut spare)?;
             let flen = usize::from(e.filename_len).min(FILENAME_LEN);
             let alen = usize::from(e.args_len).min(ARGS_LEN);
             *args = split_args(&e.args[..alen]);
-            *paths = ExecPaths::decode(&e);
+            *paths = ExecPaths::decode(e);
             EventData::Exec {
                 filename: c_string(&e.filename[..flen]),
                 filename_truncated: e.header.flags & flags::FILENAME_TRUNCATED != 0,
