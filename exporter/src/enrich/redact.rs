@@ -350,11 +350,7 @@ impl Redactor {
             }
             // Flags whose next argument is the secret.
             if i > 0 && i + 1 < args.len() && is_secret_flag(&args[i]) {
-                if args[i + 1] != MASK {
-                    args[i + 1] = MASK.into();
-                    self.next_arg.inc();
-                    n += 1;
-                }
+                n += mask(&mut args[i + 1], &self.next_arg);
                 i += 2;
                 continue;
             }
@@ -369,11 +365,7 @@ impl Redactor {
                     if args[i] == *flag {
                         if (!attached || (*flag == "-p" && prog == "sshpass")) && i + 1 < args.len()
                         {
-                            if args[i + 1] != MASK {
-                                args[i + 1] = MASK.into();
-                                self.tool_flag.inc();
-                                n += 1;
-                            }
+                            n += mask(&mut args[i + 1], &self.tool_flag);
                             i += 2;
                             continue;
                         }
@@ -533,6 +525,17 @@ impl Redactor {
         }
         n
     }
+}
+
+/// Replaces a secret argument with the mask, counted in `counter`, unless it is masked already;
+/// returns how many were replaced.
+fn mask(arg: &mut String, counter: &Counter) -> usize {
+    if arg == MASK {
+        return 0;
+    }
+    *arg = MASK.into();
+    counter.inc();
+    1
 }
 
 fn basename(p: &str) -> &str {
