@@ -15,7 +15,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::model::account::{AccountChange, AccountChangeKind};
-use crate::model::{Event, EventData, EventKind, Severity, Text};
+use crate::model::{file_name, Event, EventData, EventKind, Severity, Text};
 
 /// The policy used when no `detect.policy_file` is configured.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.yml");
@@ -925,10 +925,6 @@ fn compile(
     })
 }
 
-fn name_of(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
 /// What the rules tried on one event share, built on first use: each [`Field`]'s answers from the memo
 /// and the argv line. Without a memo (a rule tried on its own) each glob is matched directly.
 pub struct EventStrings<'a> {
@@ -976,7 +972,7 @@ impl<'a> EventStrings<'a> {
             Field::ExePath => Some(p.exe.as_str()),
             Field::ExeName => Some(p.exe_name()),
             Field::ParentPath => self.parent_path(),
-            Field::ParentName => self.parent_path().map(name_of),
+            Field::ParentName => self.parent_path().map(file_name),
             Field::ScriptPath => p.script.as_deref(),
             Field::ExecFilename => match &self.ev.data {
                 EventData::Exec { filename, .. } => Some(filename.as_str()),
@@ -991,7 +987,7 @@ impl<'a> EventStrings<'a> {
         let ev = self.ev;
         match f {
             Field::AncestorPath => ev.ancestors.iter().map(Text::as_str).collect(),
-            Field::AncestorName => ev.ancestors.iter().map(|a| name_of(a)).collect(),
+            Field::AncestorName => ev.ancestors.iter().map(|a| file_name(a)).collect(),
             Field::FilePath => ev
                 .file()
                 .into_iter()
@@ -1029,7 +1025,7 @@ impl<'a> EventStrings<'a> {
     /// Whether the file name an exec was started by matches the `exe_name` glob `g`.
     fn started_as_matches(&self, g: &FieldGlob) -> bool {
         let name = || match &self.ev.data {
-            EventData::Exec { filename, .. } => Some(name_of(filename)),
+            EventData::Exec { filename, .. } => Some(file_name(filename)),
             _ => None,
         };
         let Some((policy, memo)) = self.memo else {

@@ -20,7 +20,7 @@
 //! file name alone (anyone can copy a binary under any name into a writable directory).
 use std::path::{Component, Path, PathBuf};
 
-use crate::model::Text;
+use crate::model::{file_name, Text};
 
 /// How a path was resolved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -247,7 +247,7 @@ const LUA: Interpreter = Interpreter {
 
 /// The interpreter family of an executable name: `python3.11` is python, `php8.2` is php.
 fn interpreter(exe: &str) -> Option<&'static Interpreter> {
-    let name = exe.rsplit('/').next().unwrap_or(exe);
+    let name = file_name(exe);
     let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     Some(match base {
         "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "ash" | "fish" | "csh" | "tcsh" => &SHELL,

@@ -452,11 +452,11 @@ fn process_of(h: &Header, entry: Option<&Entry>) -> Process {
 /// The header's `comm`: the `known` one shared when it says the same (nearly every event of a process
 /// after its exec), else a new string.
 fn comm_of(h: &Header, known: Option<&Text>) -> Text {
-    let end = h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len());
+    let comm = crate::families::c_bytes(&h.comm);
     match known {
         // The same bytes as a valid string: no need to check them again.
-        Some(k) if k.as_bytes() == &h.comm[..end] => k.clone(),
-        _ => Text::from(&*crate::families::c_str(&h.comm[..end])),
+        Some(k) if k.as_bytes() == comm => k.clone(),
+        _ => Text::from(&*crate::families::c_str(comm)),
     }
 }
 

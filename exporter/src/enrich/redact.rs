@@ -8,6 +8,7 @@ use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use std::sync::LazyLock;
 
+use crate::model::file_name;
 use crate::telemetry::metrics::{Bounded, Metrics, PatternLabels};
 
 pub const MASK: &str = "[REDACTED]";
@@ -334,7 +335,7 @@ impl Redactor {
             return 0;
         }
         // The tool named so far, as its table entry (`None`: no tool whose flags the redactor knows).
-        let mut prog = tool(basename(&args[0]));
+        let mut prog = tool(file_name(&args[0]));
         let is_login = args.iter().any(|a| a == "login");
         let mut n = 0;
         let mut i = 0;
@@ -342,7 +343,7 @@ impl Redactor {
             // A known tool later in argv (`sudo mysql …`, `env X=1 mysql …`, `docker exec c mysql …`)
             // decides what the flags after it mean.
             if i > 0 {
-                if let Some(t) = tool(basename(&args[i])) {
+                if let Some(t) = tool(file_name(&args[i])) {
                     prog = Some(t);
                     i += 1;
                     continue;
@@ -406,7 +407,7 @@ impl Redactor {
                     || args[i]
                         .split_whitespace()
                         .next()
-                        .is_some_and(|w| tool(basename(w)).is_some()));
+                        .is_some_and(|w| tool(file_name(w)).is_some()));
             if command_string {
                 n += self.redact_command_string(&mut args[i], depth + 1);
             } else {
@@ -536,13 +537,6 @@ fn mask(arg: &mut String, counter: &Counter) -> usize {
     *arg = MASK.into();
     counter.inc();
     1
-}
-
-fn basename(p: &str) -> &str {
-    match p.as_bytes().iter().rposition(|&b| b == b'/') {
-        Some(slash) => &p[slash + 1..],
-        None => p,
-    }
 }
 
 /// The programs known besides those of [`TOOL_FLAGS`]: shells and ssh, whose arguments can be
@@ -1092,9 +1086,6 @@ mod tests {
         for name in ["", "mysq", "mysqlx", "MYSQL", "/usr/bin/mysql", "curl "] {
             assert_eq!(tool(name), None, "{name:?}");
         }
-        assert_eq!(basename("/usr/bin/mysql"), "mysql");
-        assert_eq!(basename("mysql"), "mysql");
-        assert_eq!(basename("/usr/bin/"), "");
     }
 
     #[test]

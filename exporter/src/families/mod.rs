@@ -275,8 +275,13 @@ pub fn c_string(bytes: &[u8]) -> String {
 
 /// [`c_string`], borrowed unless invalid UTF-8 was replaced.
 pub fn c_str(bytes: &[u8]) -> Cow<'_, str> {
+    lossy(c_bytes(bytes))
+}
+
+/// The bytes before the first NUL (all of them when there is none).
+pub fn c_bytes(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    lossy(&bytes[..end])
+    &bytes[..end]
 }
 
 /// Bytes as text, invalid UTF-8 replaced. Valid text (nearly all of it) takes `from_utf8`'s

@@ -64,7 +64,15 @@ impl Process {
         if self.exe.is_empty() {
             return &self.comm;
         }
-        self.exe.rsplit('/').next().unwrap_or(&self.exe)
+        file_name(&self.exe)
+    }
+}
+
+/// The last component of a path: what follows the last `/` (all of it when there is none).
+pub fn file_name(path: &str) -> &str {
+    match path.as_bytes().iter().rposition(|&b| b == b'/') {
+        Some(slash) => &path[slash + 1..],
+        None => path,
     }
 }
 
@@ -198,6 +206,26 @@ impl Event {
         match &self.data {
             EventData::Sys(x) => Some(x),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name;
+
+    #[test]
+    fn file_name_is_what_follows_the_last_slash() {
+        for (path, name) in [
+            ("/usr/bin/mysql", "mysql"),
+            ("mysql", "mysql"),
+            ("/usr/bin/", ""),
+            ("/", ""),
+            ("", ""),
+            ("./rel/é", "é"),
+        ] {
+            assert_eq!(file_name(path), name, "{path:?}");
+            assert_eq!(file_name(path), path.rsplit('/').next().unwrap());
         }
     }
 }
