@@ -10,7 +10,7 @@ use aya_ebpf::{
     },
     macros::map,
     maps::{LruHashMap, PerCpuArray, ProgramArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
 };
 use tripline_common::{
     counter, flags, tp, FileEvent, Header, KernelOffsets, ProbeConfig, SysEvent, Syscall,
@@ -65,25 +65,32 @@ pub struct RawSys {
 }
 
 impl RawSys {
+    /// From the tracepoint's two arguments (`regs`, then the number or the result).
     #[inline(always)]
-    fn new(ctx: &RawTracePointContext, compat: bool) -> RawSys {
+    fn new(regs: u64, second: i64, compat: bool) -> RawSys {
         RawSys {
-            regs: ctx.arg::<u64>(0) as *const u8,
-            second: ctx.arg::<i64>(1),
+            regs: regs as *const u8,
+            second,
             compat,
         }
     }
 
     #[inline(always)]
     pub fn enter(ctx: &RawTracePointContext) -> RawSys {
-        RawSys::new(ctx, compat_syscall())
+        RawSys::new(ctx.arg(0), ctx.arg(1), compat_syscall())
     }
 
     /// At exit most programs read only the result: which ABI does not matter (the arguments are read
     /// through [`SysArgs::with_abi`]).
     #[inline(always)]
     pub fn exit(ctx: &RawTracePointContext) -> RawSys {
-        RawSys::new(ctx, false)
+        RawSys::new(ctx.arg(0), ctx.arg(1), false)
+    }
+
+    /// [`RawSys::exit`] for a program the BTF dispatcher reached: the same two arguments of `sys_exit`.
+    #[inline(always)]
+    pub fn exit_btf(ctx: &BtfTracePointContext) -> RawSys {
+        RawSys::new(ctx.arg(0), ctx.arg(1), false)
     }
 }
 
@@ -142,6 +149,10 @@ impl SysArgs for RawSys {
 pub static SYS_ENTER_PROGS: ProgramArray = ProgramArray::with_max_entries(2 * SYSCALL_SLOTS, 0);
 #[map]
 pub static SYS_EXIT_PROGS: ProgramArray = ProgramArray::with_max_entries(2 * SYSCALL_SLOTS, 0);
+/// The exit programs for [`sys_exit_dispatch_btf`]: a tail call stays within one program type (and,
+/// for BTF programs, one hook), so they are the `btf_exit_X` twins of the `raw_exit_X` programs.
+#[map]
+pub static SYS_EXIT_PROGS_BTF: ProgramArray = ProgramArray::with_max_entries(2 * SYSCALL_SLOTS, 0);
 
 /// Whether the current syscall uses the 32-bit compat ABI (`int 0x80`, or any call of a 32-bit
 /// process): its number and registers mean something else. Userspace attaches the dispatcher only when
@@ -177,14 +188,26 @@ fn dispatch_slot(id: i64, hooked: &[u64; HOOKED_WORDS]) -> Option<u32> {
     Some(if compat_syscall() { compat } else { native })
 }
 
+/// Continues syscall `id` in its program from `progs` when `hooked` says it is hooked (a tail call:
+/// no return on success).
+#[inline(always)]
+fn dispatch<C: aya_ebpf::EbpfContext>(
+    ctx: &C,
+    id: i64,
+    hooked: &[u64; HOOKED_WORDS],
+    progs: &ProgramArray,
+) {
+    if let Some(slot) = dispatch_slot(id, hooked) {
+        unsafe { progs.tail_call(ctx, slot) };
+    }
+}
+
 /// Every syscall enters here (raw tracepoint `sys_enter`: regs, id); hooked ones continue in their
 /// program. Our own calls stop here.
 #[aya_ebpf::macros::raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter_dispatch(ctx: RawTracePointContext) -> i32 {
     let hooked = unsafe { &*addr_of!(CONFIG.hooked_enter) };
-    if let Some(slot) = dispatch_slot(ctx.arg::<i64>(1), hooked) {
-        unsafe { SYS_ENTER_PROGS.tail_call(&ctx, slot) };
-    }
+    dispatch(&ctx, ctx.arg::<i64>(1), hooked, &SYS_ENTER_PROGS);
     0
 }
 
@@ -196,9 +219,20 @@ pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let hooked = unsafe { &*addr_of!(CONFIG.hooked_exit) };
-    if let Some(slot) = dispatch_slot(id, hooked) {
-        unsafe { SYS_EXIT_PROGS.tail_call(&ctx, slot) };
-    }
+    dispatch(&ctx, id, hooked, &SYS_EXIT_PROGS);
+    0
+}
+
+/// [`sys_exit_dispatch`] as a BTF tracepoint, which userspace attaches instead where it loads: here
+/// `regs` is a typed pointer (`struct pt_regs *`, from the kernel's BTF of the tracepoint), so the number
+/// is a plain load the verifier checks against the struct, not a helper call. Every syscall on the host
+/// passes through this program, so the helper call it saves is the larger part of its cost.
+#[aya_ebpf::macros::btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_dispatch_btf(ctx: BtfTracePointContext) -> i32 {
+    let regs = ctx.arg::<u64>(0) as *const u8;
+    let id = unsafe { read_volatile(regs.add(off!(regs_nr)) as *const i64) };
+    let hooked = unsafe { &*addr_of!(CONFIG.hooked_exit) };
+    dispatch(&ctx, id, hooked, &SYS_EXIT_PROGS_BTF);
     0
 }
 
@@ -462,10 +496,11 @@ pub fn emit_parked<T: Parked, C: SysArgs>(map: &LruHashMap<u64, T>, ctx: &C) {
     let _ = map.remove(key);
 }
 
-/// The four programs of one hooked syscall `X`: `sys_enter_X`/`sys_exit_X` for the `syscalls:` tracepoints,
+/// The programs of one hooked syscall `X`: `sys_enter_X`/`sys_exit_X` for the `syscalls:` tracepoints,
 /// and `raw_enter_X`/`raw_exit_X`, reached through the raw `sys_enter`/`sys_exit` dispatcher's tail
-/// calls. Both enter programs run `$enter(ctx, spec)` on the same arguments ([`SysArgs`]); both exit
-/// programs run `$exit(ctx)`. Userspace uses one pair (`sensor.syscall_hooks`).
+/// calls (`btf_exit_X` for the BTF exit dispatcher's). Both enter programs run `$enter(ctx, spec)` on
+/// the same arguments ([`SysArgs`]); every exit program runs `$exit(ctx)`. Userspace uses one set
+/// (`sensor.syscall_hooks`, and which exit dispatcher attached).
 macro_rules! syscall_programs {
     ($name:ident, $enter:expr, $exit:expr) => {
         #[aya_ebpf::macros::tracepoint]
@@ -492,6 +527,12 @@ macro_rules! syscall_programs {
         #[aya_ebpf::macros::raw_tracepoint]
         pub fn ${concat(raw_exit_, $name)}(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
             let _ = ($exit)(&$crate::common::RawSys::exit(&ctx));
+            0
+        }
+
+        #[aya_ebpf::macros::btf_tracepoint(function = "sys_exit")]
+        pub fn ${concat(btf_exit_, $name)}(ctx: aya_ebpf::programs::BtfTracePointContext) -> i32 {
+            let _ = ($exit)(&$crate::common::RawSys::exit_btf(&ctx));
             0
         }
     };

@@ -132,11 +132,12 @@ fn net_roundtrip(ex: &Exporter, loopback: &str) {
 #[test]
 fn tcp_connect_accept_listen_ipv4_and_ipv6() {
     let ex = Exporter::start(&["events"]);
-    // By default the syscall probes are slots of the raw sys_enter/sys_exit dispatcher.
+    // By default the syscall probes are slots of the dispatcher: raw sys_enter, and sys_exit as a BTF
+    // tracepoint (which this kernel loads).
     let log = ex.stderr.lock().unwrap().clone();
     for hook in [
         "probe=connect_enter hook=raw_tracepoint/sys_enter/connect",
-        "probe=accept hook=raw_tracepoint/sys_exit/accept",
+        "probe=accept hook=tp_btf/sys_exit/accept",
     ] {
         assert!(log.contains(hook), "{hook} not in {log}");
     }
@@ -198,21 +199,51 @@ fn fastopen_connection_without_connect_is_a_connect_event() {
     unsafe { libc::close(fd) };
 }
 
+/// An exporter watching an application directory with `sensor.syscall_hooks: <hooks>`, every probe
+/// attached, whose attach report has the `shown` line and none of the `absent` hook kinds; and its app
+/// directory.
+fn start_with_hooks(hooks: &str, shown: &str, absent: &[&str]) -> (Exporter, std::path::PathBuf) {
+    let dir = common::test_dir(&format!("syscall-hooks-{hooks}"));
+    let (app, config) = common::app_dir_config(&dir);
+    let yml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{yml}  syscall_hooks: {hooks}\n")).unwrap();
+    let ex = Exporter::start(&["events", "--config.file", config.to_str().unwrap()]);
+    let log = ex.stderr.lock().unwrap().clone();
+    assert!(log.contains("probes attached; missing: none"), "{log}");
+    assert!(log.contains(shown), "{log}");
+    for hook in absent {
+        assert!(!log.contains(hook), "{hook} in {log}");
+    }
+    (ex, app)
+}
+
+/// `sensor.syscall_hooks: raw_dispatch`: the dispatcher on the raw tracepoints at both ends (the exit
+/// dispatcher's fallback where BTF tracepoints do not load) delivers connect, accept and open exits.
+#[test]
+fn raw_exit_dispatcher_when_configured() {
+    let (ex, app) = start_with_hooks(
+        "raw_dispatch",
+        "probe=accept hook=raw_tracepoint/sys_exit/accept",
+        &["tp_btf/sys_exit/"],
+    );
+    net_roundtrip(&ex, "127.0.0.1");
+    let path = app.join("raw-open.txt");
+    std::fs::write(&path, b"x").unwrap();
+    let tid = gettid();
+    let e = ex.wait_events("open for writing", WAIT, |e| {
+        s(e, "event.name") == "tripline.file.write" && i(e, "thread.id") == tid
+    });
+    assert_eq!(s(&e[0], "file.path"), path.display().to_string());
+}
+
 /// `sensor.syscall_hooks: tracepoints`: the same events through one `syscalls:` tracepoint per syscall.
 #[test]
 fn syscall_probes_attach_as_tracepoints_when_configured() {
-    let dir = common::test_dir("syscall-tracepoints");
-    let (app, config) = common::app_dir_config(&dir);
-    let yml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{yml}  syscall_hooks: tracepoints\n")).unwrap();
-    let ex = Exporter::start(&["events", "--config.file", config.to_str().unwrap()]);
-    let log = ex.stderr.lock().unwrap().clone();
-    assert!(
-        log.contains("probe=connect_enter hook=tracepoint/syscalls/sys_enter_connect"),
-        "{log}"
+    let (ex, app) = start_with_hooks(
+        "tracepoints",
+        "probe=connect_enter hook=tracepoint/syscalls/sys_enter_connect",
+        &["raw_tracepoint/", "tp_btf/sys_exit/"],
     );
-    assert!(!log.contains("raw_tracepoint/"), "{log}");
-    assert!(log.contains("probes attached; missing: none"), "{log}");
     net_roundtrip(&ex, "127.0.0.1");
     // A syscall of the tamper family (entry reads a user string, exit adds the result).
     let pid = common::run_ok(

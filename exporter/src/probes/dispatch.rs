@@ -1,6 +1,12 @@
-//! The raw syscall dispatcher: one program on the raw `sys_enter` and one on `sys_exit` tracepoint, each
+//! The syscall dispatcher: one program on the raw `sys_enter` tracepoint and one on `sys_exit`, each
 //! tail-calling the hooked syscall's program from a program array indexed by syscall number
 //! (`exporter-ebpf/src/common.rs`).
+//!
+//! The exit side is the BTF tracepoint `sys_exit_dispatch_btf` where the kernel loads it: `sys_exit`'s
+//! arguments carry no syscall number, and there `regs` is typed, so `regs->orig_ax` is a plain load (on
+//! the raw tracepoint it is a `bpf_probe_read_kernel` call on every syscall of the host). Its slots hold
+//! the `btf_exit_X` twins of the `raw_exit_X` programs, in their own array: a tail call stays within one
+//! program type and hook. Where it does not load, or with `raw_dispatch`, the raw exit runs instead.
 //!
 //! 32-bit calls (`int 0x80`, 32-bit programs) have their own numbers and argument registers: the
 //! dispatcher sends them to the same programs through slots `SYSCALL_SLOTS + number`, and the programs
@@ -9,50 +15,78 @@
 //!
 //! Why: a `syscalls:sys_*` tracepoint is a perf event, and closing one waits for RCU grace periods under
 //! the kernel's `event_mutex` (~33 ms each on 6.18): 100 syscall tracepoints made every clean stop take
-//! ~3.6 s. Two raw tracepoint links detach at once. The price is one program run per syscall on the host,
-//! hooked or not, which the overhead benchmark measures (docs/performance.md); `sensor.syscall_hooks:
-//! tracepoints` selects the per-syscall tracepoints instead, and every slot falls back to its tracepoint
-//! where the dispatcher cannot attach (no x86-64 register offsets in BTF, raw tracepoints refused).
+//! ~3.6 s. The two links (raw and BTF tracepoints, no perf event) detach at once. The price is one
+//! program run per syscall on the host, hooked or not, which the overhead benchmark measures
+//! (docs/performance.md); `sensor.syscall_hooks: tracepoints` selects the per-syscall tracepoints
+//! instead, and every slot falls back to its tracepoint where the dispatcher cannot attach (no x86-64
+//! register offsets in BTF, raw tracepoints refused).
 use aya::maps::{Map, ProgramArray};
-use aya::programs::RawTracePoint;
-use aya::Ebpf;
+use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya::{Btf, Ebpf};
 use tripline_common::KernelOffsets;
 
-use super::Link;
-use super::SyscallHooks;
+use super::{Hook, Link, SyscallHooks};
 use crate::tamper::{Reason, Tamper};
 
 const ENTER_MAP: &str = "SYS_ENTER_PROGS";
 const EXIT_MAP: &str = "SYS_EXIT_PROGS";
+const EXIT_MAP_BTF: &str = "SYS_EXIT_PROGS_BTF";
 
 /// A filled slot: which array, which syscall number, which program (by kernel id).
 #[derive(Debug, Clone)]
 pub struct Slot {
-    exit: bool,
+    map: &'static str,
     nr: u32,
     program: &'static str,
     prog_id: u32,
 }
 
 pub struct Dispatcher {
-    /// The two raw tracepoint links, or why the dispatcher is unavailable (`None` inside: switched off).
+    /// The two links, or why the dispatcher is unavailable (`None` inside: switched off).
     state: Result<Vec<Link>, Option<String>>,
+    /// The exit side is the BTF tracepoint (`sys_exit_dispatch_btf`, which reads the syscall number
+    /// with a plain load), not the raw one (a helper call per syscall): its slots hold the `btf_exit_X`
+    /// programs.
+    exit_btf: bool,
     slots: Vec<Slot>,
 }
 
 impl Dispatcher {
-    /// Attaches `sys_enter_dispatch` and `sys_exit_dispatch` unless switched off or impossible here.
-    pub fn start(ebpf: &mut Ebpf, mode: SyscallHooks, offsets: &KernelOffsets) -> Dispatcher {
+    /// Attaches `sys_enter_dispatch` and an exit dispatcher (`sys_exit_dispatch_btf` where BTF
+    /// tracepoints load, else `sys_exit_dispatch`) unless switched off or impossible here.
+    pub fn start(
+        ebpf: &mut Ebpf,
+        mode: SyscallHooks,
+        offsets: &KernelOffsets,
+        btf: Option<&Btf>,
+    ) -> Dispatcher {
         let state = match mode {
             SyscallHooks::Tracepoints => Err(None),
-            SyscallHooks::Dispatch => attach(ebpf, offsets).map_err(|e| {
+            SyscallHooks::Dispatch | SyscallHooks::RawDispatch => {
+                let btf = btf.filter(|_| mode == SyscallHooks::Dispatch);
+                attach(ebpf, offsets, btf).map_err(|e| {
                 tracing::warn!(error = %format!("{e:#}"), "raw syscall dispatcher unavailable: using one syscalls: tracepoint per hooked syscall");
-                Some(format!("{e:#}"))
-            }),
+                    Some(format!("{e:#}"))
+                })
+            }
         };
+        let exit_btf = matches!(&state, Ok((_, true)));
         Dispatcher {
-            state,
+            state: state.map(|(links, _)| links),
+            exit_btf,
             slots: Vec::new(),
+        }
+    }
+
+    /// How `hook` is named in the attach report: an exit slot behind the BTF exit dispatcher is
+    /// `tp_btf/sys_exit/<syscall>`.
+    pub fn label(&self, hook: Hook) -> String {
+        match hook {
+            Hook::Dispatch {
+                syscall,
+                exit: true,
+            } if self.exit_btf => format!("tp_btf/sys_exit/{syscall}"),
+            _ => hook.to_string(),
         }
     }
 
@@ -62,10 +96,12 @@ impl Dispatcher {
     }
 
     /// Loads `program` and puts it in the entry or exit array at `syscall`'s 64-bit number and at each of
-    /// its 32-bit numbers (`SYSCALL_SLOTS` + number).
+    /// its 32-bit numbers (`SYSCALL_SLOTS` + number). Behind the BTF exit dispatcher an exit slot takes
+    /// the program's `btf_exit_X` twin.
     pub fn fill(
         &mut self,
         ebpf: &mut Ebpf,
+        btf: Option<&Btf>,
         program: &'static str,
         syscall: &'static str,
         exit: bool,
@@ -82,14 +118,16 @@ impl Dispatcher {
         let compat = tripline_common::x86_ia32_syscall_nrs(syscall)
             .iter()
             .map(|n| tripline_common::SYSCALL_SLOTS + n);
-        let p: &mut RawTracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
-            .try_into()?;
-        p.load().map_err(|e| super::permission_hint(e.into()))?;
-        let prog_id = p.info()?.id();
-        let fd = p.fd()?.try_clone()?;
-        let name = if exit { EXIT_MAP } else { ENTER_MAP };
+        let (prog_id, fd, name) = if exit && self.exit_btf {
+            let twin = program.replacen("raw_exit_", "btf_exit_", 1);
+            let btf = btf.ok_or_else(|| anyhow::anyhow!("no kernel BTF"))?;
+            let p = load_exit_btf(ebpf, &twin, btf)?;
+            (p.info()?.id(), p.fd()?.try_clone()?, EXIT_MAP_BTF)
+        } else {
+            let p = load_raw(ebpf, program)?;
+            let map = if exit { EXIT_MAP } else { ENTER_MAP };
+            (p.info()?.id(), p.fd()?.try_clone()?, map)
+        };
         let map = ebpf
             .map_mut(name)
             .ok_or_else(|| anyhow::anyhow!("map {name} missing from the object"))?;
@@ -97,7 +135,7 @@ impl Dispatcher {
         for slot in std::iter::once(nr).chain(compat) {
             array.set(slot, &fd, 0)?;
             self.slots.push(Slot {
-                exit,
+                map: name,
                 nr: slot,
                 program,
                 prog_id,
@@ -122,7 +160,7 @@ impl Dispatcher {
 /// may fill (a row that then fails only costs a failed tail call), but not the entries of syscalls whose
 /// exit reads the arguments itself (`Syscall::exit_reads_args`). Empty when the dispatcher is off.
 pub fn hook_slots(mode: SyscallHooks, config: &mut tripline_common::ProbeConfig) {
-    if mode != SyscallHooks::Dispatch || !cfg!(target_arch = "x86_64") {
+    if !mode.dispatches() || !cfg!(target_arch = "x86_64") {
         return;
     }
     for (name, nr) in tripline_common::X86_64_SYSCALL_NR {
@@ -141,27 +179,72 @@ pub fn hook_slots(mode: SyscallHooks, config: &mut tripline_common::ProbeConfig)
     }
 }
 
-fn attach(ebpf: &mut Ebpf, offsets: &KernelOffsets) -> anyhow::Result<Vec<Link>> {
+/// The dispatcher's links, and whether the exit side is the BTF tracepoint.
+fn attach(
+    ebpf: &mut Ebpf,
+    offsets: &KernelOffsets,
+    btf: Option<&Btf>,
+) -> anyhow::Result<(Vec<Link>, bool)> {
     if !cfg!(target_arch = "x86_64") {
         anyhow::bail!("the raw syscall dispatcher supports x86-64 only");
     }
     if !offsets.have_syscall_regs() {
         anyhow::bail!("kernel BTF lacks the pt_regs members the dispatcher reads");
     }
-    let mut links = Vec::new();
-    for (program, tracepoint) in [
-        ("sys_enter_dispatch", "sys_enter"),
-        ("sys_exit_dispatch", "sys_exit"),
-    ] {
-        let p: &mut RawTracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
-            .try_into()?;
-        p.load().map_err(|e| super::permission_hint(e.into()))?;
-        let id = p.attach(tracepoint)?;
-        links.push(Link::Raw(p.take_link(id)?));
+    let mut links = vec![attach_raw(ebpf, "sys_enter_dispatch", "sys_enter")?];
+    match btf.map(|btf| attach_exit_btf(ebpf, btf)) {
+        Some(Ok(link)) => {
+            links.push(link);
+            tracing::info!(
+                "syscall exit dispatcher: BTF tracepoint (syscall number read in place)"
+            );
+            Ok((links, true))
+        }
+        failed => {
+            if let Some(Err(e)) = failed {
+                tracing::info!(error = %format!("{e:#}"), "syscall exit dispatcher: BTF tracepoint unavailable, using the raw tracepoint");
+            }
+            links.push(attach_raw(ebpf, "sys_exit_dispatch", "sys_exit")?);
+            Ok((links, false))
+        }
     }
-    Ok(links)
+}
+
+fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> anyhow::Result<Link> {
+    let p = load_raw(ebpf, program)?;
+    let id = p.attach(tracepoint)?;
+    Ok(Link::Raw(p.take_link(id)?))
+}
+
+fn attach_exit_btf(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<Link> {
+    let p = load_exit_btf(ebpf, "sys_exit_dispatch_btf", btf)?;
+    let id = p.attach()?;
+    Ok(Link::Btf(p.take_link(id)?))
+}
+
+/// `program`, a raw tracepoint program, loaded.
+fn load_raw<'e>(ebpf: &'e mut Ebpf, program: &str) -> anyhow::Result<&'e mut RawTracePoint> {
+    let p: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
+        .try_into()?;
+    p.load().map_err(|e| super::permission_hint(e.into()))?;
+    Ok(p)
+}
+
+/// `program`, a BTF tracepoint program on `sys_exit`, loaded.
+fn load_exit_btf<'e>(
+    ebpf: &'e mut Ebpf,
+    program: &str,
+    btf: &Btf,
+) -> anyhow::Result<&'e mut BtfTracePoint> {
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
+        .try_into()?;
+    p.load("sys_exit", btf)
+        .map_err(|e| super::permission_hint(e.into()))?;
+    Ok(p)
 }
 
 /// Every filled slot still holds the program put there: an emptied or replaced slot blinds that
@@ -169,7 +252,7 @@ fn attach(ebpf: &mut Ebpf, offsets: &KernelOffsets) -> anyhow::Result<Vec<Link>>
 pub fn verify(ebpf: &Ebpf, slots: &[Slot]) -> Vec<Tamper> {
     let mut out = Vec::new();
     for s in slots {
-        let name = if s.exit { EXIT_MAP } else { ENTER_MAP };
+        let name = s.map;
         let Some(Map::ProgramArray(data)) = ebpf.map(name) else {
             continue;
         };

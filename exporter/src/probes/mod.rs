@@ -45,12 +45,23 @@ static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 )]
 #[serde(rename_all = "snake_case")]
 pub enum SyscallHooks {
-    /// Raw `sys_enter`/`sys_exit` with an in-kernel dispatch by syscall number; falls back to
-    /// tracepoints where the dispatcher cannot attach.
+    /// An in-kernel dispatch by syscall number on the raw `sys_enter` tracepoint and on `sys_exit` as a
+    /// BTF tracepoint (the raw one where that does not load); falls back to tracepoints where the
+    /// dispatcher cannot attach.
     #[default]
     Dispatch,
+    /// The dispatcher on the raw tracepoints at both ends, never the BTF one at exit (to compare
+    /// their cost, or where the BTF one misbehaves).
+    RawDispatch,
     /// One `syscalls:` tracepoint pair per hooked syscall.
     Tracepoints,
+}
+
+impl SyscallHooks {
+    /// Whether the syscall probes are dispatcher slots.
+    pub fn dispatches(self) -> bool {
+        self != SyscallHooks::Tracepoints
+    }
 }
 
 /// How a program attaches.
@@ -424,7 +435,12 @@ impl Sensor {
         let kernel_btf = Btf::from_sys_fs().ok();
         let mut status: Vec<ProbeStatus> = Vec::new();
         let mut links = Vec::new();
-        let mut dispatcher = dispatch::Dispatcher::start(&mut ebpf, opts.syscall_hooks, &offsets);
+        let mut dispatcher = dispatch::Dispatcher::start(
+            &mut ebpf,
+            opts.syscall_hooks,
+            &offsets,
+            kernel_btf.as_ref(),
+        );
         for spec in ATTACH_TABLE.iter().chain(syscall_probes()) {
             if let Some(s) = status.iter().find(|s| s.probe == spec.probe) {
                 if s.attached {
@@ -433,8 +449,11 @@ impl Sensor {
             }
             let result = match spec.hook {
                 Hook::Dispatch { .. } if dispatcher.is_off() => continue,
-                Hook::Dispatch { syscall, exit } => check_format(spec, &events_dir)
-                    .and_then(|()| dispatcher.fill(&mut ebpf, spec.program, syscall, exit)),
+                Hook::Dispatch { syscall, exit } => {
+                    check_format(spec, &events_dir).and_then(|()| {
+                        dispatcher.fill(&mut ebpf, kernel_btf.as_ref(), spec.program, syscall, exit)
+                    })
+                }
                 _ => attach_one(
                     &mut ebpf,
                     spec,
@@ -457,7 +476,7 @@ impl Sensor {
                     status.last_mut().expect("just pushed")
                 }
             };
-            entry.hook = spec.hook.to_string();
+            entry.hook = dispatcher.label(spec.hook);
             match result {
                 Ok(()) => {
                     entry.attached = true;
@@ -465,7 +484,7 @@ impl Sensor {
                 }
                 Err(e) => {
                     entry.unavailable &= e.downcast_ref::<NotOnThisKernel>().is_some();
-                    entry.errors.push(format!("{}: {e:#}", spec.hook));
+                    entry.errors.push(format!("{}: {e:#}", entry.hook));
                 }
             }
         }
