@@ -880,3 +880,16 @@ fn counter_name(i: u32) -> String {
         _ => format!("#{i}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The embedded probes keep their BTF (the loader needs it) and not their DWARF (stripped when
+    /// built, see build.rs): a build that could not strip fails here instead of shipping and loading
+    /// three times the bytes.
+    #[test]
+    fn embedded_probes_keep_btf_and_drop_dwarf() {
+        let has = |name: &[u8]| super::PROBES_OBJECT.windows(name.len()).any(|w| w == name);
+        assert!(has(b".BTF\0") && has(b".BTF.ext\0"), "no BTF in the probes");
+        assert!(!has(b".debug_info\0"), "the probes still carry DWARF");
+    }
+}
