@@ -219,19 +219,20 @@ impl FileWatch {
             } else {
                 literal.push(p.to_string());
             }
-            let fixed = p.find(['*', '?', '[', '{']).map_or(p, |i| &p[..i]);
-            if fixed.len() >= WATCH_PREFIX_LEN {
-                return Err(format!("{p:?}: the part before any wildcard must be shorter than {WATCH_PREFIX_LEN} bytes"));
-            }
             let (prefixes, note) = kernel_prefixes(p, root);
             notes.extend(note);
             for mut prefix in prefixes {
-                // An expansion longer than the table's slots: a shorter prefix still covers it.
+                // Longer than the table's slots (a deep application directory, or an expansion): a
+                // shorter prefix still covers it, and userspace matches the whole entry.
                 if prefix.len() >= WATCH_PREFIX_LEN {
                     let mut n = WATCH_PREFIX_LEN - 1;
                     while !prefix.is_char_boundary(n) {
                         n -= 1;
                     }
+                    notes.push(format!(
+                        "{p:?}: the kernel compares its first {n} bytes ({:?}); the rest is matched in userspace",
+                        &prefix[..n]
+                    ));
                     prefix.truncate(n);
                 }
                 add_prefix(&mut kernel, prefix);
@@ -549,9 +550,30 @@ mod tests {
         assert!(FileWatch::new_in(&many, t.path())
             .unwrap_err()
             .contains(&format!("at most {WATCH_MAX}")));
-        assert!(FileWatch::new(&[format!("/{}", "x".repeat(70))])
-            .unwrap_err()
-            .contains("shorter than"));
+    }
+
+    /// An entry longer than a kernel slot (deep application directories, long CI work trees) is
+    /// accepted: the kernel compares a cut prefix and userspace matches the whole entry.
+    #[test]
+    fn entries_longer_than_a_kernel_slot_are_cut_for_the_kernel_only() {
+        let deep = format!("srv/{}/app", "d".repeat(70));
+        let t = tree(&[&deep]);
+        let entry = format!("/{deep}");
+        let f = FileWatch::new_in(std::slice::from_ref(&entry), t.path()).unwrap();
+        let k = kernel(&f);
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].len(), WATCH_PREFIX_LEN - 1);
+        assert!(entry.starts_with(&k[0]));
+        assert!(
+            f.notes.iter().any(|n| n.contains("matched in userspace")),
+            "{:?}",
+            f.notes
+        );
+        assert!(f.matches(&format!("{entry}/config.yml")));
+        assert!(f.matches(&entry));
+        // Shares the kernel's cut prefix, but is not the watched directory.
+        assert!(!f.matches(&format!("/srv/{}/other/x", "d".repeat(70))));
+        assert!(!f.matches(&format!("{entry}x/y")));
     }
 
     #[test]
