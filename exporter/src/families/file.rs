@@ -8,7 +8,7 @@ use tripline_common::{
 };
 
 use super::{c_string, checked_ref, DecodeError};
-use crate::model::record::{errno_name, Attrs};
+use crate::model::record::{errno_name, AttrSink};
 use crate::model::{Event, EventData, EventKind};
 
 /// A file change. Paths are absolute when `resolved`; otherwise as the process passed them.
@@ -139,7 +139,7 @@ pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeE
     }))
 }
 
-pub(super) fn attributes<'a>(f: &'a File, a: &mut Attrs<'a>) {
+pub(super) fn attributes<'a>(f: &'a File, a: &mut impl AttrSink<'a>) {
     a.push(("file.path", f.path.as_str().into()));
     if let Some(p) = &f.new_path {
         a.push(("tripline.file.new_path", p.as_str().into()));

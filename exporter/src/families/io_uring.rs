@@ -4,7 +4,7 @@
 use tripline_common::io_uring_op;
 
 use super::Sys;
-use crate::model::record::Attrs;
+use crate::model::record::AttrSink;
 use crate::model::{Event, EventKind};
 
 /// The opcode name of an `io_uring_op` event.
@@ -12,7 +12,7 @@ pub fn opcode(x: &Sys) -> &'static str {
     io_uring_op::name(x.args[0] as u8)
 }
 
-pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut Attrs<'a>) {
+pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut impl AttrSink<'a>) {
     match ev.kind {
         EventKind::IoUringSetup => {
             a.push(("tripline.io_uring.fd", (x.args[0] as i32 as i64).into()));

@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 
 use tripline_common::{flags, syscall_by_op, Header, SysEvent, SYS_NAME_LEN, WIRE_VERSION};
 
-use crate::model::record::{errno_name, Attrs};
+use crate::model::record::{errno_name, AttrSink, Attrs};
 use crate::model::{Event, EventData, EventKind, Family};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,13 +161,21 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
 
 /// Log attributes of an event: who (process, parent, ancestry), then what (the family's own).
 pub fn attributes(ev: &Event) -> Attrs<'_> {
-    let mut a = process::identity_attributes(ev);
+    // Room for every attribute a record carries (about 35 with a family's own), so it never grows.
+    let mut a = Vec::with_capacity(48);
+    attributes_into(ev, &mut a);
+    a
+}
+
+/// [`attributes`] written into any sink, in the same order.
+pub fn attributes_into<'a>(ev: &'a Event, a: &mut impl AttrSink<'a>) {
+    process::identity_attributes(ev, a);
     match &ev.data {
         EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
-            process::attributes(ev, &mut a)
+            process::attributes(ev, a)
         }
-        EventData::Net(n) => net::attributes(ev, n, &mut a),
-        EventData::File(f) => file::attributes(f, &mut a),
+        EventData::Net(n) => net::attributes(ev, n, a),
+        EventData::File(f) => file::attributes(f, a),
         EventData::Sys(x) => {
             a.push(("tripline.syscall.name", x.syscall.into()));
             a.push(("tripline.syscall.result", x.result.into()));
@@ -175,23 +183,28 @@ pub fn attributes(ev: &Event) -> Attrs<'_> {
                 a.push(("error.type", errno_name(-x.result).into()));
             }
             match ev.kind.family() {
-                Family::Privilege => privilege::attributes(ev, x, &mut a),
-                Family::IoUring => io_uring::attributes(ev, x, &mut a),
-                _ => tamper::attributes(ev, x, &mut a),
+                Family::Privilege => privilege::attributes(ev, x, a),
+                Family::IoUring => io_uring::attributes(ev, x, a),
+                _ => tamper::attributes(ev, x, a),
             }
         }
     }
     if ev.wire_flags & (flags::READ_ERROR | flags::NO_OFFSETS) != 0 {
         a.push(("tripline.event.incomplete", true.into()));
     }
-    a
 }
 
 /// A one-line human summary of an event (the log record's body): who acted, then what the family says
 /// they did, written into one string.
 pub fn summary(ev: &Event) -> String {
-    use std::fmt::Write;
     let mut s = String::with_capacity(160);
+    summary_into(ev, &mut s);
+    s
+}
+
+/// [`summary`] appended to `s` (a buffer the caller reuses).
+pub fn summary_into(ev: &Event, s: &mut String) {
+    use std::fmt::Write;
     let p = &ev.process;
     for (text, n) in [
         (p.exe_name(), None),
@@ -207,13 +220,11 @@ pub fn summary(ev: &Event) -> String {
     s.push(')');
     match &ev.data {
         EventData::Exec { .. } | EventData::Fork { .. } | EventData::Exit { .. } => {
-            process::summary(ev, &mut s)
+            process::summary(ev, s)
         }
-        EventData::Net(n) => net::summary(ev, n, &mut s),
-        EventData::File(f) => file::summary(ev, f, &mut s),
-        EventData::Sys(x) if ev.kind.family() == Family::IoUring => {
-            io_uring::summary(ev, x, &mut s)
-        }
+        EventData::Net(n) => net::summary(ev, n, s),
+        EventData::File(f) => file::summary(ev, f, s),
+        EventData::Sys(x) if ev.kind.family() == Family::IoUring => io_uring::summary(ev, x, s),
         EventData::Sys(x) => {
             let _ = write!(s, " called {}", x.syscall);
             if let Some(n) = &x.name {
@@ -224,7 +235,6 @@ pub fn summary(ev: &Event) -> String {
             }
         }
     }
-    s
 }
 
 /// A privilege or kernel-tampering syscall (`SysEvent`): its name, raw arguments and result. Shared by the

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tripline_common::{NetEvent, AF_INET6};
 
 use super::{checked, DecodeError};
-use crate::model::record::{errno_name, Attrs};
+use crate::model::record::{errno_name, AttrSink};
 use crate::model::{Event, EventData, EventKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub(super) fn decode(bytes: &[u8], kind: EventKind) -> Result<EventData, DecodeE
     }))
 }
 
-pub(super) fn attributes<'a>(ev: &'a Event, n: &'a Net, a: &mut Attrs<'a>) {
+pub(super) fn attributes<'a>(ev: &'a Event, n: &'a Net, a: &mut impl AttrSink<'a>) {
     a.push(("network.transport", n.transport.as_str().into()));
     a.push((
         "network.type",

@@ -1,7 +1,7 @@
 //! Privilege family: the setuid family of syscalls (`exporter-ebpf/src/privilege.rs`): the requested ids,
 //! the caller's identity before the call and the result.
 use super::Sys;
-use crate::model::record::Attrs;
+use crate::model::record::AttrSink;
 use crate::model::Event;
 
 /// The effective uid after a successful setuid-family call, given the one before (`new_euid` policy
@@ -18,7 +18,7 @@ pub(super) fn new_euid(x: &Sys, before: u32) -> Option<u32> {
     }
 }
 
-pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut Attrs<'a>) {
+pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut impl AttrSink<'a>) {
     let names: &[&'static str] = match x.syscall {
         "setuid" | "setgid" => &["tripline.privilege.requested.id"],
         "setreuid" | "setregid" => &[

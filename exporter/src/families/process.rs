@@ -5,7 +5,7 @@ use tripline_common::{
 };
 
 use super::{c_string, checked, checked_ref, split_args, DecodeError};
-use crate::model::record::Attrs;
+use crate::model::record::AttrSink;
 use crate::model::{Event, EventData, EventKind};
 
 /// What the kernel resolved at exec (`ExecEvent::exe`/`cwd`): canonical paths from the kernel's own
@@ -80,29 +80,25 @@ pub(super) fn decode(
 }
 
 /// Who acted: the process, its parent and ancestry. Every record starts with these.
-pub(super) fn identity_attributes(ev: &Event) -> Attrs<'_> {
+pub(super) fn identity_attributes<'a>(ev: &'a Event, a: &mut impl AttrSink<'a>) {
     let p = &ev.process;
-    // Room for every attribute a record carries (about 35 with a family's own), so it never grows.
-    let mut a: Attrs = Vec::with_capacity(48);
-    a.extend([
-        ("tripline.event.kind", ev.kind.as_str().into()),
-        ("process.pid", p.pid.into()),
-        ("thread.id", p.tid.into()),
-        ("process.parent_pid", p.ppid.into()),
-        ("process.executable.path", p.exe.as_str().into()),
-        ("process.executable.name", p.exe_name().into()),
-        ("process.command", p.comm.as_str().into()),
-        ("process.command_args", p.args[..].into()),
-        ("process.args_count", (p.args.len() as i64).into()),
-        ("tripline.process.args_truncated", p.args_truncated.into()),
-        ("process.user.id", p.euid.into()),
-        ("process.real_user.id", p.uid.into()),
-        ("tripline.process.group.id", p.egid.into()),
-        ("tripline.process.real_group.id", p.gid.into()),
-        ("process.creation.time", creation_time(ev).into()),
-        ("tripline.process.start_ns", (p.start_ns as i64).into()),
-        ("tripline.process.cgroup_id", (p.cgroup_id as i64).into()),
-    ]);
+    a.push(("tripline.event.kind", ev.kind.as_str().into()));
+    a.push(("process.pid", p.pid.into()));
+    a.push(("thread.id", p.tid.into()));
+    a.push(("process.parent_pid", p.ppid.into()));
+    a.push(("process.executable.path", p.exe.as_str().into()));
+    a.push(("process.executable.name", p.exe_name().into()));
+    a.push(("process.command", p.comm.as_str().into()));
+    a.push(("process.command_args", p.args[..].into()));
+    a.push(("process.args_count", (p.args.len() as i64).into()));
+    a.push(("tripline.process.args_truncated", p.args_truncated.into()));
+    a.push(("process.user.id", p.euid.into()));
+    a.push(("process.real_user.id", p.uid.into()));
+    a.push(("tripline.process.group.id", p.egid.into()));
+    a.push(("tripline.process.real_group.id", p.gid.into()));
+    a.push(("process.creation.time", creation_time(ev).into()));
+    a.push(("tripline.process.start_ns", (p.start_ns as i64).into()));
+    a.push(("tripline.process.cgroup_id", (p.cgroup_id as i64).into()));
     if p.stdio_socket {
         a.push(("tripline.process.stdio_socket", true.into()));
     }
@@ -136,17 +132,16 @@ pub(super) fn identity_attributes(ev: &Event) -> Attrs<'_> {
         a.push(("tripline.process.parent.user.id", parent.euid.into()));
     }
     a.push(("tripline.process.ancestors", ev.ancestors[..].into()));
-    a
 }
 
-/// When the process started, on the wall clock (RFC 3339): the event's time less the boot-clock time
-/// between the process's start and the event.
-fn creation_time(ev: &Event) -> String {
+/// When the process started, on the wall clock (rendered RFC 3339): the event's time less the
+/// boot-clock time between the process's start and the event.
+fn creation_time(ev: &Event) -> std::time::SystemTime {
     let age = std::time::Duration::from_nanos(ev.ktime_ns.saturating_sub(ev.process.start_ns));
-    crate::model::record::rfc3339(ev.time.checked_sub(age).unwrap_or(ev.time))
+    ev.time.checked_sub(age).unwrap_or(ev.time)
 }
 
-pub(super) fn attributes<'a>(ev: &'a Event, a: &mut Attrs<'a>) {
+pub(super) fn attributes<'a>(ev: &'a Event, a: &mut impl AttrSink<'a>) {
     let p = &ev.process;
     match &ev.data {
         EventData::Exec {

@@ -1,7 +1,7 @@
 //! Tamper family: ptrace, BPF program loads, signals aimed at tripline, memfd_create, mount and umount,
 //! and sockets duplicated onto stdin/stdout/stderr (`exporter-ebpf/src/tamper.rs`).
 use super::Sys;
-use crate::model::record::Attrs;
+use crate::model::record::AttrSink;
 use crate::model::{Event, EventKind};
 
 /// `stdio_socket` events: the fd (0..2) the socket lands on, from `args[3]`.
@@ -15,7 +15,7 @@ pub fn stdin_and_stdout_on_sockets(x: &Sys) -> bool {
     x.succeeded() && x.args[2] & 0b11 == 0b11
 }
 
-pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut Attrs<'a>) {
+pub(super) fn attributes<'a>(ev: &'a Event, x: &'a Sys, a: &mut impl AttrSink<'a>) {
     match ev.kind {
         EventKind::StdioSocket => {
             a.push(("tripline.stdio.fd", stdio_target(x).into()));

@@ -24,6 +24,8 @@ pub enum Value<'a> {
     StrArray(Vec<String>),
     Texts(Vec<super::Text>),
     Strs(Strs<'a>),
+    /// A point in time, written as RFC 3339 text (a string attribute) where it is rendered.
+    Time(SystemTime),
 }
 
 /// What a value is, whatever form it is stored in: what renderers and comparisons look at.
@@ -33,9 +35,12 @@ pub enum View<'a> {
     Int(i64),
     Bool(bool),
     Strs(Strs<'a>),
+    /// RFC 3339 text when rendered ([`rfc3339`]); a string to whoever reads the value.
+    Time(SystemTime),
 }
 
 impl<'a> Value<'a> {
+    #[inline]
     pub fn view(&self) -> View<'_> {
         match self {
             Value::Str(s) => View::Str(s),
@@ -46,6 +51,7 @@ impl<'a> Value<'a> {
             Value::StrArray(a) => View::Strs(Strs::Strings(a)),
             Value::Texts(t) => View::Strs(Strs::Texts(t)),
             Value::Strs(a) => View::Strs(*a),
+            Value::Time(t) => View::Time(*t),
         }
     }
 
@@ -61,6 +67,7 @@ impl<'a> Value<'a> {
             Value::Texts(t) => Value::Texts(t),
             Value::Strs(Strs::Strings(a)) => Value::StrArray(a.to_vec()),
             Value::Strs(Strs::Texts(t)) => Value::Texts(t.to_vec()),
+            Value::Time(t) => Value::Time(t),
         }
     }
 }
@@ -102,6 +109,8 @@ impl PartialEq for Value<'_> {
             (View::Int(a), View::Int(b)) => a == b,
             (View::Bool(a), View::Bool(b)) => a == b,
             (View::Strs(a), View::Strs(b)) => a.len() == b.len() && a.iter().eq(b.iter()),
+            (View::Time(a), View::Time(b)) => a == b,
+            (View::Time(t), View::Str(s)) | (View::Str(s), View::Time(t)) => rfc3339(t) == s,
             _ => false,
         }
     }
@@ -140,6 +149,11 @@ impl From<u32> for Value<'_> {
 impl From<u16> for Value<'_> {
     fn from(v: u16) -> Self {
         Value::Int(i64::from(v))
+    }
+}
+impl From<SystemTime> for Value<'_> {
+    fn from(t: SystemTime) -> Self {
+        Value::Time(t)
     }
 }
 impl From<bool> for Value<'_> {
@@ -184,6 +198,20 @@ pub struct Record<'a> {
 /// Attributes under construction.
 pub type Attrs<'a> = Vec<(&'static str, Value<'a>)>;
 
+/// Where a family writes an event's attributes, in schema order: a record's list ([`Attrs`], for OTLP,
+/// findings and the API) or straight into a rendered form (the JSON-lines writer's line, which so needs
+/// no list, and frees nothing but the few values that had to be built). `push` has `Vec::push`'s shape
+/// so the families write the same code for both.
+pub trait AttrSink<'a> {
+    fn push(&mut self, attribute: (&'static str, Value<'a>));
+}
+
+impl<'a> AttrSink<'a> for Attrs<'a> {
+    fn push(&mut self, attribute: (&'static str, Value<'a>)) {
+        Vec::push(self, attribute);
+    }
+}
+
 impl<'a> Record<'a> {
     /// The record without borrows (to queue it for another thread).
     pub fn into_owned(self) -> Record<'static> {
@@ -221,53 +249,80 @@ pub fn errno_name(errno: i64) -> String {
 /// clock) is clamped to the last nanosecond of 9999 and one before year 0 to its start, instead of
 /// panicking (`time` converts only years 0 to 9999 without its large-dates feature).
 pub fn rfc3339(t: SystemTime) -> String {
-    // Events come in bursts within the same seconds: the date and time of day are formatted once per
-    // second (a few recent seconds per thread), the fraction per call. Same text as `time`'s.
-    const SLOTS: usize = 4;
-    thread_local! {
-        static RECENT: std::cell::RefCell<[(u64, String); SLOTS]> = Default::default();
-    }
-    let Ok(d) = t.duration_since(SystemTime::UNIX_EPOCH) else {
-        return rfc3339_slow(t);
-    };
-    let secs = d.as_secs();
-    // Second 0 is the empty slots' key; past 9999 `time` cannot format.
-    if secs == 0 || secs >= YEAR_10000 {
-        return rfc3339_slow(t);
-    }
-    RECENT.with_borrow_mut(|recent| {
-        let slot = &mut recent[secs as usize % SLOTS];
-        if slot.0 != secs {
-            let mut whole =
-                rfc3339_slow(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
-            whole.pop(); // the 'Z'
-            *slot = (secs, whole);
-        }
-        let mut out = String::with_capacity(slot.1.len() + 11);
-        out.push_str(&slot.1);
-        let nanos = d.subsec_nanos();
-        if nanos != 0 {
-            // Nine digits without their trailing zeros.
-            let mut len = 9;
-            let mut n = nanos;
-            while n % 10 == 0 {
-                n /= 10;
-                len -= 1;
-            }
-            let mut digits = [b'0'; 9];
-            for b in digits[..len].iter_mut().rev() {
-                *b = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-            out.push('.');
-            out.push_str(std::str::from_utf8(&digits[..len]).unwrap_or_default());
-        }
-        out.push('Z');
-        out
-    })
+    let mut out = Vec::with_capacity(30);
+    rfc3339_into(t, &mut out);
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
+/// [`rfc3339`] appended to `out`: every event line carries two timestamps (the event's and the
+/// process's start), so times from 1970 to 9999 are written here directly from the day count (the
+/// civil-from-days conversion of H. Hinnant's date algorithms), the same text as `time`'s formatter
+/// (a test compares them over the whole range); others go through `time`.
+pub fn rfc3339_into(t: SystemTime, out: &mut Vec<u8>) {
+    let d = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() < YEAR_10000 => d,
+        _ => return out.extend_from_slice(rfc3339_slow(t).as_bytes()),
+    };
+    let secs = d.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let second_of_day = secs % 86_400;
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    // Two digits at a time: `n` below 100 at `b[at..at + 2]`.
+    let mut pair = |at: usize, n: u64| {
+        b[at] = b'0' + (n / 10) as u8;
+        b[at + 1] = b'0' + (n % 10) as u8;
+    };
+    pair(0, year / 100);
+    pair(2, year % 100);
+    pair(5, month);
+    pair(8, day);
+    pair(11, second_of_day / 3600);
+    pair(14, second_of_day / 60 % 60);
+    pair(17, second_of_day % 60);
+    let nanos = d.subsec_nanos();
+    let len = if nanos == 0 {
+        19
+    } else {
+        let n = u64::from(nanos);
+        pair(20, n / 10_000_000);
+        pair(22, n / 100_000 % 100);
+        pair(24, n / 1_000 % 100);
+        pair(26, n / 10 % 100);
+        b[28] = b'0' + (n % 10) as u8;
+        // Nine digits without their trailing zeros (at most eight: the fraction is not 0).
+        let (mut n, mut len) = (nanos, 29);
+        while n % 10 == 0 {
+            n /= 10;
+            len -= 1;
+        }
+        len
+    };
+    b[len] = b'Z';
+    out.extend_from_slice(&b[..=len]);
+}
 const YEAR_10000: u64 = 253_402_300_800;
+
+/// Year, month (1–12) and day (1–31) of a day counted from 1970-01-01 (proleptic Gregorian): H. Hinnant's
+/// `civil_from_days`, for days on or after the epoch.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Days from 0000-03-01, in 400-year eras of 146,097 days; a year starts in March.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
 
 /// [`rfc3339`] through `time`'s formatter, for any time.
 fn rfc3339_slow(t: SystemTime) -> String {
@@ -319,30 +374,35 @@ mod tests {
         assert_eq!(rfc3339(ancient), "0000-01-01T00:00:00Z");
     }
 
-    /// The per-second cache writes what `time` writes, whatever the fraction and however seconds
-    /// alternate.
+    /// The direct conversion writes what `time` writes: every fraction shape, on days spread over the
+    /// whole range from 1970 to 9999 (leap days, century years, the first and last second of each).
     #[test]
-    fn rfc3339_cached_seconds_match_the_formatter() {
-        let base = 1_765_015_200u64;
-        for (i, nanos) in [
+    fn rfc3339_matches_the_formatter_over_the_range() {
+        let check = |secs: u64, nanos: u32| {
+            let t = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+            assert_eq!(rfc3339(t), super::rfc3339_slow(t), "{secs}.{nanos:09}");
+        };
+        let fractions = [
             0u32,
             1,
             10,
-            500_000_000,
-            123_456_789,
-            100_000,
-            999_999_999,
             20,
+            100_000,
             7_000_000,
-            1,
-        ]
-        .iter()
-        .enumerate()
-        {
-            for secs in [base, base + 1, base + 4, base + 7 * i as u64, 59, 1] {
-                let t = SystemTime::UNIX_EPOCH + Duration::new(secs, *nanos);
-                assert_eq!(rfc3339(t), super::rfc3339_slow(t), "{secs}.{nanos:09}");
-            }
+            123_456_789,
+            500_000_000,
+            999_999_999,
+        ];
+        // Each day's first and last second, for days spaced a prime apart over the range, plus known edges:
+        // 1970-01-01, 1972-02-29, 2000-02-29, 2100-03-01, 9999-12-31.
+        let mut days: Vec<u64> = (0..super::YEAR_10000 / 86_400).step_by(997).collect();
+        days.extend([0, 789, 11_016, 47_541, 2_932_896]);
+        for (i, day) in days.iter().enumerate() {
+            check(day * 86_400, fractions[i % fractions.len()]);
+            check(day * 86_400 + 86_399, fractions[(i + 3) % fractions.len()]);
+        }
+        for nanos in fractions {
+            check(1_765_015_200, nanos);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::render::{event_record, json_line, json_line_into};
+use super::render::{json_line, EventLines};
 use super::JsonlConfig;
 use crate::model::record::Record;
 use crate::model::Event;
@@ -133,8 +133,8 @@ impl JsonlSink {
             .name("jsonl".into())
             .spawn(move || {
                 let mut stdout_gone = false;
-                // Every event is rendered into this one buffer.
-                let mut buf = Vec::new();
+                // Every event is rendered into the same buffers.
+                let mut lines = EventLines::default();
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
                     while let Some(item) = next.take() {
@@ -146,11 +146,7 @@ impl JsonlSink {
                         }
                         let line = match &item {
                             Item::Line(l) => l.as_bytes(),
-                            Item::Event(ev, _) => {
-                                buf.clear();
-                                json_line_into(&mut buf, &event_record(ev));
-                                &buf
-                            }
+                            Item::Event(ev, _) => lines.render(ev),
                         };
                         if let Err(e) = out.write_line(line, next.is_some()) {
                             if matches!(out, Out::Stdout(_))
@@ -266,7 +262,7 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let event_json = crate::sinks::render::to_json(&event_record(&ev));
+        let event_json = crate::sinks::render::to_json(&crate::sinks::render::event_record(&ev));
         assert_eq!(
             lines,
             vec![

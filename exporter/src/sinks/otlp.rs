@@ -272,6 +272,7 @@ fn any_value(v: &Value<'_>) -> AnyValue {
         Value::Text(t) => AnyValue::String(t.shared().into()),
         v => match v.view() {
             View::Str(s) => AnyValue::String(s.to_string().into()),
+            View::Time(t) => AnyValue::String(crate::model::record::rfc3339(t).into()),
             View::Int(i) => AnyValue::Int(i),
             View::Bool(b) => AnyValue::Boolean(b),
             View::Strs(a) => AnyValue::ListAny(Box::new(

@@ -1,7 +1,9 @@
 //! Rendering: events and findings into log records and their JSON form. The only place records are built;
 //! the JSON-lines and OTLP sinks and the HTTP API all call it.
 use crate::families;
-use crate::model::record::{rfc3339, severity_number, Attrs, Record, View};
+use crate::model::record::{
+    rfc3339, rfc3339_into, severity_number, AttrSink, Attrs, Record, Strs, Value, View,
+};
 use crate::model::{Event, Finding, FindingSource};
 
 pub fn event_record(ev: &Event) -> Record<'_> {
@@ -127,6 +129,7 @@ pub fn to_json(r: &Record) -> serde_json::Value {
     for (k, v) in &r.attributes {
         let v = match v.view() {
             View::Str(s) => serde_json::Value::from(s),
+            View::Time(t) => serde_json::Value::from(rfc3339(t)),
             View::Int(i) => serde_json::Value::from(i),
             View::Bool(b) => serde_json::Value::from(b),
             View::Strs(a) => a.iter().collect(),
@@ -136,65 +139,159 @@ pub fn to_json(r: &Record) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-/// The JSON line of a record (`tripline events`, the JSON-lines sink): the same object as [`to_json`],
-/// written straight from the record with its fields in schema order (time, event name, severity, body,
-/// then the attributes as the family lists them) instead of building a `serde_json::Value` tree, a sorted
-/// map and a copy of every string first. The JSON-lines sink writes every event through it
-/// (`--events.level all`), so it is on the hot path. A record's attribute names are unique (the families'
-/// contract, tested in `unique_attribute_names`).
+/// The JSON line of a record (findings in the JSON-lines sink; events go through [`EventLines`], which
+/// writes the same bytes): the same object as [`to_json`], written straight from the record with its
+/// fields in schema order (time, event name, severity, body, then the attributes as the family lists
+/// them) instead of building a `serde_json::Value` tree, a sorted map and a copy of every string first.
+/// A record's attribute names are unique (the families' contract, tested in `unique_attribute_names`).
 pub fn json_line(r: &Record) -> String {
     let mut out = Vec::new();
-    json_line_into(&mut out, r);
-    // Only whole &str values and ASCII punctuation were written: valid UTF-8.
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// [`json_line`] appended to `out` (a buffer the caller reuses: the JSON-lines writer renders every
-/// event into one).
-pub fn json_line_into(out: &mut Vec<u8>, r: &Record) {
     debug_assert!(
         unique_names(r),
         "{}: duplicate attribute names",
         r.event_name
     );
     out.reserve(1024 + 48 * r.attributes.len() + r.body.len());
-    out.extend_from_slice(b"{\"time\":");
-    json_str(out, &rfc3339(r.time));
-    out.extend_from_slice(b",\"event.name\":");
-    json_str(out, r.event_name);
-    out.extend_from_slice(b",\"severity_text\":");
-    json_str(out, r.severity_text);
-    out.extend_from_slice(b",\"severity_number\":");
-    out.extend_from_slice(itoa::Buffer::new().format(r.severity_number).as_bytes());
-    out.extend_from_slice(b",\"body\":");
-    json_str(out, &r.body);
+    json_head(
+        &mut out,
+        r.time,
+        r.event_name,
+        r.severity_number,
+        r.severity_text,
+    );
+    json_str(&mut out, &r.body);
     for (k, v) in &r.attributes {
-        // Attribute names are the families' static names (letters, digits, `.` and `_`).
-        debug_assert!(!needs_escape(k.as_bytes()), "{k}");
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"\":");
-        match v.view() {
-            View::Str(s) => json_str(out, s),
-            View::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-            View::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            View::Strs(a) => {
-                out.push(b'[');
-                for (i, s) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    json_str(out, s);
-                }
-                out.push(b']');
+        json_attribute(&mut out, k, v.view());
+    }
+    out.push(b'}');
+    // Only whole &str values and ASCII punctuation were written: valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Event lines for the JSON-lines writer, which renders every event (`--events.level all`), so this is
+/// on the hot path: the line an event's record gives ([`json_line`] of [`event_record`], byte for byte,
+/// which a test holds), written straight from the event. The family writes its attributes into the line
+/// as it lists them; no record, no attribute list, and the line and the body are buffers kept from one
+/// event to the next.
+#[derive(Default)]
+pub struct EventLines {
+    line: Vec<u8>,
+    body: String,
+}
+
+impl EventLines {
+    pub fn render(&mut self, ev: &Event) -> &[u8] {
+        let out = &mut self.line;
+        out.clear();
+        out.reserve(2048);
+        let (severity_number, severity_text) = severity_number(None);
+        json_head(
+            out,
+            ev.time,
+            ev.kind.event_name(),
+            severity_number,
+            severity_text,
+        );
+        self.body.clear();
+        families::summary_into(ev, &mut self.body);
+        json_str(out, &self.body);
+        families::attributes_into(ev, &mut JsonAttributes(out));
+        out.push(b'}');
+        out
+    }
+}
+
+/// Attributes written into a JSON line as they come.
+struct JsonAttributes<'o>(&'o mut Vec<u8>);
+
+impl<'a> AttrSink<'a> for JsonAttributes<'_> {
+    // Inlined where a family pushes, where the value's form is known: the match on it folds to one
+    // writer, and dropping it to nothing for numbers and borrowed strings.
+    #[inline(always)]
+    fn push(&mut self, (k, v): (&'static str, Value<'a>)) {
+        json_key(self.0, k);
+        // Only owned values are dropped: a value's drop is a call that tests its form again, as many
+        // times as a line has attributes, though most hold nothing to free.
+        let v = std::mem::ManuallyDrop::new(v);
+        match &*v {
+            Value::Ref(s) => json_str(self.0, s),
+            Value::Int(n) => json_value(self.0, View::Int(*n)),
+            Value::Bool(b) => json_value(self.0, View::Bool(*b)),
+            Value::Strs(a) => json_strs(self.0, *a),
+            Value::Time(t) => json_value(self.0, View::Time(*t)),
+            Value::Str(_) | Value::Text(_) | Value::StrArray(_) | Value::Texts(_) => {
+                json_value(self.0, v.view());
+                drop(std::mem::ManuallyDrop::into_inner(v));
             }
         }
     }
-    out.push(b'}');
+}
+
+/// A line's fixed fields up to the body's value: `{"time":…,"event.name":…,…,"body":`.
+fn json_head(
+    out: &mut Vec<u8>,
+    time: std::time::SystemTime,
+    event_name: &str,
+    severity_number: i32,
+    severity_text: &str,
+) {
+    out.extend_from_slice(b"{\"time\":");
+    json_value(out, View::Time(time));
+    out.extend_from_slice(b",\"event.name\":");
+    json_str(out, event_name);
+    out.extend_from_slice(b",\"severity_text\":");
+    json_str(out, severity_text);
+    out.extend_from_slice(b",\"severity_number\":");
+    out.extend_from_slice(itoa::Buffer::new().format(severity_number).as_bytes());
+    out.extend_from_slice(b",\"body\":");
+}
+
+/// `,"name":value`.
+fn json_attribute(out: &mut Vec<u8>, k: &str, v: View) {
+    json_key(out, k);
+    json_value(out, v);
+}
+
+/// `,"name":`.
+fn json_key(out: &mut Vec<u8>, k: &str) {
+    // Attribute names are the families' static names (letters, digits, `.` and `_`).
+    debug_assert!(!needs_escape(k.as_bytes()), "{k}");
+    out.reserve(k.len() + 4);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+#[inline(always)]
+fn json_value(out: &mut Vec<u8>, v: View) {
+    match v {
+        View::Str(s) => json_str(out, s),
+        View::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        View::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        View::Strs(a) => json_strs(out, a),
+        // RFC 3339 is digits and `-:T.Z`: nothing to escape.
+        View::Time(t) => {
+            out.push(b'"');
+            rfc3339_into(t, out);
+            out.push(b'"');
+        }
+    }
+}
+
+/// A JSON array of strings.
+fn json_strs(out: &mut Vec<u8>, a: Strs) {
+    out.push(b'[');
+    for (i, s) in a.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, s);
+    }
+    out.push(b']');
 }
 
 /// A JSON string. Most strings need no escaping (no control character, quote or backslash): they are
-/// checked eight bytes at a time and copied whole; the rest go through serde_json's escaper.
+/// checked ([`needs_escape`]) and copied whole; the rest go through serde_json's escaper.
 fn json_str(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
         // Writing into a Vec cannot fail.
@@ -207,33 +304,56 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Whether any byte is below 0x20, a quote or a backslash. On x86-64, sixteen bytes at a time with SSE2
-/// (part of the architecture's baseline), the rest with [`needs_escape_words`]: every string of every
-/// event line passes through here, so this scan is a large share of a line's cost.
+/// Whether any byte is below 0x20, a quote or a backslash. Every string of every event line passes
+/// through here, so this scan is a large share of a line's cost: strings under sixteen bytes (most
+/// names and numbers) byte by byte through a table; longer ones sixteen bytes at a time with SSE2 (part
+/// of x86-64's baseline), the tail as the last sixteen bytes (overlapping bytes already tested).
 #[cfg(target_arch = "x86_64")]
 fn needs_escape(b: &[u8]) -> bool {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8, _mm_setzero_si128,
     };
-    let mut chunks = b.chunks_exact(16);
-    // SAFETY: SSE2 is part of every x86-64 CPU; each load reads 16 bytes that are in the slice.
-    let any = unsafe {
+    if b.len() < 16 {
+        return b.iter().any(|&c| ESCAPED[usize::from(c)]);
+    }
+    // SAFETY: SSE2 is part of every x86-64 CPU; every load reads 16 bytes inside the slice (the last
+    // one starts at len - 16 ≥ 0).
+    unsafe {
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         let below_space = _mm_set1_epi8(0x1f);
-        let mut hits = _mm_setzero_si128();
-        for c in &mut chunks {
-            let v = _mm_loadu_si128(c.as_ptr().cast());
+        let test = |p: *const u8| -> __m128i {
+            let v = _mm_loadu_si128(p.cast());
             // A byte ≤ 0x1f is its own unsigned minimum with 0x1f.
             let control = _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v);
             let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
-            hits = _mm_or_si128(hits, _mm_or_si128(control, special));
+            _mm_or_si128(control, special)
+        };
+        let mut hits = _mm_setzero_si128();
+        let mut at = 0;
+        while at + 16 <= b.len() {
+            hits = _mm_or_si128(hits, test(b.as_ptr().add(at)));
+            at += 16;
+        }
+        if at < b.len() {
+            hits = _mm_or_si128(hits, test(b.as_ptr().add(b.len() - 16)));
         }
         _mm_movemask_epi8(hits) != 0
-    };
-    any || needs_escape_words(chunks.remainder())
+    }
 }
+
+/// The bytes a JSON string must escape.
+#[cfg(target_arch = "x86_64")]
+static ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i < 0x20 || i == b'"' as usize || i == b'\\' as usize;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(not(target_arch = "x86_64"))]
 fn needs_escape(b: &[u8]) -> bool {
@@ -242,6 +362,7 @@ fn needs_escape(b: &[u8]) -> bool {
 
 /// [`needs_escape`] as a word-at-a-time test ("determine if a word has a byte less than n" / "has a zero
 /// byte", exact as to whether one exists).
+#[cfg(any(test, not(target_arch = "x86_64")))]
 fn needs_escape_words(b: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -339,6 +460,10 @@ mod json_line_tests {
                         "0123456789abcdef0123456789abcdef\u{1f}".to_string().into(),
                     ),
                     ("zz.last", Value::StrArray(vec![])),
+                    (
+                        "process.creation.time",
+                        Value::Time(SystemTime::UNIX_EPOCH + Duration::new(1_764_000_000, 5_000)),
+                    ),
                 ],
                 "user 1000 ran \"sh\" — <script>\u{7f}",
             ),
@@ -355,6 +480,12 @@ mod json_line_tests {
             "attributes keep the family's order: {line}"
         );
         assert!(line.contains(r#""a.first":"0123456789abcdef0123456789abcdef\u001f""#));
+        assert!(line.contains(r#""process.creation.time":"2025-11-24T16:00:00.000005Z""#));
+        // A time equals its text, as every value equals its content whatever the form.
+        assert_eq!(
+            Value::Time(SystemTime::UNIX_EPOCH + Duration::new(1_764_000_000, 5_000)),
+            Value::from("2025-11-24T16:00:00.000005Z")
+        );
     }
 
     /// The vector and word-at-a-time tests agree with the byte-at-a-time one for every byte value at every
@@ -407,6 +538,8 @@ mod json_line_tests {
             ev
         };
         let mut checked = 0;
+        // One writer for every event, as the JSON-lines thread has: its buffers carry over.
+        let mut lines = EventLines::default();
         for k in EventKind::ALL {
             for result in [0, -13] {
                 let h = header(k.wire(), 0, 7);
@@ -458,6 +591,16 @@ mod json_line_tests {
                     event: ev.clone(),
                     account: None,
                 };
+                // The writer's line straight from the event is the record's line, byte for byte,
+                // for the rich event and for the bare one (no parent, script or ancestry).
+                for ev in [&*ev, &bare_event(&bytes)] {
+                    let line = json_line(&event_record(ev));
+                    assert_eq!(
+                        std::str::from_utf8(lines.render(ev)).unwrap(),
+                        line,
+                        "{k:?}"
+                    );
+                }
                 let mut records = vec![event_record(&ev)];
                 for source in [rule, anomaly, tamper] {
                     records.push(
