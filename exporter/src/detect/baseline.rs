@@ -52,7 +52,7 @@ impl Model {
             (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => {
                 out.push_str(exe);
                 out.push_str(" -> ");
-                out.push_str(itoa::Buffer::new().format(n.local.port()));
+                push_port_class(n.local.port(), out);
                 out.push('/');
                 out.push_str(n.transport.as_str());
             }
@@ -118,13 +118,32 @@ pub fn program_key_into(ev: &Event, out: &mut String) {
     )
 }
 
-/// Ports in the Linux ephemeral range are one key: they are chosen per connection.
+/// Ports in the Linux ephemeral range are one key: the kernel picks them, per connection for a peer's
+/// port and per start for a server bound to port 0 (a listener's port then differs at every run).
 fn push_port_class(port: u16, out: &mut String) {
-    if port >= 32768 {
+    if is_ephemeral(port) {
         out.push_str("ephemeral");
     } else {
         out.push_str(itoa::Buffer::new().format(port));
     }
+}
+
+/// In the range Linux picks ports from by default (`ip_local_port_range` starts at 32768).
+fn is_ephemeral(port: u16) -> bool {
+    port >= 32768
+}
+
+/// `exe -> <port>/<transport>` with a port in the ephemeral range, in the form [`Model::key_into`]
+/// writes today (the port through [`push_port_class`]).
+fn ephemeral_listen_key(key: &str) -> Option<String> {
+    let (exe, rest) = key.rsplit_once(" -> ")?;
+    let (port, transport) = rest.split_once('/')?;
+    let port: u16 = port.parse().ok().filter(|&p| is_ephemeral(p))?;
+    let mut out = format!("{exe} -> ");
+    push_port_class(port, &mut out);
+    out.push('/');
+    out.push_str(transport);
+    Some(out)
 }
 
 pub fn addr_class(ip: IpAddr) -> &'static str {
@@ -475,7 +494,32 @@ impl Baseline {
                 ),
             });
         }
+        let mut b = b;
+        b.ephemeral_listen_ports();
         Ok(b)
+    }
+
+    /// `listen_port` keys written before listening ports in the ephemeral range became one key
+    /// (`exe -> 45123/tcp`) are read as that key (`exe -> ephemeral/tcp`), so a file from an older
+    /// version raises no anomaly for them and is rewritten in today's form at its next save.
+    fn ephemeral_listen_ports(&mut self) {
+        let Some(keys) = self.models.get_mut(&Model::ListenPort) else {
+            return;
+        };
+        for set in [
+            &mut keys.learned,
+            &mut keys.seen_in_monitor,
+            &mut keys.accepted,
+        ] {
+            let old: Vec<(String, String)> = set
+                .iter()
+                .filter_map(|k| ephemeral_listen_key(k).map(|new| (k.to_string(), new)))
+                .collect();
+            for (k, new) in old {
+                set.remove(&k);
+                set.insert(new);
+            }
+        }
     }
 
     /// Reads a baseline file for the CLI: errors, never moves the file.
@@ -872,6 +916,40 @@ mod tests {
         );
         assert!(keys.learned.remove("/usr/bin/zsh") && !keys.learned.remove("/usr/bin/zsh"));
         assert_eq!(keys.len(), 3);
+    }
+
+    /// A file written when listening ports were keyed one by one reads in today's form: ports in the
+    /// ephemeral range become one key per executable and transport, in every state; the rest is kept.
+    #[test]
+    fn older_ephemeral_listen_port_keys_are_read_as_one() {
+        let text = format!(
+            "schema: {SCHEMA}\nmodels:\n  listen_port:\n    learned: ['/a -> 41234/tcp', '/a -> 52001/tcp', '/a -> 22/tcp', '/b -> x -> 40000/udp']\n    accepted: ['/c -> 32767/tcp', '/c -> 65535/tcp']\n    seen_in_monitor: ['/d -> 33000/tcp', '/d -> not-a-port/tcp']\n  outbound_port:\n    learned: ['/a -> 41234/tcp loopback']\n"
+        );
+        let b = Baseline::parse(&text, "old.yml").unwrap();
+        let keys = |m: Model, f: fn(&ModelKeys) -> &KeySet| -> Vec<String> {
+            f(&b.models[&m]).iter().map(String::from).collect()
+        };
+        assert_eq!(
+            keys(Model::ListenPort, |k| &k.learned),
+            [
+                "/a -> 22/tcp",
+                "/a -> ephemeral/tcp",
+                "/b -> x -> ephemeral/udp"
+            ]
+        );
+        assert_eq!(
+            keys(Model::ListenPort, |k| &k.accepted),
+            ["/c -> 32767/tcp", "/c -> ephemeral/tcp"]
+        );
+        assert_eq!(
+            keys(Model::ListenPort, |k| &k.seen_in_monitor),
+            ["/d -> ephemeral/tcp", "/d -> not-a-port/tcp"]
+        );
+        // Other models' keys are theirs to define.
+        assert_eq!(
+            keys(Model::OutboundPort, |k| &k.learned),
+            ["/a -> 41234/tcp loopback"]
+        );
     }
 
     #[test]

@@ -424,6 +424,50 @@ fn web_server_outbound_ports() {
     }
 }
 
+/// A server bound to port 0 gets a port the kernel picks, another at every start: listening ports in
+/// the ephemeral range are one key per executable, fixed ports stay one key each.
+#[test]
+fn listening_ports_the_kernel_picks_are_one_key() {
+    let mut c = config();
+    c.baseline.learn_for = Duration::from_secs(60);
+    let mut e = Engine::new_at(&c, Metrics::default(), t(0)).unwrap();
+    let listen = |pid: u32, port: u16| {
+        net(
+            EventKind::Listen,
+            pid,
+            "/usr/bin/devserver",
+            None,
+            &format!("127.0.0.1:{port}"),
+            "0.0.0.0:0",
+            0,
+        )
+    };
+    let new_keys = |e: &mut Engine, ev: &Arc<Event>, at: u64| -> Vec<String> {
+        e.process_at(ev, t(at))
+            .into_iter()
+            .filter_map(|f| match &f.source {
+                FindingSource::Anomaly { model, key } if model == "listen_port" => {
+                    Some(key.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    e.process_at(&listen(80, 41_234), t(1));
+    e.tick(t(61));
+    // Restarted: another port from the range, nothing new.
+    assert!(new_keys(&mut e, &listen(81, 52_001), 62).is_empty());
+    // A fixed port below the range is its own key.
+    assert_eq!(
+        new_keys(&mut e, &listen(82, 8_080), 63),
+        vec!["/usr/bin/devserver -> 8080/tcp"]
+    );
+    assert_eq!(
+        new_keys(&mut e, &listen(83, 32_767), 64),
+        vec!["/usr/bin/devserver -> 32767/tcp"]
+    );
+}
+
 #[test]
 fn listen_by_interpreter_and_package_managers() {
     let mut e = engine(Mode::Learn);
