@@ -4,7 +4,8 @@
 # runs every configuration once (in order), ROUNDS rounds (default 3); the table shows the median µs per
 # operation and the ratio to bare. With HOG=1 (or HOG=both) a CPU hog (one busy loop per CPU) runs during
 # the measurements. `tripline-tp` is tripline with `sensor.syscall_hooks: tracepoints` (one `syscalls:`
-# tracepoint per hooked syscall instead of the raw sys_enter/sys_exit dispatcher); `tripline-b` is the
+# tracepoint per hooked syscall instead of the sys_enter/sys_exit dispatcher); `tripline-raw` is tripline
+# with `syscall_hooks: raw_dispatch` (the dispatcher's exit on the raw tracepoint, not the BTF one); `tripline-b` is the
 # build at TRIPLINE_B (another commit's binary: interleaved A/B of two builds).
 #   EXECS=3000 CONNECTS=20000 FILES=20000 SYSCALLS=2000000 ROUNDS=3 HOG=0|1|both CONFIGS="bare tripline bpftrace auditd"
 # Usage: tests/bench/overhead.sh   (root; installs bpftrace and auditd with apt-get if missing; leaves
@@ -69,13 +70,15 @@ start() {
   cfg_pid=
   case $1 in
     bare) ;;
-    tripline|tripline-tp|tripline-b)
+    tripline|tripline-tp|tripline-raw|tripline-b)
       bin=$TRIPLINE
       [ "$1" = tripline-b ] && bin=${TRIPLINE_B:?TRIPLINE_B must name the other build}
       conf=()
-      if [ "$1" = tripline-tp ]; then
-        printf 'sensor:\n  syscall_hooks: tracepoints\n' >"$work/tp.yml"
-        conf=(--config.file "$work/tp.yml")
+      if [ "$1" = tripline-tp ] || [ "$1" = tripline-raw ]; then
+        hooks=tracepoints
+        [ "$1" = tripline-raw ] && hooks=raw_dispatch
+        printf 'sensor:\n  syscall_hooks: %s\n' "$hooks" >"$work/hooks.yml"
+        conf=(--config.file "$work/hooks.yml")
       fi
       "$bin" "${conf[@]}" --web.listen-address "127.0.0.1:$PORT" 2>"$work/tripline.log" &
       cfg_pid=$!
