@@ -9,6 +9,7 @@
 #   nothing: neither a disk nor page-cache growth is measured — on a VM whose fresh memory is slow to
 #   touch, gigabytes of new page cache cost more than tripline does)
 #   TRIPLINE=./target/release/tripline (another binary: compare builds in interleaved runs)
+#   WORKLOAD=./target/release/examples/workload (the generator and counter; another build of it likewise)
 # Usage: tests/bench/storm.sh   (root; builds release binaries first; prints one summary block)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +19,7 @@ SECS=${DURATION:-30}
 THREADS=${THREADS:-2}
 PORT=${PORT:-19798}
 TRIPLINE=${TRIPLINE:-./target/release/tripline}
-W=./target/release/examples/workload
+W=${WORKLOAD:-./target/release/examples/workload}
 if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --bin tripline --example workload >/dev/null
 fi
