@@ -3,7 +3,7 @@
 //! that names cannot fool.
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -96,8 +96,10 @@ fn restart_and_path_spellings_keep_the_learned_keys() {
     std::thread::sleep(Duration::from_secs(4)); // past the correlation window
     let _ = looper.kill();
     let _ = looper.wait();
-    // New keys (parts starting "new ") of the workload: in a finding the loop or its child leads, or
-    // naming the workload's directory. Rules may still match (a checkout under /tmp); keys must not.
+    // New keys (parts starting "new ") of the workload: in a finding the loop or its child leads, naming
+    // the loop as actor or parent (its parts join the test process's finding when the test has news of
+    // its own), or naming the workload's directory. Rules may still match (a checkout under /tmp); keys
+    // must not.
     let looper_pid = i64::from(looper.id());
     let d = dir.display().to_string();
     let d = d.as_str();
@@ -105,9 +107,13 @@ fn restart_and_path_spellings_keep_the_learned_keys() {
         .iter()
         .flat_map(|f| {
             let led = i(f, "process.pid") == looper_pid || i(f, "process.parent_pid") == looper_pid;
-            part_texts(f)
-                .into_iter()
-                .filter(move |p| p.starts_with("new ") && (led || p.contains(d)))
+            part_texts(f).into_iter().filter(move |p| {
+                p.starts_with("new ")
+                    && (led
+                        || common::part_by(p, looper_pid)
+                        || common::part_by_child_of(p, looper_pid)
+                        || p.contains(d))
+            })
         })
         .collect();
     assert!(
@@ -133,9 +139,9 @@ fn one_novel_program_is_one_finding() {
         "--events.output",
         out.to_str().unwrap(),
     ]);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || while listener.accept().is_ok() {});
+    // It connects to the exporter's own (ephemeral) port: a listener here would make the test process
+    // a server with a new port to every exporter of this binary, news its next children would join.
+    let addr = format!("127.0.0.1:{}", ex.port);
     let novel = dir.join(format!("novel-agent-{}", std::process::id()));
     std::fs::copy(std::env::current_exe().unwrap(), &novel).unwrap();
     let before =
@@ -151,13 +157,12 @@ fn one_novel_program_is_one_finding() {
     assert!(c.wait().unwrap().success());
     // Its parts may lead their own finding or be told in the finding of the process that started it
     // (the test harness, when that has news of its own): look at every part, by pid.
-    let tag = format!("(pid {pid},");
     let holding = |lines: &[Value]| -> Vec<Value> {
         lines
             .iter()
             .filter(|f| {
                 f.get("tripline.finding.id").is_some()
-                    && part_texts(f).iter().any(|p| p.contains(&tag))
+                    && part_texts(f).iter().any(|p| common::part_by(p, pid))
             })
             .cloned()
             .collect()
@@ -173,10 +178,7 @@ fn one_novel_program_is_one_finding() {
     std::thread::sleep(Duration::from_secs(5)); // nothing more may follow
     let mine = holding(&read_jsonl(&out));
     assert_eq!(mine.len(), 1, "one finding for one novelty: {mine:#?}");
-    let parts: Vec<String> = part_texts(&mine[0])
-        .into_iter()
-        .filter(|p| p.contains(&tag))
-        .collect();
+    let parts = common::parts_of(&mine[0], pid);
     for model in [
         "process_lineage",
         "network_process",

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,13 +25,34 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-/// A free loopback port (bound and released; the small race is acceptable in tests).
+/// A free loopback port (bound and released; the small race is acceptable in tests). Bound, never
+/// listened on: a listen makes the test process a network-facing server to every running exporter, so
+/// each shell it starts afterwards matches `shell_spawned_by_server` (and leads its children's finding).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // SAFETY: plain socket calls on a fresh descriptor with a valid sockaddr_in, closed before returning.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let mut sa = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let sa_ptr = &mut sa as *mut libc::sockaddr_in as *mut libc::sockaddr;
+        assert_eq!(
+            libc::bind(fd, sa_ptr, len),
+            0,
+            "bind: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::getsockname(fd, sa_ptr, &mut len), 0);
+        libc::close(fd);
+        u16::from_be(sa.sin_port)
+    }
 }
 
 /// A running exporter whose stdout JSON lines are collected.
@@ -259,10 +279,19 @@ pub fn read_jsonl(path: &std::path::Path) -> Vec<Value> {
 
 /// Waits (30 s) for a line of `path` that satisfies `pred`.
 pub fn wait_jsonl(path: &std::path::Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    wait_jsonl_for(path, what, |lines| lines.into_iter().find(|f| pred(f)))
+}
+
+/// Waits (30 s) until `find` answers from the lines of `path`.
+pub fn wait_jsonl_for<T>(
+    path: &std::path::Path,
+    what: &str,
+    find: impl Fn(Vec<Value>) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(f) = read_jsonl(path).into_iter().find(|f| pred(f)) {
-            return f;
+        if let Some(x) = find(read_jsonl(path)) {
+            return x;
         }
         assert!(
             Instant::now() < deadline,
@@ -304,6 +333,27 @@ pub fn part_texts(f: &Value) -> Vec<String> {
             .collect(),
         None => vec![s(f, "body")],
     }
+}
+
+/// Whether a part of a finding is something `pid` did: each part's summary names its actor as
+/// `(pid N, ppid M, …)`. A finding correlates a process's news with its children's, so a helper's part
+/// may be told inside the finding of a parent that had news of its own (a test that listened on a new
+/// port): look for it by part, not by who leads the finding.
+pub fn part_by(part: &str, pid: i64) -> bool {
+    part.contains(&format!("(pid {pid},"))
+}
+
+/// Whether a part of a finding is something a child of `pid` did (its summary's `, ppid N,`).
+pub fn part_by_child_of(part: &str, pid: i64) -> bool {
+    part.contains(&format!(", ppid {pid},"))
+}
+
+/// The parts of a finding that `pid` did ([`part_by`]).
+pub fn parts_of(f: &Value, pid: i64) -> Vec<String> {
+    part_texts(f)
+        .into_iter()
+        .filter(|p| part_by(p, pid))
+        .collect()
 }
 
 pub fn s(v: &Value, key: &str) -> String {
