@@ -44,7 +44,7 @@ fn event(n: u32, kind: EventKind) -> Arc<Event> {
             exe: "/usr/bin/bash".into(),
             ..Parent::default()
         }),
-        ancestors: vec!["/usr/bin/bash".into(), "/usr/lib/systemd/systemd".into()],
+        ancestors: ["/usr/bin/bash".into(), "/usr/lib/systemd/systemd".into()].into(),
         data,
         wire_flags: 0,
     })

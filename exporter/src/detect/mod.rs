@@ -912,7 +912,7 @@ pub fn tamper_finding(t: &crate::tamper::Tamper, seq: u64) -> Finding {
             ..crate::model::Process::default()
         },
         parent: None,
-        ancestors: Vec::new(),
+        ancestors: Default::default(),
         data: EventData::Exit { status: 0 },
         wire_flags: 0,
     });

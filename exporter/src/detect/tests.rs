@@ -2080,7 +2080,12 @@ fn memoised_field_globs_agree_with_matching_each_glob() {
         ];
         for e in &mut evs {
             let e = Arc::make_mut(e);
-            e.ancestors.push(paths[(i * 13 + 5) % n].as_str().into());
+            e.ancestors = e
+                .ancestors
+                .iter()
+                .cloned()
+                .chain([paths[(i * 13 + 5) % n].as_str().into()])
+                .collect();
             if i % 3 == 0 {
                 e.process.script = Some(paths[(i * 5 + 2) % n].as_str().into());
             }

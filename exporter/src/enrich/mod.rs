@@ -9,6 +9,7 @@ pub mod procfs;
 pub mod redact;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 // Keyed by pid: a fast hasher (seeded per process), not SipHash; looked up several times per event.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -43,6 +44,26 @@ struct Entry {
     euid: u32,
     auid: Option<u32>,
     exited: bool,
+    /// The images above this process (parent first, [`MAX_ANCESTRY`] at most), fixed when it was
+    /// forked (from its parent's [`Entry::lineage`]) or at its first event: every event of the process
+    /// shares this one list. Like a process's parent image in Tetragon's exec ids, an ancestor that
+    /// executes another program later keeps the image it had when this process was created.
+    ancestors: Option<Arc<[Text]>>,
+    /// This process's image followed by its ancestors: the `ancestors` of the children it forks,
+    /// built at its first fork and shared by all of them; cleared when it executes another image.
+    lineage: Option<Arc<[Text]>>,
+}
+
+impl Entry {
+    /// The image an ancestor is named by: the script an interpreter runs, else the executable, else
+    /// `comm` when the path is unknown.
+    fn image(&self) -> Text {
+        match (&self.script, self.exe.is_empty()) {
+            (Some(s), _) => s.clone(),
+            (None, true) => self.comm.clone(),
+            (None, false) => self.exe.clone(),
+        }
+    }
 }
 
 pub struct ProcessTree {
@@ -141,6 +162,8 @@ impl ProcessTree {
             euid: p.euid,
             auid: p.auid,
             exited: false,
+            ancestors: None,
+            lineage: None,
         };
         self.insert(p.pid, entry);
     }
@@ -268,7 +291,7 @@ impl ProcessTree {
             uid: p.uid,
             euid: p.euid,
         });
-        let ancestors = self.ancestry(process.ppid, parent_key);
+        let ancestors = self.ancestors(h.pid, start_ticks, process.ppid, parent_key);
 
         if let EventData::Exit { .. } = d.data {
             self.on_exit(&h, start_ticks);
@@ -315,8 +338,11 @@ impl ProcessTree {
             .procs
             .get(&h.pid)
             .filter(|e| start_ticks.is_some_and(|s| s == e.start_ticks))
-            .map(|e| (e.ppid, e.parent_start_ticks));
-        let (ppid, parent_start_ticks) = created.unwrap_or((h.ppid, parent_start_ticks));
+            .map(|e| (e.ppid, e.parent_start_ticks, e.ancestors.clone()));
+        // Its ancestors stay (an exec changes the process's own image, not theirs); what its children
+        // inherit is rebuilt from the new image.
+        let (ppid, parent_start_ticks, ancestors) =
+            created.unwrap_or((h.ppid, parent_start_ticks, None));
         let id = identity::at_exec(
             &identity::Context {
                 procfs: &self.procfs,
@@ -343,6 +369,8 @@ impl ProcessTree {
             euid: h.euid,
             auid: (h.auid != u32::MAX).then_some(h.auid),
             exited: false,
+            ancestors,
+            lineage: None,
         };
         self.insert(h.pid, entry);
     }
@@ -355,13 +383,15 @@ impl ProcessTree {
         child_start_ns: u64,
         start_ticks: Option<u64>,
     ) {
-        let parent = self.lookup(h.pid, start_ticks).cloned().unwrap_or_default();
         let child_ticks = self.ticks(child_start_ns);
         let known_child = self
             .procs
             .get(&child_pid)
             .is_some_and(|e| e.start_ticks == child_ticks);
         if !known_child {
+            let parent = self.lookup(h.pid, start_ticks).cloned();
+            let ancestors = parent.as_ref().map(|_| self.lineage(h.pid));
+            let parent = parent.unwrap_or_default();
             let entry = Entry {
                 start_ticks: child_ticks,
                 start_ns: child_start_ns,
@@ -369,6 +399,8 @@ impl ProcessTree {
                 parent_start_ticks: start_ticks,
                 comm: comm_of(h, Some(&parent.comm)),
                 exited: false,
+                ancestors,
+                lineage: None,
                 ..parent
             };
             self.insert(child_pid, entry);
@@ -385,6 +417,53 @@ impl ProcessTree {
         }
     }
 
+    /// The ancestors of `(pid, start_ticks)`, whose parent is `(ppid, parent_key)`: the list the tree
+    /// keeps for the process (walked once, at its first event, when it was not forked under the
+    /// tree's eyes), or walked afresh for a process the tree does not know.
+    fn ancestors(
+        &mut self,
+        pid: u32,
+        start_ticks: Option<u64>,
+        ppid: u32,
+        parent_key: Option<u64>,
+    ) -> Arc<[Text]> {
+        let known = |e: &Entry| start_ticks.is_none_or(|s| s == e.start_ticks);
+        match self.procs.get(&pid).filter(|e| known(e)) {
+            Some(Entry {
+                ancestors: Some(a), ..
+            }) => a.clone(),
+            Some(_) => {
+                let a: Arc<[Text]> = self.ancestry(ppid, parent_key).into();
+                if let Some(e) = self.procs.get_mut(&pid) {
+                    e.ancestors = Some(a.clone());
+                }
+                a
+            }
+            None => self.ancestry(ppid, parent_key).into(),
+        }
+    }
+
+    /// What the children of `pid` (a live entry) inherit as their ancestors: its image, then its own
+    /// ancestors; built once per image.
+    fn lineage(&mut self, pid: u32) -> Arc<[Text]> {
+        let Some(e) = self.procs.get(&pid) else {
+            return Arc::from([]);
+        };
+        if let Some(l) = &e.lineage {
+            return l.clone();
+        }
+        let (start, ppid, parent_start) = (e.start_ticks, e.ppid, e.parent_start_ticks);
+        let own = self.ancestors(pid, Some(start), ppid, parent_start);
+        let Some(e) = self.procs.get_mut(&pid) else {
+            return own;
+        };
+        let l: Arc<[Text]> = std::iter::once(e.image())
+            .chain(own.iter().take(MAX_ANCESTRY - 1).cloned())
+            .collect();
+        e.lineage = Some(l.clone());
+        l
+    }
+
     /// Executables from `pid` upwards (parent first), stopping at pid 0/1 loops or unknown entries.
     fn ancestry(&self, mut pid: u32, mut start: Option<u64>) -> Vec<Text> {
         // One allocation at the bound instead of three or four while it grows (depth 3 to 8 is common).
@@ -394,11 +473,7 @@ impl ProcessTree {
             if start.is_some_and(|s| s != e.start_ticks) {
                 break;
             }
-            out.push(match (&e.script, e.exe.is_empty()) {
-                (Some(s), _) => s.clone(),
-                (None, true) => e.comm.clone(),
-                (None, false) => e.exe.clone(),
-            });
+            out.push(e.image());
             if e.ppid == pid {
                 break;
             }
@@ -542,7 +617,82 @@ mod tests {
         assert_eq!(ev.process.args, vec!["/opt/t/bin/sh", "-x"]);
         let parent = ev.parent.expect("parent known");
         assert_eq!(parent.exe, "/usr/sbin/nginx");
-        assert_eq!(ev.ancestors, vec!["/usr/sbin/nginx".to_string()]);
+        assert_eq!(&ev.ancestors[..], ["/usr/sbin/nginx".to_string()]);
+    }
+
+    fn fork(t: &mut ProcessTree, pid: u32, ppid: u32, child: u32) -> Event {
+        let h = hdr(
+            kind::FORK,
+            size_of::<ForkEvent>(),
+            pid,
+            ppid,
+            u64::from(pid) * TICK,
+            0,
+        );
+        let ev = encode::fork(h, child, u64::from(child) * TICK);
+        t.enrich(decode(&ev).unwrap(), SystemTime::now())
+    }
+
+    fn names(ev: &Event) -> Vec<&str> {
+        ev.ancestors.iter().map(Text::as_str).collect()
+    }
+
+    /// Ancestors are fixed when a process is created and shared: by every event of the process and by
+    /// siblings forked from the same image. A process's exec keeps its own ancestors; children it
+    /// forks afterwards see its new image, children forked before keep the image they were forked
+    /// from (an ancestor's later exec does not rewrite their history).
+    #[test]
+    fn ancestors_are_fixed_at_creation_and_shared() {
+        let mut t = tree();
+        exec(&mut t, 10, 1, 10 * TICK, 0, "/opt/t/bin/sshd");
+        fork(&mut t, 10, 1, 20);
+        let shell = exec(&mut t, 20, 10, 20 * TICK, 10 * TICK, "/opt/t/bin/bash");
+        assert_eq!(names(&shell), ["/opt/t/bin/sshd"]);
+        fork(&mut t, 20, 10, 30);
+        fork(&mut t, 20, 10, 31);
+        let a = exec(&mut t, 30, 20, 30 * TICK, 20 * TICK, "/opt/t/bin/make");
+        let b = exec(&mut t, 31, 20, 31 * TICK, 20 * TICK, "/opt/t/bin/cc");
+        assert_eq!(names(&a), ["/opt/t/bin/bash", "/opt/t/bin/sshd"]);
+        assert!(Arc::ptr_eq(&a.ancestors, &b.ancestors), "siblings share");
+        let again = fork(&mut t, 30, 20, 40);
+        assert!(Arc::ptr_eq(&a.ancestors, &again.ancestors), "events share");
+        // The shell executes another program after forking 30: 30 keeps "bash" above it; a child
+        // the shell forks now has the new image above it; the shell's own ancestors do not change.
+        let replaced = exec(&mut t, 20, 10, 20 * TICK, 10 * TICK, "/opt/t/bin/prog");
+        assert_eq!(names(&replaced), ["/opt/t/bin/sshd"]);
+        assert_eq!(
+            names(&fork(&mut t, 30, 20, 41)),
+            ["/opt/t/bin/bash", "/opt/t/bin/sshd"]
+        );
+        fork(&mut t, 20, 10, 32);
+        let c = exec(&mut t, 32, 20, 32 * TICK, 20 * TICK, "/opt/t/bin/id");
+        assert_eq!(names(&c), ["/opt/t/bin/prog", "/opt/t/bin/sshd"]);
+        // The grandchild 40 (forked by make): make, bash, sshd.
+        let g = exec(&mut t, 40, 30, 40 * TICK, 30 * TICK, "/opt/t/bin/ld");
+        assert_eq!(
+            names(&g),
+            ["/opt/t/bin/make", "/opt/t/bin/bash", "/opt/t/bin/sshd"]
+        );
+    }
+
+    /// Deep chains stop at MAX_ANCESTRY, whether walked or inherited.
+    #[test]
+    fn ancestors_are_bounded() {
+        let mut t = tree();
+        exec(&mut t, 100, 1, 100 * TICK, 0, "/opt/t/bin/p100");
+        for pid in 101..130u32 {
+            fork(&mut t, pid - 1, pid.saturating_sub(2), pid);
+            let ev = exec(
+                &mut t,
+                pid,
+                pid - 1,
+                u64::from(pid) * TICK,
+                u64::from(pid - 1) * TICK,
+                &format!("/opt/t/bin/p{pid}"),
+            );
+            assert_eq!(ev.ancestors.len(), ((pid - 100) as usize).min(MAX_ANCESTRY));
+            assert_eq!(ev.ancestors[0].as_str(), format!("/opt/t/bin/p{}", pid - 1));
+        }
     }
 
     /// An event's `comm` is the header's: shared with the tree's copy while they say the same, its

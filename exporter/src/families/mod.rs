@@ -378,7 +378,7 @@ pub mod encode {
             time: std::time::SystemTime::UNIX_EPOCH,
             process: crate::model::Process::default(),
             parent: None,
-            ancestors: vec![],
+            ancestors: Default::default(),
             data: d.data,
             wire_flags: 0,
         }

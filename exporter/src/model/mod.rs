@@ -143,8 +143,9 @@ pub struct Event {
     pub time: SystemTime,
     pub process: Process,
     pub parent: Option<Parent>,
-    /// Executables of the ancestors, parent first, up to the depth the tree keeps.
-    pub ancestors: Vec<Text>,
+    /// Executables of the ancestors, parent first, up to the depth the tree keeps (the tree's list
+    /// for the process, shared by its events).
+    pub ancestors: std::sync::Arc<[Text]>,
     pub data: EventData,
     /// Kernel-side flags (`tripline_common::flags`): read errors, missing offsets.
     pub wire_flags: u16,

@@ -533,7 +533,7 @@ mod json_line_tests {
                 args: vec!["bash".to_string()].into(),
                 ..Parent::default()
             });
-            ev.ancestors = vec!["/usr/bin/bash".into(), "/usr/lib/systemd/systemd".into()];
+            ev.ancestors = ["/usr/bin/bash".into(), "/usr/lib/systemd/systemd".into()].into();
             ev.wire_flags = flags::READ_ERROR;
             ev
         };
