@@ -167,6 +167,10 @@ impl Sinks {
     }
 
     pub fn finding(&mut self, f: &Finding) {
+        // Metrics only (no log sink on): nothing to render.
+        if self.jsonl.is_none() && self.otlp.is_none() {
+            return;
+        }
         let r = render::finding_record(f);
         if let Some((sink, _)) = &mut self.jsonl {
             sink.write(&r);
