@@ -6,7 +6,11 @@
 # the measurements. `tripline-tp` is tripline with `sensor.syscall_hooks: tracepoints` (one `syscalls:`
 # tracepoint per hooked syscall instead of the sys_enter/sys_exit dispatcher); `tripline-raw` is tripline
 # with `syscall_hooks: raw_dispatch` (the dispatcher's exit on the raw tracepoint, not the BTF one); `tripline-b` is the
-# build at TRIPLINE_B (another commit's binary: interleaved A/B of two builds).
+# build at TRIPLINE_B (another commit's binary: interleaved A/B of two builds). `bpftrace` counts on the
+# per-syscall `syscalls:` tracepoints (the hooks of `tripline-tp`); `bpftrace-raw` counts on the
+# `raw_syscalls:` sys_enter/sys_exit tracepoints that tripline's default dispatcher hooks (plus the same
+# sched and sock tracepoints). bpftrace 0.17 has no raw tracepoint probes, so `bpftrace-raw` attaches
+# them as perf-event tracepoints, which cost more per call than the raw tracepoint links tripline uses.
 #   EXECS=3000 CONNECTS=20000 FILES=20000 SYSCALLS=2000000 ROUNDS=3 HOG=0|1|both CONFIGS="bare tripline bpftrace auditd"
 # Usage: tests/bench/overhead.sh   (root; installs bpftrace and auditd with apt-get if missing; leaves
 # auditd as it found it: stopped/started, rules restored)
@@ -65,6 +69,12 @@ tracepoint:syscalls:sys_enter_unlinkat, tracepoint:syscalls:sys_exit_unlinkat,
 tracepoint:syscalls:sys_enter_renameat2, tracepoint:syscalls:sys_exit_renameat2
 { @[probe] = count(); }
 BT
+cat >"$work/count-raw.bt" <<'BT'
+tracepoint:sched:sched_process_exec, tracepoint:sched:sched_process_fork, tracepoint:sched:sched_process_exit,
+tracepoint:sock:inet_sock_set_state,
+tracepoint:raw_syscalls:sys_enter, tracepoint:raw_syscalls:sys_exit
+{ @[probe] = count(); }
+BT
 
 start() {
   cfg_pid=
@@ -83,8 +93,10 @@ start() {
       "$bin" "${conf[@]}" --web.listen-address "127.0.0.1:$PORT" 2>"$work/tripline.log" &
       cfg_pid=$!
       for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done ;;
-    bpftrace)
-      bpftrace "$work/count.bt" >"$work/bpftrace.out" 2>&1 &
+    bpftrace|bpftrace-raw)
+      script=$work/count.bt
+      [ "$1" = bpftrace-raw ] && script=$work/count-raw.bt
+      bpftrace "$script" >"$work/bpftrace.out" 2>&1 &
       cfg_pid=$!
       for _ in $(seq 100); do grep -q Attaching "$work/bpftrace.out" 2>/dev/null && break; sleep 0.2; done
       sleep 1 ;;
