@@ -6,7 +6,7 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_current_uid_gid, bpf_probe_read_kernel, bpf_probe_read_user_str_bytes,
-        generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
+        generated::{bpf_get_current_cgroup_id, bpf_get_current_task_btf, bpf_ktime_get_boot_ns},
     },
     macros::map,
     maps::{LruHashMap, PerCpuArray, ProgramArray, RingBuf},
@@ -411,31 +411,40 @@ pub unsafe fn fill_header(h: *mut Header, kind: u16, len: usize) {
             (*h).flags |= flags::NO_OFFSETS;
             return;
         }
-        if fill_task_fields(h, current_task()).is_err() {
-            (*h).flags |= flags::READ_ERROR;
-            count(counter::READ_ERRORS);
-        }
+        fill_task_fields(h);
     }
 }
 
+/// A `T` at `offset` in `base`, a kernel object the verifier types from the kernel's BTF (the task from
+/// `bpf_get_current_task_btf` and the pointers read out of it): a plain load, which the verifier checks
+/// against the struct's members (`offset` is a constant to it: `.rodata`) and the JIT guards (a fault
+/// reads zero), instead of a `bpf_probe_read_kernel` call.
 #[inline(always)]
-unsafe fn fill_task_fields(h: *mut Header, task: *const u8) -> Result<(), i32> {
+unsafe fn load<T>(base: *const u8, offset: usize) -> T {
+    unsafe { read_volatile(base.add(offset) as *const T) }
+}
+
+/// The header's fields from the current task: start times, credentials, login uid, parent. Every
+/// event carries them, so they are direct loads through the task's BTF type (nine helper calls were
+/// ~0.2 µs per event).
+#[inline(always)]
+unsafe fn fill_task_fields(h: *mut Header) {
     unsafe {
-        let leader = read_ptr(task, off!(task_group_leader))?;
-        (*h).start_ns = read_at::<u64>(leader, off!(task_start_boottime))?;
-        let cred = read_ptr(task, off!(task_cred))?;
-        (*h).euid = read_at::<u32>(cred, off!(cred_euid))?;
-        (*h).egid = read_at::<u32>(cred, off!(cred_egid))?;
+        let task = bpf_get_current_task_btf() as *const u8;
+        let leader: *const u8 = load(task, off!(task_group_leader));
+        (*h).start_ns = load::<u64>(leader, off!(task_start_boottime));
+        let cred: *const u8 = load(task, off!(task_cred));
+        (*h).euid = load::<u32>(cred, off!(cred_euid));
+        (*h).egid = load::<u32>(cred, off!(cred_egid));
         let loginuid = off!(task_loginuid);
         if loginuid != 0 {
-            (*h).auid = read_at::<u32>(task, loginuid)?;
+            (*h).auid = load::<u32>(task, loginuid);
         }
-        let parent = read_ptr(task, off!(task_real_parent))?;
-        (*h).ppid = read_at::<u32>(parent, off!(task_tgid))?;
-        let parent_leader = read_ptr(parent, off!(task_group_leader))?;
-        (*h).parent_start_ns = read_at::<u64>(parent_leader, off!(task_start_boottime))?;
+        let parent: *const u8 = load(task, off!(task_real_parent));
+        (*h).ppid = load::<u32>(parent, off!(task_tgid));
+        let parent_leader: *const u8 = load(parent, off!(task_group_leader));
+        (*h).parent_start_ns = load::<u64>(parent_leader, off!(task_start_boottime));
     }
-    Ok(())
 }
 
 /// An event parked per thread between a syscall's entry and its exit.
