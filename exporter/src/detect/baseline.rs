@@ -50,11 +50,7 @@ impl Model {
                 push_user_name(ev.process.euid, out);
             }
             (Model::ListenPort, EventData::Net(n)) if ev.kind == EventKind::Listen => {
-                out.push_str(exe);
-                out.push_str(" -> ");
-                push_port_class(n.local.port(), out);
-                out.push('/');
-                out.push_str(n.transport.as_str());
+                push_listen_key(exe, n.local.port(), n.transport.as_str(), out)
             }
             (Model::OutboundPort, EventData::Net(n))
                 if ev.kind == EventKind::Connect && n.succeeded() =>
@@ -128,21 +124,28 @@ fn push_port_class(port: u16, out: &mut String) {
     }
 }
 
+/// A `listen_port` key: `exe -> <port class>/<transport>`.
+fn push_listen_key(exe: &str, port: u16, transport: &str, out: &mut String) {
+    out.push_str(exe);
+    out.push_str(" -> ");
+    push_port_class(port, out);
+    out.push('/');
+    out.push_str(transport);
+}
+
 /// In the range Linux picks ports from by default (`ip_local_port_range` starts at 32768).
 fn is_ephemeral(port: u16) -> bool {
     port >= 32768
 }
 
 /// `exe -> <port>/<transport>` with a port in the ephemeral range, in the form [`Model::key_into`]
-/// writes today (the port through [`push_port_class`]).
+/// writes today ([`push_listen_key`]).
 fn ephemeral_listen_key(key: &str) -> Option<String> {
     let (exe, rest) = key.rsplit_once(" -> ")?;
     let (port, transport) = rest.split_once('/')?;
     let port: u16 = port.parse().ok().filter(|&p| is_ephemeral(p))?;
-    let mut out = format!("{exe} -> ");
-    push_port_class(port, &mut out);
-    out.push('/');
-    out.push_str(transport);
+    let mut out = String::with_capacity(key.len());
+    push_listen_key(exe, port, transport, &mut out);
     Some(out)
 }
 
@@ -478,13 +481,14 @@ impl Baseline {
                 message: e.to_string(),
             }
         })?;
-        let b: Baseline = serde_yaml_ng::from_str(text).map_err(|e| BaselineError::Invalid {
-            path: path.into(),
-            message: match e.location() {
-                Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
-                None => e.to_string(),
-            },
-        })?;
+        let mut b: Baseline =
+            serde_yaml_ng::from_str(text).map_err(|e| BaselineError::Invalid {
+                path: path.into(),
+                message: match e.location() {
+                    Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
+                    None => e.to_string(),
+                },
+            })?;
         if b.schema != SCHEMA {
             return Err(BaselineError::Invalid {
                 path: path.into(),
@@ -494,7 +498,6 @@ impl Baseline {
                 ),
             });
         }
-        let mut b = b;
         b.ephemeral_listen_ports();
         Ok(b)
     }
