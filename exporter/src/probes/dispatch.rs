@@ -21,7 +21,7 @@
 //! instead, and every slot falls back to its tracepoint where the dispatcher cannot attach (no x86-64
 //! register offsets in BTF, raw tracepoints refused).
 use aya::maps::{Map, ProgramArray};
-use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya::programs::RawTracePoint;
 use aya::{Btf, Ebpf};
 use tripline_common::KernelOffsets;
 
@@ -121,7 +121,7 @@ impl Dispatcher {
         let (prog_id, fd, name) = if exit && self.exit_btf {
             let twin = program.replacen("raw_exit_", "btf_exit_", 1);
             let btf = btf.ok_or_else(|| anyhow::anyhow!("no kernel BTF"))?;
-            let p = load_exit_btf(ebpf, &twin, btf)?;
+            let p = super::load_btf_tracepoint(ebpf, &twin, "sys_exit", btf)?;
             (p.info()?.id(), p.fd()?.try_clone()?, EXIT_MAP_BTF)
         } else {
             let p = load_raw(ebpf, program)?;
@@ -217,33 +217,15 @@ fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> anyhow::Resul
 }
 
 fn attach_exit_btf(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<Link> {
-    let p = load_exit_btf(ebpf, "sys_exit_dispatch_btf", btf)?;
+    let p = super::load_btf_tracepoint(ebpf, "sys_exit_dispatch_btf", "sys_exit", btf)?;
     let id = p.attach()?;
     Ok(Link::Btf(p.take_link(id)?))
 }
 
 /// `program`, a raw tracepoint program, loaded.
 fn load_raw<'e>(ebpf: &'e mut Ebpf, program: &str) -> anyhow::Result<&'e mut RawTracePoint> {
-    let p: &mut RawTracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
-        .try_into()?;
+    let p: &mut RawTracePoint = super::program(ebpf, program)?;
     p.load().map_err(|e| super::permission_hint(e.into()))?;
-    Ok(p)
-}
-
-/// `program`, a BTF tracepoint program on `sys_exit`, loaded.
-fn load_exit_btf<'e>(
-    ebpf: &'e mut Ebpf,
-    program: &str,
-    btf: &Btf,
-) -> anyhow::Result<&'e mut BtfTracePoint> {
-    let p: &mut BtfTracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
-        .try_into()?;
-    p.load("sys_exit", btf)
-        .map_err(|e| super::permission_hint(e.into()))?;
     Ok(p)
 }
 

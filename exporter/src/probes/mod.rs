@@ -17,7 +17,7 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::raw_trace_point::RawTracePointLink;
 use aya::programs::tp_btf::BtfTracePointLink;
 use aya::programs::trace_point::TracePointLink;
-use aya::programs::{BtfTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, Program, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -793,24 +793,20 @@ fn attach_one(
     if spec.needs_offsets && !have_offsets {
         anyhow::bail!("needs kernel struct offsets from BTF, which are unavailable");
     }
-    let program = ebpf
-        .program_mut(spec.program)
-        .with_context(|| format!("program {} missing from the object", spec.program))?;
     match spec.hook {
         Hook::Tracepoint { category, name } => {
             if !events_dir.join(category).join(name).exists() {
                 return Err(NotOnThisKernel(spec.hook.to_string()).into());
             }
             check_format(spec, events_dir)?;
-            let p: &mut TracePoint = program.try_into()?;
+            let p: &mut TracePoint = program(ebpf, spec.program)?;
             p.load().map_err(|e| permission_hint(e.into()))?;
             let id = p.attach(category, name)?;
             Ok(Link::Tracepoint(p.take_link(id)?))
         }
         Hook::BtfTracepoint { name } => {
             let btf = kernel_btf.context("kernel BTF unavailable")?;
-            let p: &mut BtfTracePoint = program.try_into()?;
-            p.load(name, btf).map_err(|e| permission_hint(e.into()))?;
+            let p = load_btf_tracepoint(ebpf, spec.program, name, btf)?;
             let id = p.attach()?;
             Ok(Link::Btf(p.take_link(id)?))
         }
@@ -818,6 +814,29 @@ fn attach_one(
             anyhow::bail!("dispatcher slots are filled by dispatch::Dispatcher")
         }
     }
+}
+
+/// The object's program `name`, as its program type `P`.
+fn program<'e, P>(ebpf: &'e mut Ebpf, name: &str) -> anyhow::Result<&'e mut P>
+where
+    &'e mut Program: TryInto<&'e mut P, Error = ProgramError>,
+{
+    let p = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?;
+    Ok(p.try_into()?)
+}
+
+/// The BTF tracepoint program `program`, loaded for the kernel's tracepoint `name`.
+fn load_btf_tracepoint<'e>(
+    ebpf: &'e mut Ebpf,
+    program: &str,
+    name: &str,
+    btf: &Btf,
+) -> anyhow::Result<&'e mut BtfTracePoint> {
+    let p: &mut BtfTracePoint = self::program(ebpf, program)?;
+    p.load(name, btf).map_err(|e| permission_hint(e.into()))?;
+    Ok(p)
 }
 
 /// Checks the tracepoint record fields a program reads against tracefs. For a dispatcher slot it is the
