@@ -29,30 +29,11 @@ extern "C" {
 /// listened on: a listen makes the test process a network-facing server to every running exporter, so
 /// each shell it starts afterwards matches `shell_spawned_by_server` (and leads its children's finding).
 pub fn free_port() -> u16 {
-    // SAFETY: plain socket calls on a fresh descriptor with a valid sockaddr_in, closed before returning.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let mut sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        let sa_ptr = &mut sa as *mut libc::sockaddr_in as *mut libc::sockaddr;
-        assert_eq!(
-            libc::bind(fd, sa_ptr, len),
-            0,
-            "bind: {}",
-            std::io::Error::last_os_error()
-        );
-        assert_eq!(libc::getsockname(fd, sa_ptr, &mut len), 0);
-        libc::close(fd);
-        u16::from_be(sa.sin_port)
-    }
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    s.local_addr().unwrap().as_socket().unwrap().port()
 }
 
 /// A running exporter whose stdout JSON lines are collected.
