@@ -266,9 +266,13 @@ impl ProcessTree {
         }
 
         // Borrowed, not cloned: the event copies only the fields it carries.
-        let (mut process, entry_parent_start_ticks) = {
+        let (mut process, entry_parent_start_ticks, kept_ancestors) = {
             let entry = self.lookup(h.pid, start_ticks);
-            (process_of(&h, entry), entry.map(|e| e.parent_start_ticks))
+            (
+                process_of(&h, entry),
+                entry.map(|e| e.parent_start_ticks),
+                entry.and_then(|e| e.ancestors.clone()),
+            )
         };
         match &d.data {
             EventData::Exec { .. } => process.stdio_socket = self.stdio_is_socket(&h),
@@ -291,7 +295,10 @@ impl ProcessTree {
             uid: p.uid,
             euid: p.euid,
         });
-        let ancestors = self.ancestors(h.pid, start_ticks, process.ppid, parent_key);
+        let ancestors = match kept_ancestors {
+            Some(a) => a,
+            None => self.ancestors(h.pid, start_ticks, process.ppid, parent_key),
+        };
 
         if let EventData::Exit { .. } = d.data {
             self.on_exit(&h, start_ticks);
