@@ -44,7 +44,8 @@ pub async fn run(args: RunArgs, events_to_stdout: bool) -> anyhow::Result<()> {
     let (tamper_tx, tamper_rx) = mpsc::channel::<crate::tamper::Tamper>(256);
     let marker = start_marker(&checked.state_directory, &tamper_tx)?;
 
-    let (sensor, ring, probes, watch) = start_sensor(&config, &args, &metrics, &mut registry)?;
+    let watch = checked.watch;
+    let (sensor, ring, probes) = start_sensor(&config, &args, &watch, &metrics, &mut registry)?;
     let ingest = build_ingest(&config, &metrics, watch)?;
     let engine = Engine::new(&config.detect, metrics.clone())?;
     let detect_shared = engine.shared();
@@ -210,16 +211,14 @@ fn spawn_reader(
 fn start_sensor(
     config: &Config,
     args: &RunArgs,
+    watch: &FileWatch,
     metrics: &Metrics,
     registry: &mut Registry,
 ) -> anyhow::Result<(
     Arc<Mutex<Sensor>>,
     aya::maps::RingBuf<aya::maps::MapData>,
     Arc<Vec<probes::ProbeStatus>>,
-    FileWatch,
 )> {
-    let watch = FileWatch::new(&config.sensor.watch_list())
-        .map_err(|e| anyhow::anyhow!("sensor.file_watch: {e}"))?;
     let mut sensor = Sensor::load(&SensorOptions {
         ring_buffer_bytes: config.sensor.ring_buffer_bytes,
         wakeup_bytes: config.sensor.wakeup_bytes,
@@ -241,7 +240,7 @@ fn start_sensor(
             sensor.clone(),
             metrics.clone(),
         )));
-    Ok((sensor, ring, probes, watch))
+    Ok((sensor, ring, probes))
 }
 
 /// Rebuilds the kernel's inode map every `probes::inodes::REFRESH` until the sensor is dropped.

@@ -32,6 +32,8 @@ pub struct Checked {
     pub state_directory: std::path::PathBuf,
     pub web: WebConfig,
     pub policy_rules: usize,
+    /// The watched paths, compiled and expanded once (the sensor loads their kernel prefixes).
+    pub watch: FileWatch,
 }
 
 /// Validates every input `run` reads. Errors name the file (and line), what is wrong and what is
@@ -70,7 +72,7 @@ pub fn check_with(
         ))
         .into());
     }
-    FileWatch::new(&config.sensor.watch_list())
+    let watch = FileWatch::new(&config.sensor.watch_list())
         .map_err(|e| anyhow::Error::new(InputError(format!("sensor.file_watch: {e}"))))?;
     let policy_file = config
         .detect
@@ -119,6 +121,7 @@ pub fn check_with(
         state_directory,
         web,
         policy_rules: policy.rules.len(),
+        watch,
     })
 }
 
